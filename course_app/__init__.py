@@ -1,0 +1,1 @@
+"""Course Studio: build video courses in the browser."""

@@ -1,0 +1,117 @@
+"""What every API route needs: a database session, the current user (session
+cookie or bearer token), rate limits and the cross-site request check."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlmodel import Session
+
+from course_app.auth.tokens import SESSION_COOKIE, user_for_api_token, user_for_session_token
+from course_app.db import session_scope
+from course_app.errors import Forbidden, RateLimited, Unauthorized
+from course_app.models import User
+from course_app.settings import get_settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_db() -> Iterator[Session]:
+    with session_scope() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+
+
+# Rate limits ----------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _limiter() -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(MemoryStorage())
+
+
+@lru_cache(maxsize=32)
+def _items(spec: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(spec))
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def enforce_rate_limit(spec: str, *keys: str, what: str) -> None:
+    """Raise RateLimited when any of the limits in ``spec`` is spent for ``keys``."""
+    limiter = _limiter()
+    for item in _items(spec):
+        if not limiter.hit(item, what, *keys):
+            retry_after = max(1, int(limiter.get_window_stats(item, what, *keys).reset_time - time.time()))
+            raise RateLimited(f"Too many {what} attempts. Wait {retry_after} seconds and try again.", retry_after)
+
+
+def reset_rate_limits() -> None:
+    _limiter().storage.reset()
+
+
+# Cross-site requests --------------------------------------------------------
+
+
+def origin_allowed(request: Request) -> bool:
+    """Same-origin requests and configured origins may change state with a cookie."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = request.headers.get("referer")
+        if referer is None:
+            return True  # not a browser making a cross-site request
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    origin = origin.rstrip("/")
+    if origin in get_settings().allowed_origins:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def check_csrf(request: Request) -> None:
+    if request.method not in SAFE_METHODS and not origin_allowed(request):
+        raise Forbidden("Cross-site request refused.")
+
+
+# Current user ---------------------------------------------------------------
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def optional_user(request: Request, db: DbSession) -> User | None:
+    bearer = _bearer(request)
+    if bearer is not None:
+        user = user_for_api_token(session=db, token=bearer)
+        if user is None:
+            raise Unauthorized("That API token is not valid. Create a new one on the settings page.")
+        return user
+    user = user_for_session_token(session=db, token=request.cookies.get(SESSION_COOKIE))
+    if user is not None:
+        check_csrf(request)
+    return user
+
+
+def current_user(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise Unauthorized("Log in, or send an API token as 'Authorization: Bearer <token>'.")
+    enforce_rate_limit(get_settings().api_rate_limit, f"user:{user.id}", what="API")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

@@ -1,0 +1,1 @@
+"""Passwords, browser sessions and personal API tokens."""

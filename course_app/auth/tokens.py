@@ -1,0 +1,143 @@
+"""Browser sessions and personal API tokens.
+
+Both are random 256-bit tokens handed to the client once; the database keeps
+only an HMAC-SHA256 of each (keyed by the secret key), so a copy of the
+database does not let anyone log in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta, timezone
+from http.cookies import CookieError, SimpleCookie
+
+from sqlmodel import Session, delete, select
+
+from course_app.errors import InvalidInput, NotFound
+from course_app.models import ApiToken, AuthSession, User, utcnow
+from course_app.settings import get_settings
+
+SESSION_COOKIE = "cs_session"
+API_TOKEN_PREFIX = "cst_"
+TOKEN_NAME_MAX = 100
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+def token_hash(token: str) -> str:
+    key = get_settings().resolved_secret_key().encode()
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# Browser sessions -----------------------------------------------------------
+
+
+def create_session(*, session: Session, user: User) -> tuple[str, datetime]:
+    """Start a browser session; returns the token (for the cookie) and its expiry."""
+    token = new_token()
+    expires_at = utcnow() + timedelta(hours=get_settings().session_lifetime_hours)
+    session.add(AuthSession(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
+    session.flush()
+    return token, expires_at
+
+
+def user_for_session_token(*, session: Session, token: str | None) -> User | None:
+    if not token or len(token) > 200:
+        return None
+    row = session.exec(select(AuthSession).where(AuthSession.token_hash == token_hash(token))).first()
+    if row is None:
+        return None
+    if _aware(row.expires_at) <= utcnow():
+        session.delete(row)
+        return None
+    return session.get(User, row.user_id)
+
+
+def end_session(*, session: Session, token: str | None) -> None:
+    if token:
+        session.exec(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+
+
+def purge_expired_sessions(*, session: Session) -> int:
+    result = session.exec(delete(AuthSession).where(AuthSession.expires_at <= utcnow()))
+    return result.rowcount or 0
+
+
+def session_token_from_cookie_header(cookie_header: str | None) -> str | None:
+    if not cookie_header:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel else None
+
+
+# Personal API tokens --------------------------------------------------------
+
+
+def create_api_token(*, session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """Create a token; the plain value is returned once and never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("Give the token a name, for example the script that will use it.")
+    if len(name) > TOKEN_NAME_MAX:
+        raise InvalidInput(f"Token names are at most {TOKEN_NAME_MAX} characters.")
+    plain = API_TOKEN_PREFIX + new_token()
+    row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(plain), prefix=plain[:10])
+    session.add(row)
+    session.flush()
+    return row, plain
+
+
+def list_api_tokens(*, session: Session, user: User) -> list[ApiToken]:
+    return list(
+        session.exec(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at, ApiToken.id))
+    )
+
+
+def revoke_api_token(*, session: Session, user: User, token_id: int) -> None:
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("That token does not exist or was already revoked.")
+    session.delete(row)
+
+
+def user_for_api_token(*, session: Session, token: str | None) -> User | None:
+    if not token or not token.startswith(API_TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
+    if row is None:
+        return None
+    row.last_used_at = utcnow()
+    session.add(row)
+    return session.get(User, row.user_id)
+
+
+# Signed notices -------------------------------------------------------------
+
+
+def notice_signature(message: str) -> str:
+    """Sign a message put in a redirect URL, so pages show only messages we wrote."""
+    return token_hash("notice:" + message)[:24]
+
+
+def notice_is_authentic(message: str, signature: str) -> bool:
+    return hmac.compare_digest(notice_signature(message), signature or "")
+
+
+def safe_next(path: object, default: str = "") -> str:
+    """A local path to go to after log-in; anything else (other sites) becomes ``default``."""
+    if isinstance(path, str) and path.startswith("/") and not path.startswith(("//", "/\\")) and len(path) < 500:
+        return path
+    return default

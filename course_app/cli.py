@@ -1,0 +1,70 @@
+"""`course-app`: manage users and tokens from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from course_app.auth.tokens import create_api_token
+from course_app.db import migrate, session_scope
+from course_app.errors import DomainError
+from course_app.models import ROLES
+from course_app.services import users
+from course_app.settings import load_settings_or_exit
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        user = users.create_user(session=session, email=args.email, password=args.password, role=args.role)
+        print(f"Created {user.role} {user.email}")
+    return 0
+
+
+def _create_token(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        user = users.get_user_by_email(session=session, email=args.email)
+        if user is None:
+            raise DomainError(f"No user with e-mail {args.email}.")
+        _, plain = create_api_token(session=session, user=user, name=args.name)
+    print(plain)
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    migrate()
+    print("Database schema is up to date.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course-app", description="Course Studio administration.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    create_user = commands.add_parser("create-user", help="create an account")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--password", required=True)
+    create_user.add_argument("--role", choices=ROLES, default="instructor")
+    create_user.set_defaults(handler=_create_user)
+
+    create_token = commands.add_parser("create-token", help="create a personal API token and print it once")
+    create_token.add_argument("--email", required=True)
+    create_token.add_argument("--name", default="cli")
+    create_token.set_defaults(handler=_create_token)
+
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    load_settings_or_exit()
+    try:
+        migrate()
+        return args.handler(args)
+    except DomainError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Domain errors raised by services. State turns them into messages, API routes
+into status codes, each in one place."""
+
+
+class DomainError(Exception):
+    """Base class: ``str(error)`` is a message safe to show the user."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidInput(DomainError):
+    status_code = 400
+    code = "invalid_input"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class RateLimited(DomainError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,110 @@
+"""SQLModel tables: every fact the product knows lives here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+ROLES = ("instructor", "admin")
+COURSE_STATUSES = ("draft", "published")
+VIDEO_STATUSES = ("uploading", "ready", "failed")
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 5000
+EMAIL_MAX = 254
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _timestamp(**kwargs) -> Field:  # type: ignore[valid-type]
+    return Field(default_factory=utcnow, sa_column_kwargs=kwargs, sa_type=DateTime(timezone=True))
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=EMAIL_MAX, unique=True, index=True)
+    password_hash: str
+    role: str = Field(default="instructor", max_length=20)
+    created_at: datetime = _timestamp()
+
+
+class AuthSession(SQLModel, table=True):
+    """A browser log-in; the token itself is never stored, only its hash."""
+
+    __tablename__ = "auth_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token for scripts; stored as a hash, shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = _timestamp()
+    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class Course(SQLModel, table=True):
+    __tablename__ = "courses"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    title: str = Field(max_length=TITLE_MAX)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
+    status: str = Field(default="draft", max_length=20)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Chapter(SQLModel, table=True):
+    __tablename__ = "chapters"
+    __table_args__ = (UniqueConstraint("course_id", "position", name="uq_chapters_course_position"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    course_id: uuid.UUID = Field(foreign_key="courses.id", index=True, ondelete="CASCADE")
+    title: str = Field(max_length=TITLE_MAX)
+    position: int
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Video(SQLModel, table=True):
+    __tablename__ = "videos"
+    __table_args__ = (UniqueConstraint("chapter_id", "position", name="uq_videos_chapter_position"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    course_id: uuid.UUID = Field(foreign_key="courses.id", index=True)
+    chapter_id: uuid.UUID = Field(foreign_key="chapters.id", index=True)
+    title: str = Field(max_length=TITLE_MAX)
+    filename: str = Field(max_length=1024)
+    video_url: str = Field(default="", max_length=2048)
+    backblaze_file_id: str | None = Field(default=None, max_length=200, index=True)
+    storage_key: str = Field(max_length=512, unique=True)
+    size_bytes: int | None = None
+    sha1: str | None = Field(default=None, max_length=40)
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+    status: str = Field(default="uploading", max_length=20)
+    error: str | None = Field(default=None, max_length=1000)
+    position: int
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+__all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "utcnow"]

@@ -1,0 +1,233 @@
+"""Courses and their ordered chapters. Every function checks ownership itself."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, func, select
+
+from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from course_app.models import COURSE_STATUSES, DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, User, Video, utcnow
+from course_app.services.users import can_create_courses
+from course_app.services.validation import clean_text, parse_uuid
+
+MAX_CHAPTERS = 500
+
+
+@dataclass(frozen=True)
+class CourseSummary:
+    course: Course
+    chapter_count: int
+    video_count: int
+
+
+@dataclass(frozen=True)
+class CourseTree:
+    course: Course
+    chapters: list[Chapter]
+    video_counts: dict[uuid.UUID, int]
+
+
+# Lookups --------------------------------------------------------------------
+
+
+def owned_course(*, session: Session, user: User, course_id: object) -> Course:
+    """The course if ``user`` owns it; NotFound / Forbidden otherwise."""
+    course = session.get(Course, parse_uuid(course_id, what="course"))
+    if course is None:
+        raise NotFound("That course does not exist.")
+    if course.owner_id != user.id:
+        raise Forbidden("You do not have access to this course.")
+    return course
+
+
+def owned_chapter(*, session: Session, user: User, chapter_id: object, course_id: object | None = None) -> Chapter:
+    chapter = session.get(Chapter, parse_uuid(chapter_id, what="chapter"))
+    if chapter is None:
+        raise NotFound("That chapter does not exist.")
+    course = owned_course(session=session, user=user, course_id=chapter.course_id)
+    if course_id is not None and course.id != parse_uuid(course_id, what="course"):
+        raise InvalidInput("That chapter is not part of this course.")
+    return chapter
+
+
+def ordered_chapters(*, session: Session, course_id: uuid.UUID) -> list[Chapter]:
+    return list(session.exec(select(Chapter).where(Chapter.course_id == course_id).order_by(Chapter.position)))
+
+
+def list_courses(*, session: Session, user: User) -> list[CourseSummary]:
+    chapter_counts = (
+        select(Chapter.course_id, func.count(Chapter.id).label("n")).group_by(Chapter.course_id).subquery()
+    )
+    video_counts = select(Video.course_id, func.count(Video.id).label("n")).group_by(Video.course_id).subquery()
+    rows = session.exec(
+        select(Course, func.coalesce(chapter_counts.c.n, 0), func.coalesce(video_counts.c.n, 0))
+        .outerjoin(chapter_counts, chapter_counts.c.course_id == Course.id)
+        .outerjoin(video_counts, video_counts.c.course_id == Course.id)
+        .where(Course.owner_id == user.id)
+        .order_by(Course.updated_at.desc(), Course.id)
+    )
+    return [CourseSummary(course=c, chapter_count=int(nc), video_count=int(nv)) for c, nc, nv in rows]
+
+
+def course_tree(*, session: Session, user: User, course_id: object) -> CourseTree:
+    course = owned_course(session=session, user=user, course_id=course_id)
+    counts = dict(
+        session.exec(
+            select(Video.chapter_id, func.count(Video.id)).where(Video.course_id == course.id).group_by(Video.chapter_id)
+        ).all()
+    )
+    return CourseTree(course=course, chapters=ordered_chapters(session=session, course_id=course.id), video_counts=counts)
+
+
+# Courses --------------------------------------------------------------------
+
+
+def create_course(*, session: Session, user: User, title: object, description: object = "") -> Course:
+    if not can_create_courses(user):
+        raise Forbidden("Only instructors can create courses.")
+    course = Course(
+        owner_id=user.id,
+        title=clean_text(title, field="Course title", max_length=TITLE_MAX),
+        description=clean_text(description, field="Description", max_length=DESCRIPTION_MAX, required=False, multiline=True),
+    )
+    session.add(course)
+    session.flush()
+    return course
+
+
+def update_course(
+    *, session: Session, user: User, course_id: object, title: object | None = None, description: object | None = None
+) -> Course:
+    course = owned_course(session=session, user=user, course_id=course_id)
+    if title is not None:
+        course.title = clean_text(title, field="Course title", max_length=TITLE_MAX)
+    if description is not None:
+        course.description = clean_text(
+            description, field="Description", max_length=DESCRIPTION_MAX, required=False, multiline=True
+        )
+    course.updated_at = utcnow()
+    session.add(course)
+    session.flush()
+    return course
+
+
+def set_course_status(*, session: Session, user: User, course_id: object, status: object) -> Course:
+    if status not in COURSE_STATUSES:
+        raise InvalidInput(f"Status must be one of: {', '.join(COURSE_STATUSES)}.")
+    course = owned_course(session=session, user=user, course_id=course_id)
+    if status == "published" and not ordered_chapters(session=session, course_id=course.id):
+        raise Conflict("Add at least one chapter before publishing.")
+    course.status = str(status)
+    course.updated_at = utcnow()
+    session.add(course)
+    session.flush()
+    return course
+
+
+def delete_course(*, session: Session, user: User, course_id: object) -> None:
+    course = owned_course(session=session, user=user, course_id=course_id)
+    if session.exec(select(Video.id).where(Video.course_id == course.id)).first() is not None:
+        raise Conflict("Delete the course's videos first.")
+    for chapter in ordered_chapters(session=session, course_id=course.id):
+        session.delete(chapter)
+    session.flush()
+    session.delete(course)
+    session.flush()
+
+
+# Chapters -------------------------------------------------------------------
+
+
+def _touch(session: Session, course_id: uuid.UUID) -> None:
+    course = session.get(Course, course_id)
+    if course is not None:
+        course.updated_at = utcnow()
+        session.add(course)
+
+
+def _renumber(session: Session, chapters: Sequence[Chapter]) -> None:
+    """Give ``chapters`` positions 0..n-1 in order without ever breaking the
+    unique (course, position) constraint: park them on negative positions first."""
+    for index, chapter in enumerate(chapters):
+        chapter.position = -(index + 1)
+        session.add(chapter)
+    session.flush()
+    for index, chapter in enumerate(chapters):
+        chapter.position = index
+        chapter.updated_at = utcnow()
+        session.add(chapter)
+    session.flush()
+
+
+def add_chapter(*, session: Session, user: User, course_id: object, title: object) -> Chapter:
+    course = owned_course(session=session, user=user, course_id=course_id)
+    title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
+    count, top = session.exec(
+        select(func.count(Chapter.id), func.max(Chapter.position)).where(Chapter.course_id == course.id)
+    ).one()
+    if count >= MAX_CHAPTERS:
+        raise Conflict(f"A course has at most {MAX_CHAPTERS} chapters.")
+    chapter = Chapter(course_id=course.id, title=title, position=(top + 1) if top is not None else 0)
+    session.add(chapter)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict("The course changed while you were adding a chapter. Try again.") from None
+    _touch(session, course.id)
+    return chapter
+
+
+def rename_chapter(*, session: Session, user: User, chapter_id: object, title: object) -> Chapter:
+    chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
+    chapter.title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
+    chapter.updated_at = utcnow()
+    session.add(chapter)
+    session.flush()
+    _touch(session, chapter.course_id)
+    return chapter
+
+
+def delete_chapter(*, session: Session, user: User, chapter_id: object) -> None:
+    chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
+    if session.exec(select(Video.id).where(Video.chapter_id == chapter.id)).first() is not None:
+        raise Conflict("Delete or move this chapter's videos first.")
+    course_id = chapter.course_id
+    session.delete(chapter)
+    session.flush()
+    _renumber(session, ordered_chapters(session=session, course_id=course_id))
+    _touch(session, course_id)
+
+
+def reorder_chapters(*, session: Session, user: User, course_id: object, chapter_ids: object) -> list[Chapter]:
+    """Put the course's chapters in the given order; the list must name each chapter once."""
+    course = owned_course(session=session, user=user, course_id=course_id)
+    if not isinstance(chapter_ids, (list, tuple)) or len(chapter_ids) > MAX_CHAPTERS:
+        raise InvalidInput("The new order must list the course's chapters.")
+    wanted = [parse_uuid(value, what="chapter") for value in chapter_ids]
+    chapters = ordered_chapters(session=session, course_id=course.id)
+    by_id = {chapter.id: chapter for chapter in chapters}
+    if len(wanted) != len(set(wanted)) or set(wanted) != set(by_id):
+        raise Conflict("The chapters changed in the meantime; the list has been reloaded.")
+    ordered = [by_id[chapter_id] for chapter_id in wanted]
+    _renumber(session, ordered)
+    _touch(session, course.id)
+    return ordered
+
+
+def move_chapter(*, session: Session, user: User, chapter_id: object, offset: object) -> list[Chapter]:
+    """Move a chapter up (offset -1) or down (+1); the keyboard-friendly reorder."""
+    if offset not in (-1, 1) or isinstance(offset, bool):
+        raise InvalidInput("A chapter moves one place up or down.")
+    chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
+    chapters = ordered_chapters(session=session, course_id=chapter.course_id)
+    index = next(i for i, c in enumerate(chapters) if c.id == chapter.id)
+    target = index + int(offset)
+    if 0 <= target < len(chapters):
+        chapters[index], chapters[target] = chapters[target], chapters[index]
+        _renumber(session, chapters)
+        _touch(session, chapter.course_id)
+    return chapters

@@ -1,0 +1,163 @@
+"""Application settings: one pydantic-settings class, read from the environment
+(prefix ``COURSE_``) and an optional ``.env`` file.
+
+Start-up calls :func:`load_settings_or_exit`, which turns any invalid or missing
+setting into a one-line message that names it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+ENV_PREFIX = "COURSE_"
+GIB = 1024**3
+
+# Secrets that must never be used outside local development.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "please-change", "placeholder", "xxx"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    storage_backend: Literal["local", "b2"] = "local"
+    storage_dir: Path | None = None
+    b2_key_id: str = ""
+    b2_application_key: str = ""
+    b2_bucket_name: str = ""
+    max_upload_bytes: int = Field(default=5 * GIB, gt=0)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"]
+    )
+    session_lifetime_hours: int = Field(default=24 * 14, gt=0, le=24 * 365)
+    secret_key: str = ""
+    login_rate_limit: str = "10/minute"
+    signup_rate_limit: str = "20/hour"
+    api_rate_limit: str = "300/minute"
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an http(s) origin")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://", "postgres://")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        if value.startswith("postgres://"):
+            # Supabase and Heroku hand out postgres://; SQLAlchemy wants postgresql://.
+            value = "postgresql://" + value.removeprefix("postgres://")
+        return value
+
+    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as '10/minute'") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> Settings:
+        if self.storage_backend == "b2":
+            for name in ("b2_key_id", "b2_application_key", "b2_bucket_name"):
+                if not getattr(self, name):
+                    raise SettingsError(f"{ENV_PREFIX}{name.upper()}: required when storage_backend is b2")
+        if self.environment == "production":
+            if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < MIN_SECRET_LENGTH:
+                raise SettingsError(
+                    f"{ENV_PREFIX}SECRET_KEY: set a random value of at least {MIN_SECRET_LENGTH} characters in production"
+                )
+            if not self.database_url:
+                raise SettingsError(f"{ENV_PREFIX}DATABASE_URL: required in production")
+        return self
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'course_studio.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or (development only) one generated once and
+        kept in the data folder so sessions survive restarts."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            candidate = secrets.token_urlsafe(48)
+            try:
+                with path.open("x", encoding="utf-8") as handle:
+                    handle.write(candidate)
+                path.chmod(0o600)
+            except FileExistsError:
+                pass  # another process created it first
+        return path.read_text(encoding="utf-8").strip()
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    if field:
+        return f"{ENV_PREFIX}{field.upper()}: {message}"
+    return message
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings; raises SettingsError naming the bad setting."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def load_settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

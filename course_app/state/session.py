@@ -1,0 +1,79 @@
+"""Who is at the keyboard: resolved from the HttpOnly session cookie on every
+sensitive event, never from a value cached in State."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import reflex as rx
+
+from course_app.auth.tokens import session_token_from_cookie_header, user_for_session_token
+from course_app.db import session_scope
+from course_app.errors import DomainError
+from course_app.models import User
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+UNEXPECTED = "Something went wrong while saving. Your last change was undone; try again."
+
+
+def _user_for_cookie(cookie_header: str) -> User | None:
+    with session_scope() as session:
+        return user_for_session_token(session=session, token=session_token_from_cookie_header(cookie_header))
+
+
+def _run_service(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    with session_scope() as session:
+        return fn(session=session, **kwargs)
+
+
+async def call_service(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a service function in its own transaction, off the event loop."""
+    return await asyncio.to_thread(_run_service, fn, kwargs)
+
+
+def login_redirect(path: str) -> rx.event.EventSpec:
+    return rx.redirect(f"/login?next={quote(path or '/dashboard', safe='/')}")
+
+
+async def current_user(state: rx.State) -> User | None:
+    """Resolve the user from the socket's session cookie (fixed at connect time)."""
+    return await asyncio.to_thread(_user_for_cookie, state.router.headers.cookie)
+
+
+class SessionState(rx.State):
+    """The header's view of the user. Only display data: never trusted for access."""
+
+    user_email: str = ""
+    user_role: str = ""
+
+    async def _refresh_identity(self) -> User | None:
+        user = await current_user(self)
+        self.user_email = user.email if user else ""
+        self.user_role = user.role if user else ""
+        return user
+
+    @rx.event
+    async def require_login(self):
+        """on_load of every private page: go to the log-in page without a session."""
+        if await self._refresh_identity() is None:
+            return login_redirect(self.router.url.path)
+
+    @rx.event
+    async def redirect_if_logged_in(self):
+        """on_load of the log-in and sign-up pages."""
+        if await self._refresh_identity() is not None:
+            return rx.redirect("/dashboard")
+
+
+def user_message(error: Exception) -> str:
+    """The text to show for a failed action; details of unexpected errors stay in the log."""
+    if isinstance(error, DomainError):
+        return str(error)
+    log.exception("Unexpected error in a State handler", exc_info=error)
+    return UNEXPECTED

@@ -1,0 +1,87 @@
+"""The settings page's store: the instructor's personal API tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import reflex as rx
+
+from course_app.auth import tokens
+from course_app.state.session import call_service, current_user, login_redirect, user_message
+
+
+@dataclasses.dataclass
+class TokenRow:
+    id: int
+    name: str
+    prefix: str
+    created: str
+    last_used: str
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+class TokensState(rx.State):
+    tokens: list[TokenRow] = []
+    loaded: bool = False
+    error: str = ""
+    # The value of a token just created, shown once to its owner and cleared on "Done".
+    new_token: str = ""
+
+    async def _reload(self, user) -> None:
+        rows = await call_service(tokens.list_api_tokens, user=user)
+        self.tokens = [
+            TokenRow(id=r.id, name=r.name, prefix=r.prefix, created=_when(r.created_at), last_used=_when(r.last_used_at))
+            for r in rows
+        ]
+
+    @rx.event
+    async def load(self):
+        self.new_token = ""
+        user = await current_user(self)
+        if user is None:
+            return login_redirect(self.router.url.path)
+        try:
+            await self._reload(user)
+            self.error = ""
+        except Exception as exc:
+            self.error = user_message(exc)
+        self.loaded = True
+
+    @rx.event
+    async def create_token(self, form_data: dict):
+        user = await current_user(self)
+        if user is None:
+            return login_redirect(self.router.url.path)
+        name = form_data.get("name") if isinstance(form_data, dict) else None
+        try:
+            _, plain = await call_service(tokens.create_api_token, user=user, name=name)
+            self.new_token = plain
+            self.error = ""
+        except Exception as exc:
+            self.error = user_message(exc)
+        await self._reload(user)
+
+    @rx.event
+    def clear_new_token(self):
+        self.new_token = ""
+
+    @rx.event
+    async def revoke_token(self, token_id: int):
+        user = await current_user(self)
+        if user is None:
+            yield login_redirect(self.router.url.path)
+            return
+        if not isinstance(token_id, int) or isinstance(token_id, bool):
+            self.error = "That token does not exist."
+            return
+        self.tokens = [row for row in self.tokens if row.id != token_id]
+        yield
+        try:
+            await call_service(tokens.revoke_api_token, user=user, token_id=token_id)
+            self.error = ""
+        except Exception as exc:
+            self.error = user_message(exc)
+        await self._reload(user)

@@ -1,0 +1,134 @@
+"""Shared fixtures: real databases (SQLite file and the local PostgreSQL) and
+one production build of the app per test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+# Settings come from the environment: give the test process its own data folder
+# before anything imports course_app.
+_TEST_HOME = Path(tempfile.mkdtemp(prefix="course-studio-tests-"))
+os.environ.setdefault("COURSE_DATA_DIR", str(_TEST_HOME / "data"))
+os.environ.setdefault("COURSE_SECRET_KEY", "test-secret-" + uuid.uuid4().hex)
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from course_app.db import make_engine, migrate  # noqa: E402
+from course_app.models import User  # noqa: E402
+from course_app.services import users  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("COURSE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES_IN_DELETE_ORDER = ("videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
+
+
+def _pg_available() -> bool:
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh database on the local server, migrated once, dropped at the end."""
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        pytest.skip("PostgreSQL is not running here")
+    name = f"course_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    migrate(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request):
+    """Each database-facing test runs on SQLite and on PostgreSQL, on empty tables."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    engine = make_engine(url)
+    yield engine
+    with engine.begin() as conn:
+        for table in TABLES_IN_DELETE_ORDER:
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+        session.rollback()
+
+
+@pytest.fixture
+def make_user(session):
+    def _make(email: str | None = None, role: str = "instructor", password: str = "correct horse battery") -> User:
+        user = users.create_user(
+            session=session, email=email or f"{uuid.uuid4().hex[:8]}@example.com", password=password, role=role
+        )
+        session.commit()
+        return user
+
+    return _make
+
+
+# The running app ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """One production build of the app for the whole session (SQLite, local disk)."""
+    from tests.server import AppServer
+
+    home = tmp_path_factory.mktemp("app")
+    server = AppServer(data_dir=home / "data", log_path=home / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_engine(app_server):
+    """The running app's own database, for assertions and fault injection."""
+    engine = make_engine(app_server.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def client(app_server):
+    import httpx
+
+    with httpx.Client(base_url=app_server.base_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def signed_up(client):
+    """A new instructor, logged in on ``client`` (cookie set); returns (email, password)."""
+    email, password = f"{uuid.uuid4().hex[:10]}@example.com", "correct horse battery"
+    response = client.post("/api/auth/signup", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    return email, password

@@ -1,0 +1,86 @@
+"""Starts `reflex run --env prod` once for the test session and stops it after."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_TIMEOUT = float(os.environ.get("COURSE_TEST_SERVER_TIMEOUT", "600"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AppServer:
+    def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.base_url = f"http://localhost:{self.port}"
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.database_url = f"sqlite:///{data_dir / 'course_studio.db'}"
+        self.env = {
+            **os.environ,
+            "REFLEX_USE_SYSTEM_BUN": "1",
+            # The test build lives apart from a developer's `.web`, so both can run at once.
+            "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
+            "REFLEX_STATES_WORKDIR": str(data_dir.parent / "states"),
+            "COURSE_DATA_DIR": str(data_dir),
+            "COURSE_DATABASE_URL": self.database_url,
+            "COURSE_ALLOWED_ORIGINS": f"http://localhost:{self.port},http://127.0.0.1:{self.port}",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        reflex = Path(sys.executable).parent / "reflex"
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [str(reflex), "run", "--env", "prod", "--single-port", "--frontend-port", str(self.port),
+             "--backend-port", str(self.port), "--loglevel", "info"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the app exited early:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/ping", timeout=2).status_code == 200 and \
+                        httpx.get(f"{self.base_url}/login", timeout=5, follow_redirects=True).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"the app did not start within {BUILD_TIMEOUT:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        if getattr(self, "log", None):
+            self.log.close()
