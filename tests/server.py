@@ -33,7 +33,7 @@ class AppServer:
             **os.environ,
             "REFLEX_USE_SYSTEM_BUN": "1",
             # The test build lives apart from a developer's `.web`, so both can run at once.
-            "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
+            "REFLEX_WEB_WORKDIR": os.environ.get("COURSE_TEST_WEB_DIR", str(ROOT / ".web-test")),
             "REFLEX_STATES_WORKDIR": str(data_dir.parent / "states"),
             "COURSE_DATA_DIR": str(data_dir),
             "COURSE_DATABASE_URL": self.database_url,

@@ -6,6 +6,7 @@ import reflex as rx
 from reflex_base.components.component import field
 from reflex_base.event import no_args_event_spec
 from reflex_base.vars.base import Var
+from reflex_base.vars.function import FunctionStringVar
 from reflex_components_core.el.elements.base import BaseHTML
 
 
@@ -31,3 +32,10 @@ class DragItem(BaseHTML):
 
 post_form = PostForm.create
 drag_item = DragItem.create
+
+
+# Enter in an inline-edit field saves it the same way leaving the field does: by blurring it
+# (the field's on_blur handler then persists). Runs in the browser; no round trip.
+BLUR_ON_ENTER = FunctionStringVar.create(
+    "(key, _info, event) => { if (key === 'Enter') { event.preventDefault(); event.target.blur(); } }"
+)

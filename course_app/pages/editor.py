@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from course_app.components.elements import drag_item
+from course_app.components.elements import BLUR_ON_ENTER, drag_item
 from course_app.components.layout import confirm_delete, error_callout, loading, page
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX
 from course_app.state.editor import ChapterRow, EditorState
@@ -35,6 +35,7 @@ def _course_details() -> rx.Component:
             default_value=EditorState.title,
             key="title-" + EditorState.title,
             on_blur=EditorState.save_title,
+            on_key_down=BLUR_ON_ENTER,
             max_length=TITLE_MAX,
             size="3",
             width="100%",
@@ -62,31 +63,28 @@ def _chapter_row(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
         rx.hstack(
             rx.icon("grip_vertical", aria_hidden="true", color="var(--gray-9)", cursor="grab"),
             rx.text(number + ".", weight="bold", min_width="2em"),
-            rx.form(
-                rx.input(
-                    name="title",
-                    default_value=chapter.title,
-                    key=chapter.id + chapter.title,
-                    aria_label="Chapter " + number + " title",
-                    max_length=TITLE_MAX,
-                    on_blur=lambda value: EditorState.rename_chapter(chapter.id, value),
-                    width="100%",
-                ),
-                on_submit=lambda data: EditorState.rename_chapter(chapter.id, data.to(dict)["title"]),
+            rx.input(
+                default_value=chapter.title,
+                key=chapter.id + chapter.title,
+                aria_label="Chapter " + number + " title",
+                max_length=TITLE_MAX,
+                read_only=chapter.saving,
+                on_blur=lambda value: EditorState.rename_chapter(chapter.id, value),
+                on_key_down=BLUR_ON_ENTER,
                 flex="1",
             ),
             rx.text(chapter.video_count.to_string() + " videos", size="2", color_scheme="gray"),
             rx.icon_button(
                 rx.icon("arrow_up"),
                 on_click=EditorState.move_chapter(chapter.id, -1),
-                disabled=index == 0,
+                disabled=(index == 0) | chapter.saving,
                 aria_label="Move " + chapter.title + " up",
                 variant="ghost",
             ),
             rx.icon_button(
                 rx.icon("arrow_down"),
                 on_click=EditorState.move_chapter(chapter.id, 1),
-                disabled=index == EditorState.chapters.length() - 1,
+                disabled=(index == EditorState.chapters.length() - 1) | chapter.saving,
                 aria_label="Move " + chapter.title + " down",
                 variant="ghost",
             ),
@@ -103,7 +101,8 @@ def _chapter_row(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
             spacing="3",
         ),
         _error_for(chapter.id),
-        draggable=True,
+        draggable=~chapter.saving,
+        aria_busy=chapter.saving,
         on_drag_start=EditorState.drag_start(chapter.id),
         on_drag_over=rx.prevent_default,
         on_drop=[rx.prevent_default, EditorState.drop_on(chapter.id)],

@@ -27,6 +27,7 @@ class ChapterRow:
     id: str
     title: str
     video_count: int = 0
+    saving: bool = False  # shown before the database has given the row its id
 
 
 def _is_id(value: object) -> bool:
@@ -176,7 +177,7 @@ class EditorState(rx.State):
         if not isinstance(title, str) or not title.strip():
             self._reject("Give the new chapter a title.", "new-chapter")
             return
-        placeholder = ChapterRow(id=f"pending-{len(self.chapters)}", title=title.strip())
+        placeholder = ChapterRow(id=f"pending-{len(self.chapters)}", title=title.strip(), saving=True)
         self.chapters.append(placeholder)
         self.error = ""
         yield

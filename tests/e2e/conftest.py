@@ -1,0 +1,88 @@
+"""Playwright in Debian's Chromium against the session's production build."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import Page, expect
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    }
+
+
+@pytest.fixture(scope="session")
+def base_url(app_server) -> str:
+    return app_server.base_url
+
+
+@pytest.fixture(autouse=True)
+def _expect_timeout():
+    expect.set_options(timeout=15_000)
+
+
+def wait_live(page: Page) -> None:
+    """The page has hydrated and its socket is connected."""
+    expect(page.locator("#hydrated")).to_have_text("true")
+
+
+def sign_up(page: Page, base_url: str, email: str | None = None) -> str:
+    email = email or f"{uuid.uuid4().hex[:10]}@example.com"
+    page.goto(f"{base_url}/signup")
+    wait_live(page)
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("heading", name="My courses")).to_be_visible()
+    wait_live(page)
+    return email
+
+
+def log_in(page: Page, base_url: str, email: str) -> None:
+    page.goto(f"{base_url}/login")
+    wait_live(page)
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="My courses")).to_be_visible()
+    wait_live(page)
+
+
+def create_course(page: Page, title: str) -> str:
+    """From the dashboard: create a course, land in its editor, return its id."""
+    page.get_by_label("New course title").fill(title)
+    page.get_by_role("button", name="New course").click()
+    expect(page).to_have_url(re.compile(r"/courses/[0-9a-f-]{36}"))
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+    wait_live(page)
+    return page.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def chapter_titles(page: Page) -> list[str]:
+    rows = page.get_by_test_id("chapter-row")
+    return [rows.nth(i).get_by_role("textbox").input_value() for i in range(rows.count())]
+
+
+def expect_chapters(page: Page, titles: list[str]) -> None:
+    expect(page.get_by_test_id("chapter-row")).to_have_count(len(titles))
+    for index, title in enumerate(titles, start=1):
+        expect(page.get_by_label(f"Chapter {index} title")).to_have_value(title)
+
+
+def add_chapter(page: Page, title: str) -> None:
+    count = page.get_by_test_id("chapter-row").count()
+    page.get_by_label("New chapter title").fill(title)
+    page.get_by_role("button", name="Add chapter").click()
+    expect(page.get_by_label(f"Chapter {count + 1} title")).to_have_value(title)
+    # the row's real id has come back from the database
+    expect(page.get_by_test_id("chapter-row")).to_have_count(count + 1)
