@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from course_app.auth.tokens import create_api_token
@@ -30,6 +31,16 @@ def _create_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_videos(args: argparse.Namespace) -> int:
+    from course_app.services.reconcile import check_videos, format_report
+    from course_app.storage import get_storage
+
+    with session_scope() as session:
+        report = check_videos(session=session, storage=get_storage())
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
+    return 0 if report.ok else 1
+
+
 def _migrate(_: argparse.Namespace) -> int:
     migrate()
     print("Database schema is up to date.")
@@ -50,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     create_token.add_argument("--email", required=True)
     create_token.add_argument("--name", default="cli")
     create_token.set_defaults(handler=_create_token)
+
+    check = commands.add_parser("check-videos", help="compare the database with storage; exit 1 on any problem")
+    check.add_argument("--json", action="store_true", help="print a machine-readable report")
+    check.set_defaults(handler=_check_videos)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     return parser

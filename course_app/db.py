@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -14,6 +15,14 @@ from sqlmodel import Session, create_engine
 from course_app.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def with_driver(url: str) -> str:
+    """Name the PostgreSQL driver the project ships (psycopg2): SQLAlchemy 2.1
+    maps a bare ``postgresql://`` to psycopg 3, which is not installed."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def make_engine(url: str) -> Engine:
@@ -31,7 +40,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(with_driver(url), pool_pre_ping=True)
 
 
 @lru_cache(maxsize=1)
@@ -60,3 +69,13 @@ def migrate(url: str | None = None) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", (url or get_settings().resolved_database_url).replace("%", "%%"))
     command.upgrade(config, "head")
+
+
+def _call_in_session(fn, kwargs):
+    with session_scope() as session:
+        return fn(session=session, **kwargs)
+
+
+async def run_in_session(fn, /, **kwargs):
+    """Run ``fn(session=..., **kwargs)`` in its own transaction, off the event loop."""
+    return await asyncio.to_thread(_call_in_session, fn, kwargs)

@@ -41,3 +41,18 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after: int = 60) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooLarge(DomainError):
+    status_code = 413
+    code = "too_large"
+
+
+class UnsupportedType(DomainError):
+    status_code = 415
+    code = "not_a_video"
+
+
+class StorageUnavailable(DomainError):
+    status_code = 503
+    code = "storage_error"

@@ -102,9 +102,27 @@ class Video(SQLModel, table=True):
     content_type: str = Field(default="application/octet-stream", max_length=200)
     status: str = Field(default="uploading", max_length=20)
     error: str | None = Field(default=None, max_length=1000)
+    duration_seconds: float | None = None
     position: int
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
 
-__all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "utcnow"]
+class StorageDeletion(SQLModel, table=True):
+    """The outbox of stored files to delete. Written in the same transaction that
+    removes (or gives up on) their video row; carried out and removed once storage
+    confirms, retried until then."""
+
+    __tablename__ = "storage_deletions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    storage_key: str = Field(max_length=512, index=True)
+    file_id: str | None = Field(default=None, max_length=200)
+    reason: str = Field(default="video deleted", max_length=200)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _timestamp()
+    next_attempt_at: datetime = _timestamp()
+
+
+__all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "StorageDeletion", "utcnow"]

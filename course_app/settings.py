@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     login_rate_limit: str = "10/minute"
     signup_rate_limit: str = "20/hour"
     api_rate_limit: str = "300/minute"
+    upload_rate_limit: str = "60/minute"
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -79,7 +80,7 @@ class Settings(BaseSettings):
             value = "postgresql://" + value.removeprefix("postgres://")
         return value
 
-    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit")
+    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit", "upload_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many

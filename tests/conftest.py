@@ -23,12 +23,12 @@ from course_app.models import User  # noqa: E402
 from course_app.services import users  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("COURSE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES_IN_DELETE_ORDER = ("videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
+TABLES_IN_DELETE_ORDER = ("storage_deletions", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
 
 
 def _pg_available() -> bool:
     try:
-        engine = sa.create_engine(PG_ADMIN_URL)
+        engine = make_engine(PG_ADMIN_URL)
         with engine.connect():
             pass
         engine.dispose()
@@ -52,7 +52,7 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
         pytest.skip("PostgreSQL is not running here")
     name = f"course_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = make_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
@@ -61,6 +61,12 @@ def postgres_url() -> str:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(postgres_url) -> str:
+    """The name the ``engine`` fixture looks up for its "postgresql" param."""
+    return postgres_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

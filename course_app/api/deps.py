@@ -94,14 +94,17 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def optional_user(request: Request, db: DbSession) -> User | None:
+def optional_user(request: Request) -> User | None:
+    """The user behind the bearer token or session cookie. Uses its own short
+    transaction, so a long upload does not hold a database connection."""
     bearer = _bearer(request)
-    if bearer is not None:
-        user = user_for_api_token(session=db, token=bearer)
-        if user is None:
-            raise Unauthorized("That API token is not valid. Create a new one on the settings page.")
-        return user
-    user = user_for_session_token(session=db, token=request.cookies.get(SESSION_COOKIE))
+    with session_scope() as db:
+        if bearer is not None:
+            user = user_for_api_token(session=db, token=bearer)
+            if user is None:
+                raise Unauthorized("That API token is not valid. Create a new one on the settings page.")
+            return user
+        user = user_for_session_token(session=db, token=request.cookies.get(SESSION_COOKIE))
     if user is not None:
         check_csrf(request)
     return user

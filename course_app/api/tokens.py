@@ -42,10 +42,12 @@ def list_tokens(user: CurrentUser, db: DbSession) -> list[TokenPublic]:
 @router.post("", status_code=201, summary="Create an API token; its value is returned only here")
 def create_token(body: TokenCreate, user: CurrentUser, db: DbSession) -> TokenCreated:
     row, plain = create_api_token(session=db, user=user, name=body.name)
+    db.commit()
     return TokenCreated(**_public(row).model_dump(), token=plain)
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke an API token")
 def revoke_token(token_id: int, user: CurrentUser, db: DbSession) -> Response:
     revoke_api_token(session=db, user=user, token_id=token_id)
+    db.commit()
     return Response(status_code=204)

@@ -17,11 +17,13 @@ from sqlmodel import Session, delete, select
 
 from course_app.errors import InvalidInput, NotFound
 from course_app.models import ApiToken, AuthSession, User, utcnow
+from course_app.services.validation import clean_text
 from course_app.settings import get_settings
 
 SESSION_COOKIE = "cs_session"
 API_TOKEN_PREFIX = "cst_"
 TOKEN_NAME_MAX = 100
+ID_MAX = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist (and overflow the driver)
 
 
 def new_token() -> str:
@@ -93,6 +95,7 @@ def create_api_token(*, session: Session, user: User, name: str) -> tuple[ApiTok
         raise InvalidInput("Give the token a name, for example the script that will use it.")
     if len(name) > TOKEN_NAME_MAX:
         raise InvalidInput(f"Token names are at most {TOKEN_NAME_MAX} characters.")
+    name = clean_text(name, field="Token name", max_length=TOKEN_NAME_MAX)
     plain = API_TOKEN_PREFIX + new_token()
     row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(plain), prefix=plain[:10])
     session.add(row)
@@ -107,7 +110,7 @@ def list_api_tokens(*, session: Session, user: User) -> list[ApiToken]:
 
 
 def revoke_api_token(*, session: Session, user: User, token_id: int) -> None:
-    row = session.get(ApiToken, token_id)
+    row = session.get(ApiToken, token_id) if isinstance(token_id, int) and 0 < token_id <= ID_MAX else None
     if row is None or row.user_id != user.id:
         raise NotFound("That token does not exist or was already revoked.")
     session.delete(row)

@@ -73,11 +73,20 @@ def loading(label: str = "Loading…") -> rx.Component:
 
 
 def confirm_delete(
-    *, trigger_label: str, aria_label: rx.Var | str, title: str, description: rx.Var | str, confirm_label: str, on_confirm
+    *,
+    trigger_label: str,
+    aria_label: rx.Var | str,
+    title: str,
+    description: rx.Var | str,
+    confirm_label: str,
+    on_confirm,
+    size: str = "2",
 ) -> rx.Component:
     """A delete button that asks first."""
     return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button(trigger_label, color_scheme="red", variant="soft", aria_label=aria_label)),
+        rx.alert_dialog.trigger(
+            rx.button(trigger_label, color_scheme="red", variant="soft", aria_label=aria_label, size=size)
+        ),
         rx.alert_dialog.content(
             rx.alert_dialog.title(title),
             rx.alert_dialog.description(description),

@@ -7,7 +7,11 @@ import reflex as rx
 from course_app.components.elements import BLUR_ON_ENTER, drag_item
 from course_app.components.layout import confirm_delete, error_callout, loading, page
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX
+from course_app.components.uploader import video_uploader
+from course_app.pages.editor_videos import chapter_videos, player
 from course_app.state.editor import ChapterRow, EditorState
+from course_app.settings import get_settings
+from course_app.state.videos import VideosState
 
 
 def _error_for(target: str | rx.Var) -> rx.Component:
@@ -57,6 +61,18 @@ def _course_details() -> rx.Component:
     )
 
 
+def _uploader(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
+    return video_uploader(
+        course_id=EditorState.course_id,
+        chapter_id=chapter.id,
+        max_bytes=get_settings().max_upload_bytes,  # a limit, not a secret: fine in the bundle
+        label="Upload videos to chapter " + (index + 1).to_string() + ": " + chapter.title,
+        on_uploaded=VideosState.refresh,
+        on_failed=VideosState.refresh,
+        width="100%",
+    )
+
+
 def _chapter_row(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
     number = (index + 1).to_string()
     return drag_item(
@@ -73,7 +89,11 @@ def _chapter_row(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
                 on_key_down=BLUR_ON_ENTER,
                 flex="1",
             ),
-            rx.text(chapter.video_count.to_string() + " videos", size="2", color_scheme="gray"),
+            rx.text(
+                VideosState.by_chapter.get(chapter.id, []).to(list).length().to_string() + " videos",
+                size="2",
+                color_scheme="gray",
+            ),
             rx.icon_button(
                 rx.icon("arrow_up"),
                 on_click=EditorState.move_chapter(chapter.id, -1),
@@ -101,6 +121,7 @@ def _chapter_row(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
             spacing="3",
         ),
         _error_for(chapter.id),
+        rx.cond(~chapter.saving, chapter_videos(chapter, _uploader(chapter, index))),
         draggable=~chapter.saving,
         aria_busy=chapter.saving,
         on_drag_start=EditorState.drag_start(chapter.id),
@@ -122,6 +143,7 @@ def _chapters() -> rx.Component:
         rx.heading("Chapters", size="5", as_="h2"),
         rx.text("Drag a chapter by its handle, or use the arrow buttons, to change the order.", size="2", color_scheme="gray"),
         _error_for("chapters"),
+        player(),
         rx.cond(
             EditorState.chapters.length() > 0,
             rx.el.ol(

@@ -11,6 +11,7 @@ from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from course_app.models import COURSE_STATUSES, DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, User, Video, utcnow
+from course_app.services.outbox import remove_videos_of
 from course_app.services.users import can_create_courses
 from course_app.services.validation import clean_text, parse_uuid
 
@@ -130,8 +131,7 @@ def set_course_status(*, session: Session, user: User, course_id: object, status
 
 def delete_course(*, session: Session, user: User, course_id: object) -> None:
     course = owned_course(session=session, user=user, course_id=course_id)
-    if session.exec(select(Video.id).where(Video.course_id == course.id)).first() is not None:
-        raise Conflict("Delete the course's videos first.")
+    remove_videos_of(session=session, course_id=course.id)
     for chapter in ordered_chapters(session=session, course_id=course.id):
         session.delete(chapter)
     session.flush()
@@ -193,8 +193,7 @@ def rename_chapter(*, session: Session, user: User, chapter_id: object, title: o
 
 def delete_chapter(*, session: Session, user: User, chapter_id: object) -> None:
     chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
-    if session.exec(select(Video.id).where(Video.chapter_id == chapter.id)).first() is not None:
-        raise Conflict("Delete or move this chapter's videos first.")
+    remove_videos_of(session=session, course_id=chapter.course_id, chapter_id=chapter.id)
     course_id = chapter.course_id
     session.delete(chapter)
     session.flush()

@@ -8,7 +8,7 @@ from sqlmodel import Session, func, select
 from course_app.auth.passwords import hash_password, verify_password
 from course_app.errors import Conflict, InvalidInput, Unauthorized
 from course_app.models import EMAIL_MAX, ROLES, User
-from course_app.services.validation import EMAIL_RE
+from course_app.services.validation import EMAIL_RE, has_unsafe_characters
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
@@ -22,7 +22,7 @@ def normalise_email(email: object) -> str:
     email = email.strip().lower()
     if not email:
         raise InvalidInput("Enter your e-mail address.")
-    if len(email) > EMAIL_MAX or not EMAIL_RE.match(email):
+    if len(email) > EMAIL_MAX or not EMAIL_RE.match(email) or has_unsafe_characters(email):
         raise InvalidInput("That does not look like an e-mail address.")
     return email
 
@@ -32,6 +32,8 @@ def check_password_rules(password: object) -> str:
         raise InvalidInput(f"Choose a password of at least {PASSWORD_MIN} characters.")
     if len(password) > PASSWORD_MAX:
         raise InvalidInput(f"Passwords are at most {PASSWORD_MAX} characters.")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in password):
+        raise InvalidInput("That password contains characters that cannot be used.")
     return password
 
 

@@ -11,13 +11,18 @@ from course_app.errors import InvalidInput
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def has_unsafe_characters(text: str, *, allowed: frozenset[str] | set[str] = frozenset()) -> bool:
+    """Control characters, and lone surrogates (which no database can store)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed for ch in text)
+
+
 def clean_text(value: object, *, field: str, max_length: int, required: bool = True, multiline: bool = False) -> str:
     """Strip, reject control characters, enforce length; messages name the field."""
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be text.")
     text = value.strip()
     allowed = {"\n", "\t"} if multiline else set()
-    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text):
+    if has_unsafe_characters(text, allowed=allowed):
         raise InvalidInput(f"{field} contains control characters.")
     if required and not text:
         raise InvalidInput(f"{field} cannot be empty.")

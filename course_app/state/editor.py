@@ -17,7 +17,10 @@ from course_app.errors import NotFound
 from course_app.models import User
 from course_app.services import courses
 from course_app.services.courses import CourseTree
+from course_app.services.uploads import run_pending_deletions
 from course_app.state.session import call_service, current_user, login_redirect, user_message
+from course_app.state.videos import VideosState
+from course_app.storage import get_storage
 
 MAX_ID_LENGTH = 64
 
@@ -26,7 +29,6 @@ MAX_ID_LENGTH = 64
 class ChapterRow:
     id: str
     title: str
-    video_count: int = 0
     saving: bool = False  # shown before the database has given the row its id
 
 
@@ -54,9 +56,7 @@ class EditorState(rx.State):
         self.title = tree.course.title
         self.description = tree.course.description
         self.status = tree.course.status
-        self.chapters = [
-            ChapterRow(id=str(c.id), title=c.title, video_count=tree.video_counts.get(c.id, 0)) for c in tree.chapters
-        ]
+        self.chapters = [ChapterRow(id=str(c.id), title=c.title) for c in tree.chapters]
 
     async def _reload(self, user: User) -> None:
         try:
@@ -215,7 +215,10 @@ class EditorState(rx.State):
             return
         self.chapters.pop(index)
         yield
-        await self._persist(user, "chapters", courses.delete_chapter, chapter_id=chapter_id)
+        if await self._persist(user, "chapters", courses.delete_chapter, chapter_id=chapter_id):
+            # The chapter's videos went with it, their files through the outbox.
+            yield VideosState.refresh
+            await run_pending_deletions(get_storage())
 
     async def _save_order(self, user: User, new_order: list[ChapterRow]):
         self.chapters = new_order

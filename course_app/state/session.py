@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
 from urllib.parse import quote
 
 import reflex as rx
 
 from course_app.auth.tokens import session_token_from_cookie_header, user_for_session_token
-from course_app.db import session_scope
+from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError
 from course_app.models import User
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 UNEXPECTED = "Something went wrong while saving. Your last change was undone; try again."
 
@@ -27,14 +24,7 @@ def _user_for_cookie(cookie_header: str) -> User | None:
         return user_for_session_token(session=session, token=session_token_from_cookie_header(cookie_header))
 
 
-def _run_service(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
-    with session_scope() as session:
-        return fn(session=session, **kwargs)
-
-
-async def call_service(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a service function in its own transaction, off the event loop."""
-    return await asyncio.to_thread(_run_service, fn, kwargs)
+call_service = run_in_session  # a service function in its own transaction, off the event loop
 
 
 def login_redirect(path: str) -> rx.event.EventSpec:

@@ -32,7 +32,7 @@ def env(monkeypatch, tmp_path):
     get_settings.cache_clear()
 
 
-def refusal(**env_vars: str) -> str:
+def refusal() -> str:
     """The SettingsError message get_settings() raises for this environment."""
     get_settings.cache_clear()
     with pytest.raises(SettingsError) as caught:

@@ -1,0 +1,80 @@
+"""What the JSON API speaks: public views of courses, chapters and videos."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from course_app.models import DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, Video
+
+
+class VideoPublic(BaseModel):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    chapter_id: uuid.UUID
+    title: str
+    filename: str
+    status: str
+    error: str | None
+    video_url: str
+    backblaze_file_id: str | None
+    size_bytes: int | None
+    sha1: str | None
+    content_type: str
+    duration_seconds: float | None
+    position: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, video: Video) -> VideoPublic:
+        return cls.model_validate(video, from_attributes=True)
+
+
+class ChapterPublic(BaseModel):
+    id: uuid.UUID
+    title: str
+    position: int
+    videos: list[VideoPublic] = []
+
+    @classmethod
+    def of(cls, chapter: Chapter, videos: list[Video] | None = None) -> ChapterPublic:
+        return cls(id=chapter.id, title=chapter.title, position=chapter.position,
+                   videos=[VideoPublic.of(v) for v in videos or []])
+
+
+class CourseSummaryPublic(BaseModel):
+    id: uuid.UUID
+    title: str
+    description: str
+    status: str
+    chapter_count: int
+    video_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CoursePublic(BaseModel):
+    id: uuid.UUID
+    title: str
+    description: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    chapters: list[ChapterPublic] = []
+
+    @classmethod
+    def of(cls, course: Course, chapters: list[ChapterPublic] | None = None) -> CoursePublic:
+        return cls(id=course.id, title=course.title, description=course.description, status=course.status,
+                   created_at=course.created_at, updated_at=course.updated_at, chapters=chapters or [])
+
+
+class CourseCreate(BaseModel):
+    title: str = Field(max_length=TITLE_MAX)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
+
+
+class ChapterCreate(BaseModel):
+    title: str = Field(max_length=TITLE_MAX)

@@ -1,0 +1,151 @@
+"""Video upload, details, playback and deletion. Storage is reached only here and
+in services: the browser never sees a storage credential."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+
+from course_app.api.deps import CurrentUser, DbSession, enforce_rate_limit
+from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
+from course_app.api.schemas import VideoPublic
+from course_app.db import run_in_session
+from course_app.errors import Conflict, InvalidInput, TooLarge
+from course_app.services import courses, uploads, videos
+from course_app.settings import get_settings
+from course_app.storage import get_storage
+
+router = APIRouter(tags=["videos"])
+
+FORM_OVERHEAD = 64 * 1024  # room for the form's other fields and boundaries
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _declared_size(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        raise InvalidInput("'size' must be a whole number of bytes.") from None
+    if size < 0:
+        raise InvalidInput("'size' must be a whole number of bytes.")
+    return size
+
+
+@router.post(
+    "/api/upload",
+    status_code=201,
+    summary="Upload a video into a chapter",
+    description=(
+        "multipart/form-data with `course_id`, `chapter_id`, optional `title` and `size`, then `file` "
+        "(the fields must come before the file; they may also be given in the query string). "
+        "The file is streamed to storage; its type is checked from its first bytes."
+    ),
+)
+async def upload_video(request: Request, user: CurrentUser) -> VideoPublic:
+    settings = get_settings()
+    enforce_rate_limit(settings.upload_rate_limit, f"user:{user.id}", what="upload")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > settings.max_upload_bytes + FORM_OVERHEAD:
+        raise TooLarge(f"The file is larger than the {videos.format_size(settings.max_upload_bytes)} limit.")
+
+    fields = {k: v for k, v in request.query_params.items() if k in ("course_id", "chapter_id", "title", "size")}
+    events = multipart_events(request.headers.get("content-type", ""), request.stream())
+    start: FileStart | None = None
+    async for event in events:
+        if isinstance(event, Field):
+            fields[event.name] = event.value
+        elif isinstance(event, FileStart):
+            start = event
+            break
+    if start is None or start.name != "file":
+        raise InvalidInput("Add the video as a form field named 'file'.")
+    for name in ("course_id", "chapter_id"):
+        if not fields.get(name):
+            raise InvalidInput(f"'{name}' is required and must come before the file in the form.")
+    # Refuse someone else's chapter before reading a byte of the file.
+    await run_in_session(courses.owned_chapter, user=user, chapter_id=fields["chapter_id"], course_id=fields["course_id"])
+
+    async def file_chunks() -> AsyncIterator[bytes]:
+        async for event in events:
+            if isinstance(event, FileData):
+                yield event.data
+            elif isinstance(event, FileEnd):
+                return
+        raise InvalidInput("The upload was cut off before the end of the file. Try again.")
+
+    video = await uploads.ingest(
+        user=user,
+        storage=get_storage(),
+        course_id=fields["course_id"],
+        chapter_id=fields["chapter_id"],
+        filename=start.filename,
+        title=fields.get("title"),
+        chunks=file_chunks(),
+        max_bytes=settings.max_upload_bytes,
+        declared_size=_declared_size(fields.get("size")),
+    )
+    return VideoPublic.of(video)
+
+
+@router.get("/api/videos/{video_id}", summary="A video's details")
+def get_video(video_id: str, user: CurrentUser, db: DbSession) -> VideoPublic:
+    return VideoPublic.of(videos.owned_video(session=db, user=user, video_id=video_id))
+
+
+@router.delete("/api/videos/{video_id}", status_code=204, summary="Delete a video and its stored file")
+async def delete_video(video_id: str, user: CurrentUser) -> Response:
+    pending = await run_in_session(videos.delete_video, user=user, video_id=video_id)
+    await uploads.run_pending_deletions(get_storage(), ids=[pending.id])
+    return Response(status_code=204)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a single-range header, None for the whole file."""
+    if not header:
+        return None
+    match = RANGE_RE.match(header.split(",")[0].strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if first:
+        start, end = int(first), int(last) if last else size - 1
+    else:  # the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    if start >= size or start > end:
+        raise _Unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+class _Unsatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+@router.get("/api/videos/{video_id}/stream", summary="Play a video (HTTP ranges; on B2 a short-lived link)")
+def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSession) -> Response:
+    video = videos.owned_video(session=db, user=user, video_id=video_id)
+    if video.status != "ready" or video.size_bytes is None:
+        raise Conflict("This video is not ready to play yet.")
+    storage = get_storage()
+    url = storage.download_url(video.storage_key, video.backblaze_file_id or video.storage_key, valid_seconds=300)
+    if url:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
+    size = video.size_bytes
+    headers = {"Accept-Ranges": "bytes", "Content-Type": video.content_type, "Cache-Control": "private, no-store"}
+    try:
+        byte_range = _byte_range(request.headers.get("range"), size)
+    except _Unsatisfiable:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    file_id = video.backblaze_file_id or video.storage_key
+    if byte_range is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(storage.open_range(video.storage_key, file_id, 0, None), 200, headers=headers)
+    start, end = byte_range
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return StreamingResponse(storage.open_range(video.storage_key, file_id, start, end), 206, headers=headers)

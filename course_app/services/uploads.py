@@ -1,0 +1,188 @@
+"""The one upload service behind the API route and the editor: sniff the type,
+write the row, stream the bytes to storage while counting them, then mark the
+row ready (or clean up), in an order that a crash at any step leaves repairable.
+
+1. the first bytes must look like a video (magic bytes), else nothing is written;
+2. the row is written with status ``uploading`` (the intent);
+3. the bytes stream to storage through a small bounded queue, never held whole;
+   past the size limit the stream stops and nothing stays stored;
+4. the row becomes ``ready`` with storage's file id, size and SHA1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import filetype
+
+from course_app.db import run_in_session, session_scope
+from course_app.errors import InvalidInput, StorageUnavailable, TooLarge, UnsupportedType
+from course_app.models import User, Video
+from course_app.services import outbox, videos
+from course_app.storage.base import Storage, StorageError, StoredObject, UploadAborted
+
+log = logging.getLogger(__name__)
+
+SNIFF_BYTES = 8192
+QUEUE_CHUNKS = 8
+BATCH_BYTES = 1024 * 1024
+NOT_A_VIDEO = "That file is not a video we can use. Upload an MP4, WebM, MOV, MKV or another video file."
+
+
+def sniff_video_type(head: bytes) -> str:
+    """The MIME type from the file's first bytes; refuses anything but video."""
+    kind = filetype.guess(head)
+    if kind is None or not kind.mime.startswith("video/"):
+        raise UnsupportedType(NOT_A_VIDEO)
+    return kind.mime
+
+
+async def _read_head(chunks: AsyncIterator[bytes]) -> tuple[bytes, bool]:
+    """At least SNIFF_BYTES from the stream (less if it ends); returns (head, ended)."""
+    head = bytearray()
+    async for chunk in chunks:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            return bytes(head), False
+    return bytes(head), True
+
+
+class _Feed:
+    """Hands chunks from the event loop to the storage thread, at most
+    QUEUE_CHUNKS batches in flight (so memory stays bounded)."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self.consumer: asyncio.Future | None = None  # the storage thread's future
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def put(self, item) -> None:
+        while self.consumer is None or not self.consumer.done():
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.002)
+
+    async def end(self) -> None:
+        await self.put(self._END)
+
+    async def abort(self, reason: str) -> None:
+        await self.put(UploadAborted(reason))
+
+
+async def ingest(
+    *,
+    user: User,
+    storage: Storage,
+    course_id: object,
+    chapter_id: object,
+    filename: object,
+    title: object,
+    chunks: AsyncIterator[bytes],
+    max_bytes: int,
+    declared_size: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Video:
+    head, ended = await _read_head(chunks)
+    if not head:
+        raise InvalidInput("The file is empty.")
+    content_type = sniff_video_type(head)
+    if declared_size is not None and declared_size > max_bytes:
+        raise TooLarge(f"The file is larger than the {videos.format_size(max_bytes)} limit.")
+
+    video: Video = await run_in_session(
+        videos.begin_upload,
+        user=user,
+        course_id=course_id,
+        chapter_id=chapter_id,
+        filename=filename,
+        title=title,
+        content_type=content_type,
+        declared_size=declared_size,
+        max_bytes=max_bytes,
+    )
+    feed = _Feed()
+    store = asyncio.ensure_future(
+        asyncio.to_thread(storage.put_stream, video.storage_key, feed.chunks(), content_type=content_type)
+    )
+    feed.consumer = store
+    received = 0
+    try:
+        batch = bytearray(head)
+        received = len(head)
+
+        async def flush() -> None:
+            nonlocal batch
+            if batch:
+                await feed.put(bytes(batch))
+                batch = bytearray()
+
+        if not ended:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > max_bytes:
+                    raise TooLarge(f"The file is larger than the {videos.format_size(max_bytes)} limit.")
+                if store.done():  # storage gave up early; stop reading
+                    break
+                batch += chunk
+                if len(batch) >= BATCH_BYTES:
+                    await flush()
+                    if on_progress:
+                        on_progress(received)
+        if received > max_bytes:
+            raise TooLarge(f"The file is larger than the {videos.format_size(max_bytes)} limit.")
+        await flush()
+        await feed.end()
+        stored: StoredObject = await store
+    except BaseException as exc:
+        await _abandon(video, feed, store, exc)
+        if isinstance(exc, StorageError):
+            raise StorageUnavailable(f"Storage could not save the video: {exc}") from exc
+        raise
+    if declared_size is not None and stored.size != declared_size:
+        log.info("Upload %s: declared %s bytes, received %s", video.id, declared_size, stored.size)
+    finished = await run_in_session(videos.finish_upload, video_id=video.id, stored=stored)
+    if finished is None:  # deleted while uploading: the stored file went to the outbox
+        raise InvalidInput("The video was deleted while it was uploading.")
+    return finished
+
+
+async def _abandon(video: Video, feed: _Feed, store: asyncio.Future, exc: BaseException) -> None:
+    """Stop the storage thread, leave nothing stored, and settle the row."""
+    if not store.done():
+        await feed.abort(type(exc).__name__)
+    try:
+        await asyncio.shield(store)
+    except BaseException:
+        pass
+    storage_failed = isinstance(exc, StorageError)
+    try:
+        await run_in_session(
+            videos.fail_upload,
+            video_id=video.id,
+            reason=str(exc) if storage_failed else "upload stopped",
+            remove_row=not storage_failed,
+        )
+    except Exception:  # the database is down too: the row stays "uploading" for the checker
+        log.exception("Could not record the failed upload of video %s", video.id)
+
+
+async def run_pending_deletions(storage: Storage, ids: list[int] | None = None) -> tuple[int, int]:
+    return await asyncio.to_thread(
+        outbox.process_pending_deletions, session_factory=session_scope, storage=storage, ids=ids
+    )
+

@@ -1,0 +1,100 @@
+"""Videos in the editor, in a real browser: upload, play, move, delete, refuse."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import add_chapter, create_course, sign_up, wait_live
+from tests.media import make_video
+
+
+def check_videos(app_server) -> dict:
+    env = {**app_server.env}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "course-app"), "check-videos", "--json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    report = json.loads(result.stdout)
+    assert (result.returncode == 0) == report["ok"], result.stderr
+    return report
+
+
+def _video_rows(engine, course_id: str) -> list[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            sa.text("SELECT v.title, v.status, c.title FROM videos v JOIN chapters c ON c.id = v.chapter_id "
+                    "WHERE v.course_id = :c ORDER BY c.position, v.position"),
+            {"c": course_id.replace("-", "")},
+        )]
+
+
+def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine, tmp_path):
+    sign_up(page, base_url)
+    course_id = create_course(page, "Video course")
+    add_chapter(page, "Intro")
+    add_chapter(page, "Deep dive")
+    first = make_video(tmp_path / "welcome.mp4", seconds=2, seed=1)
+    second = make_video(tmp_path / "tour.webm", seconds=2, seed=2, codec="libvpx")
+
+    page.get_by_label("Upload videos to chapter 1: Intro").set_input_files([str(first), str(second)])
+    for name in ("welcome.mp4", "tour.webm"):
+        expect(page.get_by_role("progressbar", name=f"Upload progress of {name}")).to_have_attribute("aria-valuenow", "100")
+    intro = page.get_by_role("list", name="Videos of Intro")
+    expect(intro.get_by_test_id("video-row")).to_have_count(2)
+    expect(intro.get_by_label("Status: Ready")).to_have_count(2)
+    assert _video_rows(server_engine, course_id) == [("welcome", "ready", "Intro"), ("tour", "ready", "Intro")]
+
+    # Play one in the page's player.
+    page.get_by_role("button", name="Play welcome").click()
+    expect(page.get_by_role("heading", name="Now playing: welcome")).to_be_visible()
+    page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 1 && v.duration > 1; }")
+
+    # Move "tour" to the second chapter.
+    page.get_by_label("Move tour to chapter").click()
+    page.get_by_role("option", name="Deep dive").click()
+    deep = page.get_by_role("list", name="Videos of Deep dive")
+    expect(deep.get_by_test_id("video-row")).to_have_count(1)
+    expect(intro.get_by_test_id("video-row")).to_have_count(1)
+
+    # Delete "welcome" after confirming.
+    page.get_by_role("button", name="Delete video welcome").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Delete video").click()
+    expect(page.get_by_role("list", name="Videos of Intro")).to_have_count(0)
+    expect(page.get_by_text("No videos yet").first).to_be_visible()
+
+    page.reload()
+    wait_live(page)
+    expect(page.get_by_role("list", name="Videos of Deep dive").get_by_test_id("video-row")).to_have_count(1)
+    expect(page.get_by_role("list", name="Videos of Intro")).to_have_count(0)
+    assert _video_rows(server_engine, course_id) == [("tour", "ready", "Deep dive")]
+
+    report = check_videos(app_server)
+    assert report["ok"], report
+    with server_engine.connect() as conn:
+        keys = {r[0] for r in conn.execute(sa.text("SELECT storage_key FROM videos"))}
+    stored = {p.relative_to(app_server.data_dir / "storage").as_posix()
+              for p in (app_server.data_dir / "storage").rglob("*") if p.is_file() and not p.name.endswith(".json")}
+    assert stored == keys  # exactly the remaining files, across every test so far
+
+
+def test_not_a_video_is_refused_and_nothing_is_stored(page: Page, base_url, app_server, server_engine, tmp_path):
+    sign_up(page, base_url)
+    course_id = create_course(page, "Refusals")
+    add_chapter(page, "Only chapter")
+    fake = tmp_path / "lecture.mp4"
+    fake.write_bytes(b"MZ\x90\x00" + os.urandom(20_000))  # an executable wearing a video's name
+
+    page.get_by_label("Upload videos to chapter 1: Only chapter").set_input_files(str(fake))
+    alert = page.get_by_role("alert").filter(has_text="not a video")
+    expect(alert).to_be_visible()
+    expect(page.get_by_role("button", name="Retry upload of lecture.mp4")).to_be_visible()
+    assert _video_rows(server_engine, course_id) == []
+    report = check_videos(app_server)
+    assert report["ok"], report
