@@ -7,6 +7,7 @@ class DomainError(Exception):
 
     status_code = 400
     code = "bad_request"
+    retryable = False  # whether sending the same request again may succeed
 
 
 class InvalidInput(DomainError):
@@ -37,6 +38,7 @@ class Conflict(DomainError):
 class RateLimited(DomainError):
     status_code = 429
     code = "rate_limited"
+    retryable = True
 
     def __init__(self, message: str, retry_after: int = 60) -> None:
         super().__init__(message)
@@ -56,3 +58,4 @@ class UnsupportedType(DomainError):
 class StorageUnavailable(DomainError):
     status_code = 503
     code = "storage_error"
+    retryable = True

@@ -15,8 +15,17 @@ from course_app.errors import DomainError, RateLimited
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None, *, code: str | None = None, retryable: bool = False
+) -> JSONResponse:
+    """Every error body: a message for people, a code and a retry hint for programs."""
+    body = {"error": message, "code": code or _CODES.get(status, "error"), "retryable": retryable}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "too_large", 415: "not_a_video", 422: "invalid_input", 429: "rate_limited",
+          500: "internal_error", 503: "unavailable"}
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -39,7 +48,7 @@ def build_api() -> FastAPI:
     @api.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-        return _error(exc.status_code, str(exc), headers)
+        return _error(exc.status_code, str(exc), headers, code=exc.code, retryable=exc.retryable)
 
     @api.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -53,7 +62,7 @@ def build_api() -> FastAPI:
     @api.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "Something went wrong on our side. Try again in a moment.")
+        return _error(500, "Something went wrong on our side. Try again in a moment.", retryable=True)
 
     api.include_router(auth.router)
     api.include_router(tokens.router)

@@ -284,6 +284,8 @@ class B2Storage(Storage):
         large: _LargeUpload | None = None
         try:
             for chunk in chunks:  # errors raised by the source propagate unchanged
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"chunks must be bytes, not {type(chunk).__name__}")
                 data = bytes(chunk)  # a copy only if the source may reuse its buffer
                 whole.update(data)
                 pending.add(data)

@@ -140,7 +140,6 @@ class LocalStorage(Storage):
                 os.replace(temp_path, path)
                 data_placed = True
                 _fsync_directory(directory)
-                uploaded = os.stat(path).st_mtime
         except BaseException:
             _remove_quietly(temp_path)
             _remove_quietly(temp_sidecar)
@@ -153,7 +152,7 @@ class LocalStorage(Storage):
             size=size,
             sha1=sha1,
             content_type=content_type,
-            uploaded_at=datetime.fromtimestamp(uploaded, tz=timezone.utc),
+            uploaded_at=datetime.fromtimestamp(written.st_mtime, tz=timezone.utc),  # a rename keeps mtime
         )
 
     # Reads ----------------------------------------------------------------

@@ -200,9 +200,18 @@ def test_stream_is_consumed_lazily_in_bounded_memory(storage):
 
 
 def test_stat_of_a_missing_object_is_none(storage):
-    assert storage.stat(KEY, "" if storage.name == "b2" else KEY) is None
+    assert storage.stat(KEY, "no-such-id") is None
+    assert storage.stat(KEY, "") is None
     stored = put(storage, KEY, b"data")
-    assert storage.stat(KEY + "x", stored.file_id if storage.name == "local" else "") is None
+    assert storage.stat(KEY + "x", "") is None
+    assert storage.stat("videos/7/another", stored.file_id) is None  # an id belongs to one key
+    assert storage.stat(KEY, "").file_id == stored.file_id  # no id: look up by key
+
+
+def test_chunks_must_be_bytes(storage):
+    with pytest.raises(TypeError):
+        storage.put_stream(KEY, [b"ok", 5], content_type="video/mp4")
+    assert everything_stored(storage) == []
 
 
 def test_open_range_returns_exact_inclusive_ranges_in_1_mib_chunks(storage):
