@@ -41,6 +41,33 @@ def _check_videos(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _sweep_uploads(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from course_app.services.upload_sessions import sweep
+    from course_app.storage import get_storage
+
+    hours = args.older_than_hours or load_settings_or_exit().upload_stale_hours
+    report = sweep(session_factory=session_scope, storage=get_storage(), stale_after=timedelta(hours=hours),
+                   dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        verb = "Would expire" if args.dry_run else "Expired"
+        print(f"{verb} {len(report.expired)} upload(s) untouched for {hours:g} hours.")
+        for upload_id in report.expired:
+            print(f"  session {upload_id}")
+        verb = "Would cancel" if args.dry_run else "Cancelled"
+        print(f"{verb} {len(report.unknown_cancelled)} unfinished storage upload(s) that no session knows.")
+        for item in report.unknown_cancelled:
+            print(f"  {item}")
+    if not args.dry_run:
+        from course_app.services.outbox import process_pending_deletions
+
+        process_pending_deletions(session_factory=session_scope, storage=get_storage())
+    return 0
+
+
 def _migrate(_: argparse.Namespace) -> int:
     migrate()
     print("Database schema is up to date.")
@@ -65,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-videos", help="compare the database with storage; exit 1 on any problem")
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
     check.set_defaults(handler=_check_videos)
+
+    sweep = commands.add_parser("sweep-uploads", help="expire abandoned resumable uploads and cancel unknown ones")
+    sweep.add_argument("--dry-run", action="store_true", help="only report what would be done")
+    sweep.add_argument("--older-than-hours", type=float, default=None, help="default: COURSE_UPLOAD_STALE_HOURS")
+    sweep.add_argument("--json", action="store_true")
+    sweep.set_defaults(handler=_sweep_uploads)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     return parser

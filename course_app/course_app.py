@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 
 import reflex as rx
 
@@ -22,6 +23,7 @@ from course_app.state.videos import VideosState
 load_settings_or_exit()
 
 OUTBOX_INTERVAL_SECONDS = 30
+SWEEP_INTERVAL_SECONDS = 15 * 60
 
 
 def _apply_migrations() -> None:
@@ -29,16 +31,30 @@ def _apply_migrations() -> None:
     migrate()
 
 
-async def _drain_storage_deletions() -> None:
-    """Lifespan task: carry out pending storage deletions, retrying until storage confirms."""
+async def _background_upkeep() -> None:
+    """Lifespan task: carry out pending storage deletions (retried until storage
+    confirms) and, every SWEEP_INTERVAL, expire abandoned resumable uploads and
+    expired log-in sessions."""
+    from datetime import timedelta
+
+    from course_app.auth.tokens import purge_expired_sessions
+    from course_app.db import run_in_session, session_scope
+    from course_app.services.upload_sessions import sweep
     from course_app.services.uploads import run_pending_deletions
     from course_app.storage import get_storage
 
+    settings = load_settings_or_exit()
+    last_sweep = 0.0
     while True:
         try:
+            if time.monotonic() - last_sweep > SWEEP_INTERVAL_SECONDS:
+                last_sweep = time.monotonic()
+                await asyncio.to_thread(sweep, session_factory=session_scope, storage=get_storage(),
+                                        stale_after=timedelta(hours=settings.upload_stale_hours))
+                await run_in_session(purge_expired_sessions)
             await run_pending_deletions(get_storage())
         except Exception:
-            logging.getLogger(__name__).exception("Carrying out pending storage deletions failed")
+            logging.getLogger(__name__).exception("Background upkeep failed; trying again later")
         await asyncio.sleep(OUTBOX_INTERVAL_SECONDS)
 
 
@@ -50,7 +66,7 @@ app = rx.App(
     api_transformer=build_api(),
 )
 app.register_lifespan_task(_apply_migrations)
-app.register_lifespan_task(_drain_storage_deletions)
+app.register_lifespan_task(_background_upkeep)
 app.add_page(index, route="/", title="Course Studio", on_load=rx.redirect("/dashboard"))
 app.add_page(login_page, route="/login", title="Log in · Course Studio",
              on_load=[AuthFormState.load, SessionState.redirect_if_logged_in])

@@ -59,3 +59,8 @@ class StorageUnavailable(DomainError):
     status_code = 503
     code = "storage_error"
     retryable = True
+
+
+class QuotaExceeded(DomainError):
+    status_code = 413
+    code = "quota_exceeded"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 ROLES = ("instructor", "admin")
@@ -97,7 +97,7 @@ class Video(SQLModel, table=True):
     video_url: str = Field(default="", max_length=2048)
     backblaze_file_id: str | None = Field(default=None, max_length=200, index=True)
     storage_key: str = Field(max_length=512, unique=True)
-    size_bytes: int | None = None
+    size_bytes: int | None = Field(default=None, sa_type=BigInteger)
     sha1: str | None = Field(default=None, max_length=40)
     content_type: str = Field(default="application/octet-stream", max_length=200)
     status: str = Field(default="uploading", max_length=20)
@@ -118,6 +118,8 @@ class StorageDeletion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     storage_key: str = Field(max_length=512, index=True)
     file_id: str | None = Field(default=None, max_length=200)
+    # Set when the thing to remove is an unfinished multipart upload (B2 large file).
+    multipart_upload_id: str | None = Field(default=None, max_length=200)
     reason: str = Field(default="video deleted", max_length=200)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=1000)
@@ -125,4 +127,47 @@ class StorageDeletion(SQLModel, table=True):
     next_attempt_at: datetime = _timestamp()
 
 
-__all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "StorageDeletion", "utcnow"]
+UPLOAD_STATUSES = ("active", "completing", "completed", "aborted", "expired")
+
+
+class UploadSession(SQLModel, table=True):
+    """The ledger of a resumable upload: the truth about its progress, so a
+    refresh, a closed tab or a server restart loses nothing."""
+
+    __tablename__ = "upload_sessions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    video_id: uuid.UUID | None = Field(default=None, foreign_key="videos.id", index=True, ondelete="SET NULL")
+    course_id: uuid.UUID = Field(foreign_key="courses.id", index=True, ondelete="CASCADE")
+    chapter_id: uuid.UUID | None = Field(default=None, foreign_key="chapters.id", index=True, ondelete="SET NULL")
+    filename: str = Field(max_length=1024)
+    size_bytes: int = Field(sa_type=BigInteger)
+    content_type: str = Field(max_length=200)
+    chunk_size: int = Field(sa_type=BigInteger)
+    part_count: int
+    fingerprint: str = Field(max_length=200, index=True)
+    storage_key: str = Field(max_length=512)
+    storage_upload_id: str | None = Field(default=None, max_length=200, index=True)
+    sha1: str | None = Field(default=None, max_length=40)  # the whole file's, when the client declared it
+    status: str = Field(default="active", max_length=20, index=True)
+    error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class UploadPart(SQLModel, table=True):
+    """A part of an upload that storage has confirmed, with its SHA1."""
+
+    __tablename__ = "upload_parts"
+    __table_args__ = (UniqueConstraint("session_id", "number", name="uq_upload_parts_session_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: uuid.UUID = Field(foreign_key="upload_sessions.id", index=True, ondelete="CASCADE")
+    number: int
+    size: int = Field(sa_type=BigInteger)
+    sha1: str = Field(max_length=40)
+    created_at: datetime = _timestamp()
+
+
+__all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "StorageDeletion", "UploadSession", "UploadPart", "utcnow"]

@@ -7,6 +7,7 @@ setting into a one-line message that names it.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from functools import lru_cache
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     b2_application_key: str = ""
     b2_bucket_name: str = ""
     max_upload_bytes: int = Field(default=5 * GIB, gt=0)
+    # Resumable uploads: part size (empty: the storage's recommendation), the
+    # instructor's storage quota, and when an untouched upload counts as abandoned.
+    upload_chunk_bytes: int | None = Field(default=None, ge=64 * 1024)
+    quota_bytes: int = Field(default=500 * GIB, gt=0)
+    upload_stale_hours: float = Field(default=24, gt=0)
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"]
     )
@@ -54,6 +60,7 @@ class Settings(BaseSettings):
     signup_rate_limit: str = "20/hour"
     api_rate_limit: str = "300/minute"
     upload_rate_limit: str = "60/minute"
+    part_rate_limit: str = "3000/minute"
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -80,7 +87,7 @@ class Settings(BaseSettings):
             value = "postgresql://" + value.removeprefix("postgres://")
         return value
 
-    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit", "upload_rate_limit")
+    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit", "upload_rate_limit", "part_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many
@@ -128,13 +135,19 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            candidate = secrets.token_urlsafe(48)
+            # Write a private temporary file, then link it into place: the key file
+            # never exists half-written or readable by others, and the first of
+            # several starting processes wins.
+            temporary = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(48))
             try:
-                with path.open("x", encoding="utf-8") as handle:
-                    handle.write(candidate)
-                path.chmod(0o600)
+                os.link(temporary, path)
             except FileExistsError:
-                pass  # another process created it first
+                pass
+            finally:
+                temporary.unlink()
         return path.read_text(encoding="utf-8").strip()
 
 

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from course_app.api import auth, courses, tokens, videos
+from course_app.api import auth, courses, tokens, upload_sessions, videos
 from course_app.errors import DomainError, RateLimited
 
 log = logging.getLogger(__name__)
@@ -68,4 +68,5 @@ def build_api() -> FastAPI:
     api.include_router(tokens.router)
     api.include_router(courses.router)
     api.include_router(videos.router)
+    api.include_router(upload_sessions.router)
     return api

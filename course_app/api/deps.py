@@ -118,3 +118,17 @@ def current_user(request: Request, user: Annotated[User | None, Depends(optional
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+# Refusing a request with a body ----------------------------------------------------
+
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+async def drain_small_body(request: Request, declared: int | None) -> None:
+    """Read and drop a refused request's body when it is small, so the client
+    (which is still sending) receives the error instead of a reset connection.
+    Large bodies are not read: the server answers and closes."""
+    if declared is not None and declared <= DRAIN_LIMIT:
+        async for _ in request.stream():
+            pass

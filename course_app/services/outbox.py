@@ -30,6 +30,14 @@ def enqueue_storage_deletion(*, session: Session, storage_key: str, file_id: str
     return row
 
 
+def enqueue_multipart_abort(*, session: Session, storage_key: str, upload_id: str, reason: str) -> StorageDeletion:
+    """Record that an unfinished multipart upload must be cancelled in storage."""
+    row = StorageDeletion(storage_key=storage_key, multipart_upload_id=upload_id, reason=reason[:200])
+    session.add(row)
+    session.flush()
+    return row
+
+
 def remove_video_row(*, session: Session, video: Video, reason: str) -> StorageDeletion:
     """Delete the row and record its file's deletion in the same transaction."""
     pending = enqueue_storage_deletion(
@@ -69,7 +77,9 @@ def process_pending_deletions(
             if row is None:
                 continue
             try:
-                if row.file_id:
+                if row.multipart_upload_id:
+                    storage.abort_multipart(row.storage_key, row.multipart_upload_id)
+                elif row.file_id:
                     storage.delete(row.storage_key, row.file_id)
                 else:  # the upload never finished: remove whatever is stored under the key
                     for obj in storage.list(row.storage_key):

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import queue
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
 
 import filetype
 
@@ -25,6 +26,7 @@ from course_app.services import outbox, videos
 from course_app.storage.base import Storage, StorageError, StoredObject, UploadAborted
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SNIFF_BYTES = 8192
 QUEUE_CHUNKS = 8
@@ -84,6 +86,50 @@ class _Feed:
         await self.put(UploadAborted(reason))
 
 
+async def stream_to_thread(
+    work: Callable[[Iterator[bytes]], T],
+    chunks: AsyncIterator[bytes],
+    *,
+    limit: int,
+    too_large: str,
+    head: bytes = b"",
+) -> T:
+    """Run ``work(source)`` in a worker thread, feeding ``source`` with ``head`` and
+    then ``chunks`` through a small bounded queue (memory stays bounded; a slow
+    storage slows the reading). Past ``limit`` bytes raises TooLarge. On any error
+    the work is stopped (its source raises UploadAborted) and awaited before the
+    error propagates, so the storage call can clean up after itself."""
+    feed = _Feed()
+    task = asyncio.ensure_future(asyncio.to_thread(work, feed.chunks()))
+    feed.consumer = task
+    try:
+        received, batch = len(head), bytearray(head)
+        if received > limit:  # the head alone (one big first chunk) may already be over
+            raise TooLarge(too_large)
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limit:
+                raise TooLarge(too_large)
+            if task.done():  # the work gave up early; stop reading
+                break
+            batch += chunk
+            if len(batch) >= BATCH_BYTES:
+                await feed.put(bytes(batch))
+                batch = bytearray()
+        if batch:
+            await feed.put(bytes(batch))
+        await feed.end()
+        return await task
+    except BaseException as exc:
+        if not task.done():
+            await feed.abort(type(exc).__name__)
+        try:
+            await asyncio.shield(task)
+        except BaseException:
+            pass
+        raise
+
+
 async def ingest(
     *,
     user: User,
@@ -95,7 +141,6 @@ async def ingest(
     chunks: AsyncIterator[bytes],
     max_bytes: int,
     declared_size: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
 ) -> Video:
     head, ended = await _read_head(chunks)
     if not head:
@@ -115,41 +160,17 @@ async def ingest(
         declared_size=declared_size,
         max_bytes=max_bytes,
     )
-    feed = _Feed()
-    store = asyncio.ensure_future(
-        asyncio.to_thread(storage.put_stream, video.storage_key, feed.chunks(), content_type=content_type)
-    )
-    feed.consumer = store
-    received = 0
+    too_large = f"The file is larger than the {videos.format_size(max_bytes)} limit."
     try:
-        batch = bytearray(head)
-        received = len(head)
-
-        async def flush() -> None:
-            nonlocal batch
-            if batch:
-                await feed.put(bytes(batch))
-                batch = bytearray()
-
-        if not ended:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > max_bytes:
-                    raise TooLarge(f"The file is larger than the {videos.format_size(max_bytes)} limit.")
-                if store.done():  # storage gave up early; stop reading
-                    break
-                batch += chunk
-                if len(batch) >= BATCH_BYTES:
-                    await flush()
-                    if on_progress:
-                        on_progress(received)
-        if received > max_bytes:
-            raise TooLarge(f"The file is larger than the {videos.format_size(max_bytes)} limit.")
-        await flush()
-        await feed.end()
-        stored: StoredObject = await store
+        stored: StoredObject = await stream_to_thread(
+            lambda source: storage.put_stream(video.storage_key, source, content_type=content_type),
+            chunks,
+            head=head,
+            limit=max_bytes,
+            too_large=too_large,
+        )
     except BaseException as exc:
-        await _abandon(video, feed, store, exc)
+        await _settle_failed(video, exc, storage)
         if isinstance(exc, StorageError):
             raise StorageUnavailable(f"Storage could not save the video: {exc}") from exc
         raise
@@ -161,17 +182,13 @@ async def ingest(
     return finished
 
 
-async def _abandon(video: Video, feed: _Feed, store: asyncio.Future, exc: BaseException) -> None:
-    """Stop the storage thread, leave nothing stored, and settle the row."""
-    if not store.done():
-        await feed.abort(type(exc).__name__)
-    try:
-        await asyncio.shield(store)
-    except BaseException:
-        pass
+async def _settle_failed(video: Video, exc: BaseException, storage: Storage) -> None:
+    """Nothing usable was stored: remove the row (refused or abandoned input) or
+    keep it as ``failed`` with the reason (storage trouble), then carry out the
+    outbox entry for its key at once (the outbox task retries it if this fails)."""
     storage_failed = isinstance(exc, StorageError)
     try:
-        await run_in_session(
+        pending = await run_in_session(
             videos.fail_upload,
             video_id=video.id,
             reason=str(exc) if storage_failed else "upload stopped",
@@ -179,6 +196,12 @@ async def _abandon(video: Video, feed: _Feed, store: asyncio.Future, exc: BaseEx
         )
     except Exception:  # the database is down too: the row stays "uploading" for the checker
         log.exception("Could not record the failed upload of video %s", video.id)
+        return
+    if pending is not None:
+        try:
+            await run_pending_deletions(storage, ids=[pending.id])
+        except Exception:
+            log.exception("Could not clean up after the failed upload of video %s", video.id)
 
 
 async def run_pending_deletions(storage: Storage, ids: list[int] | None = None) -> tuple[int, int]:

@@ -21,6 +21,21 @@ a ``StorageError`` with a message that is safe to show.
 ``file_id`` is B2's file id. ``list`` matches the prefix as plain text (like
 ``LocalStorage``): it pages ``b2_list_file_names`` itself, because ``Bucket.ls``
 treats its argument as a folder (it appends ``/``).
+
+Multipart (resumable) uploads are B2 large files driven by the caller: the upload
+id is the large file's fileId; ``start_multipart`` records a declared whole-file
+SHA1 as the ``large_file_sha1`` file info. B2 needs each part's length and SHA1
+before its bytes, so ``put_part`` buffers exactly one part (the caller bounds the
+part size; at most ``MAX_PART_SIZE``) and sends it with the same retries as
+``put_stream``. ``complete_multipart`` first compares the caller's parts with
+``b2_list_parts`` (a missing or different part fails before anything is
+finished, and the upload stays resumable), then finishes. A repeated finish is
+refused by B2 (400), so a finish that fails, or a second ``complete_multipart``,
+looks at the file first and counts an already finished file of the expected size
+as done. B2 checks every part's SHA1 but never the whole file's: the returned
+``sha1`` is the declared ``large_file_sha1`` (verified to be kept in the file
+info), or ``""`` when none was declared. ``abort_multipart`` cancels an
+unfinished file and leaves a finished one (an object by then) alone.
 """
 
 from __future__ import annotations
@@ -53,8 +68,25 @@ from b2sdk.v3.exception import (
     Unauthorized,
 )
 
-from course_app.storage.base import ObjectNotFound, Storage, StorageError, StoredObject
-from course_app.storage.keys import check_key, check_prefix, check_range
+from course_app.storage.base import (
+    MultipartStorage,
+    ObjectNotFound,
+    PartInfo,
+    Storage,
+    StorageError,
+    StoredObject,
+    UnfinishedUpload,
+    UploadAborted,
+)
+from course_app.storage.keys import (
+    check_completed_parts,
+    check_key,
+    check_part_number,
+    check_part_size,
+    check_prefix,
+    check_range,
+    check_sha1,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +94,13 @@ READ_CHUNK_SIZE = 1024 * 1024
 MAX_PART_SIZE = 5 * 1000**3  # B2's largest part
 MAX_PART_COUNT = 10_000  # B2's most parts per large file
 MAX_LIST_PAGE = 10_000  # B2's largest b2_list_file_names page
+MAX_PARTS_PAGE = 1000  # B2's largest b2_list_parts page
+MAX_UNFINISHED_PAGE = 100  # B2's largest b2_list_unfinished_large_files page
 MAX_URL_SECONDS = 7 * 24 * 3600  # B2's longest download authorization
 DEFAULT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before attempts 2..5
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _SHA1_HEX = re.compile(r"[0-9a-f]{40}")
+_FILE_ID = re.compile(r"[0-9A-Za-z_-]{1,200}")
 
 UNAVAILABLE = "Storage is unavailable right now; try again."
 CREDENTIALS_REJECTED = "Storage refused the app's credentials; an administrator needs to check the B2 settings."
@@ -74,6 +109,10 @@ STORAGE_FULL = "Storage is full (the B2 account cap was reached); an administrat
 DAMAGED_IN_TRANSIT = "The file was damaged on its way to storage; try again."
 TOO_MANY_PARTS = "The file is too large for storage."
 REFUSED = "Storage refused the request."
+UPLOAD_MISSING = "The upload is not in progress (finished, cancelled or unknown); start it again."
+PART_DIFFERS = "Part {number} of the upload is missing or differs from what was sent; send it again."
+EXTRA_PARTS = "Storage holds parts beyond the last one given ({numbers}); cancel the upload and start again."
+COMPLETED_DIFFERENTLY = "The upload was already completed with different parts."
 
 T = TypeVar("T")
 
@@ -98,6 +137,21 @@ def storage_error(exc: B2Error) -> StorageError:
         error = StorageError(REFUSED, retryable=False)
     logger.warning("B2 call failed (%s: %s) -> %s", type(exc).__name__, exc, error)
     return error
+
+
+def _multipart_error(exc: B2Error) -> StorageError:
+    """Like ``storage_error``, but "not found" means the upload is not in progress."""
+    if isinstance(exc, FileNotPresent) and not isinstance(exc, NonExistentBucket):
+        logger.info("B2 large file not found: %s", exc)
+        return ObjectNotFound(UPLOAD_MISSING)
+    return storage_error(exc)
+
+
+def check_upload_id(upload_id: str) -> str:
+    """A B2 fileId as the upload id: letters, digits, ``_`` and ``-`` only."""
+    if not isinstance(upload_id, str) or not _FILE_ID.fullmatch(upload_id):
+        raise ValueError("upload_id must be a B2 file id")
+    return upload_id
 
 
 def _known_sha1(version: Any) -> str:
@@ -212,7 +266,7 @@ class _PartStream(io.RawIOBase):
         return written
 
 
-class B2Storage(Storage):
+class B2Storage(Storage, MultipartStorage):
     """Objects in one B2 bucket.
 
     ``api`` is an authorized ``b2sdk.v3.B2Api``. ``part_size`` (bytes) overrides the
@@ -223,6 +277,7 @@ class B2Storage(Storage):
     """
 
     name = "b2"
+    max_parts = MAX_PART_COUNT
 
     def __init__(
         self,
@@ -239,6 +294,7 @@ class B2Storage(Storage):
         if not minimum <= part_size <= MAX_PART_SIZE:
             raise ValueError(f"part_size must be between {minimum} and {MAX_PART_SIZE} bytes, not {part_size}")
         self._api = api
+        self.min_part_size = minimum
         self._part_size = part_size
         self._retry_delays = tuple(retry_delays)
         self._sleep = sleep
@@ -320,6 +376,44 @@ class B2Storage(Storage):
             self._delete_quietly(version.id_, key)
             raise StorageError(DAMAGED_IN_TRANSIT, retryable=True)
         return _stored(version, sha1=sha1)
+
+    def _upload_part(self, file_id: str, number: int, part: _Part, key: str) -> None:
+        """Send one part (retried, each attempt on a fresh part URL) and check B2's answer."""
+        response = self._with_retries(
+            lambda: self._api.session.upload_part(file_id, number, part.size, part.sha1, part.stream()),
+            on_retry=lambda: self._api.account_info.clear_large_file_upload_urls(file_id),
+        )
+        if response.get("contentSha1") != part.sha1 or response.get("contentLength") != part.size:
+            logger.warning("B2 part %d of %s came back as %s", number, key, response)
+            raise StorageError(DAMAGED_IN_TRANSIT, retryable=True)
+
+    def _finish_large_file(self, file_id: str, part_sha1s: list[str]) -> Any:
+        """Finish with retries; the finished file version. A finish whose answer was
+        lost, or that already happened, is found by looking at the file: B2 answers
+        a repeated finish with 400, so it is never taken as a failure unseen."""
+
+        def finish_once() -> Any:
+            try:
+                response = self._api.session.finish_large_file(file_id, part_sha1s)
+                return self._api.file_version_factory.from_api_response(response)
+            except B2Error:
+                version = self._large_file(file_id, quiet=True)
+                if version is not None and version.action == "upload":
+                    return version
+                raise
+
+        return self._with_retries(finish_once)
+
+    def _large_file(self, file_id: str, *, quiet: bool = False) -> Any | None:
+        """The file version of ``file_id`` (``action`` "start" while unfinished where B2
+        shows it, "upload" once finished), or None when B2 does not know or show it.
+        A transient failure raises StorageError unless ``quiet``."""
+        try:
+            return self._bucket.get_file_info_by_id(file_id)
+        except B2Error as exc:
+            if _is_transient(exc) and not quiet:
+                raise storage_error(exc) from exc
+            return None
 
     def _with_retries(self, operation: Callable[[], T], *, on_retry: Callable[[], None] | None = None) -> T:
         attempts = len(self._retry_delays) + 1
@@ -458,6 +552,170 @@ class B2Storage(Storage):
             raise storage_error(exc) from exc
         return f"{self._bucket.get_download_url(key)}?Authorization={quote(token, safe='')}"
 
+    # Multipart uploads ----------------------------------------------------
+
+    def recommended_part_size(self) -> int:
+        return self._part_size
+
+    def start_multipart(self, key: str, *, content_type: str, sha1: str | None = None) -> str:
+        check_key(key)
+        if not content_type or not isinstance(content_type, str):
+            raise ValueError("content_type must be a non-empty string")
+        sha1 = check_sha1(sha1)
+        file_info = {"large_file_sha1": sha1} if sha1 else {}
+        try:
+            response = self._api.session.start_large_file(self._bucket.id_, key, content_type, file_info)
+        except B2Error as exc:
+            raise storage_error(exc) from exc
+        return response["fileId"]
+
+    def put_part(self, key: str, upload_id: str, number: int, chunks: Iterable[bytes], *, size: int) -> PartInfo:
+        """Buffers the part (``size`` bytes) in memory: B2 needs its SHA1 first. Raises
+        UploadAborted, sending nothing, when ``chunks`` yields fewer or more than
+        ``size`` bytes (reading stops at the first byte too many)."""
+        check_key(key)
+        check_upload_id(upload_id)
+        check_part_number(number, self.max_parts)
+        check_part_size(size, MAX_PART_SIZE)
+        pending = _PartBuffer()
+        for chunk in chunks:  # errors raised by the source propagate unchanged
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise TypeError(f"chunks must be bytes, not {type(chunk).__name__}")
+            pending.add(bytes(chunk))  # a copy only if the source may reuse its buffer
+            del chunk
+            if pending.size > size:
+                raise UploadAborted(f"more than the announced {size} bytes")
+        if pending.size != size:
+            raise UploadAborted(f"{pending.size} bytes instead of the announced {size}")
+        part = pending.take_all()
+        try:
+            self._upload_part(upload_id, number, part, key)
+        except ObjectNotFound as exc:
+            raise ObjectNotFound(UPLOAD_MISSING) from exc.__cause__
+        return PartInfo(number=number, size=part.size, sha1=part.sha1)
+
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        check_key(key)
+        check_upload_id(upload_id)
+        try:
+            return self._held_parts(upload_id)
+        except B2Error as exc:
+            raise _multipart_error(exc) from exc
+
+    def _held_parts(self, upload_id: str) -> list[PartInfo]:
+        parts = [
+            PartInfo(number=part.part_number, size=part.content_length, sha1=part.content_sha1)
+            for part in self._api.list_parts(upload_id, batch_size=MAX_PARTS_PAGE)
+        ]
+        return sorted(parts, key=lambda part: part.number)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo], *, content_type: str) -> StoredObject:
+        """The object keeps the content type given at start (B2 takes it then)."""
+        check_key(key)
+        check_upload_id(upload_id)
+        if not content_type or not isinstance(content_type, str):
+            raise ValueError("content_type must be a non-empty string")
+        ordered = check_completed_parts(parts, min_part_size=self.min_part_size, max_parts=self.max_parts)
+        total = sum(part.size for part in ordered)
+
+        declared_sha1: str | None = None
+        state = self._large_file(upload_id)
+        if state is not None:
+            if state.file_name != key:
+                raise ValueError("upload_id belongs to another key")
+            if state.action == "upload":  # completed by an earlier call
+                return self._already_completed(state, total)
+            declared_sha1 = (state.file_info or {}).get("large_file_sha1")
+
+        try:
+            held = {part.number: part for part in self._held_parts(upload_id)}
+        except B2Error as exc:
+            version = self._large_file(upload_id, quiet=True)
+            if version is not None and version.action == "upload" and version.file_name == key:
+                return self._already_completed(version, total)
+            raise _multipart_error(exc) from exc
+        for part in ordered:
+            if held.get(part.number) != part:
+                raise StorageError(PART_DIFFERS.format(number=part.number), retryable=False)
+        extra = sorted(set(held) - {part.number for part in ordered})
+        if extra:
+            raise StorageError(EXTRA_PARTS.format(numbers=", ".join(map(str, extra))), retryable=False)
+
+        try:
+            version = self._finish_large_file(upload_id, [part.sha1 for part in ordered])
+        except ObjectNotFound as exc:
+            raise ObjectNotFound(UPLOAD_MISSING) from exc.__cause__
+        if version.file_name != key:
+            raise ValueError("upload_id belongs to another key")
+        kept_sha1 = (version.file_info or {}).get("large_file_sha1")
+        if version.size != total or (declared_sha1 and kept_sha1 != declared_sha1):
+            logger.warning(
+                "B2 finished %s (%s) with %d bytes, large_file_sha1 %s; expected %d bytes, %s",
+                key, upload_id, version.size, kept_sha1, total, declared_sha1,
+            )
+            self._delete_quietly(version.id_, key)
+            raise StorageError(DAMAGED_IN_TRANSIT, retryable=True)
+        return _stored(version)
+
+    @staticmethod
+    def _already_completed(version: Any, total: int) -> StoredObject:
+        if version.size != total:
+            logger.warning("B2 file %s was completed with %d bytes, not %d", version.id_, version.size, total)
+            raise StorageError(COMPLETED_DIFFERENTLY, retryable=False)
+        return _stored(version)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Cancels an unfinished upload; a finished one is an object by then and stays
+        (``delete`` removes it)."""
+        check_key(key)
+        check_upload_id(upload_id)
+        state = self._large_file(upload_id)
+        if state is not None:
+            if state.file_name != key:
+                raise ValueError("upload_id belongs to another key")
+            if state.action == "upload":
+                return
+        try:
+            self._api.cancel_large_file(upload_id)
+        except FileNotPresent as exc:
+            if isinstance(exc, NonExistentBucket):
+                raise storage_error(exc) from exc
+            return  # already cancelled, or never started
+        except B2Error as exc:
+            if not _is_transient(exc) and self._large_file(upload_id, quiet=True) is None:
+                logger.info("B2 refused to cancel %s (%s), which it no longer shows: %s", key, upload_id, exc)
+                return
+            raise storage_error(exc) from exc
+
+    def list_unfinished(self, prefix: str = "") -> Iterator[UnfinishedUpload]:
+        check_prefix(prefix)
+        return self._unfinished_pages(prefix)
+
+    def _unfinished_pages(self, prefix: str) -> Iterator[UnfinishedUpload]:
+        """Pages ``b2_list_unfinished_large_files`` itself (b2sdk's UnfinishedLargeFile
+        drops the upload timestamp)."""
+        session, bucket_id = self._api.session, self._bucket.id_
+        start_file_id: str | None = None
+        while True:
+            try:
+                page = session.list_unfinished_large_files(
+                    bucket_id, start_file_id, MAX_UNFINISHED_PAGE, prefix or None
+                )
+            except B2Error as exc:
+                raise storage_error(exc) from exc
+            for entry in page["files"]:
+                if not entry["fileName"].startswith(prefix):
+                    continue
+                timestamp = entry.get("uploadTimestamp")
+                yield UnfinishedUpload(
+                    key=entry["fileName"],
+                    upload_id=entry["fileId"],
+                    started_at=datetime.fromtimestamp(timestamp / 1000, tz=timezone.utc) if timestamp else None,
+                )
+            start_file_id = page.get("nextFileId")
+            if start_file_id is None:
+                return
+
 
 class _LargeUpload:
     """One B2 large file being uploaded part by part."""
@@ -479,33 +737,12 @@ class _LargeUpload:
         number = len(self._part_sha1s) + 1
         if number > MAX_PART_COUNT:
             raise StorageError(TOO_MANY_PARTS, retryable=False)
-        response = self._storage._with_retries(
-            lambda: self._session.upload_part(self.file_id, number, part.size, part.sha1, part.stream()),
-            on_retry=lambda: self._storage.api.account_info.clear_large_file_upload_urls(self.file_id),
-        )
-        if response.get("contentSha1") != part.sha1 or response.get("contentLength") != part.size:
-            logger.warning("B2 part %d of %s came back as %s", number, self.key, response)
-            raise StorageError(DAMAGED_IN_TRANSIT, retryable=True)
+        self._storage._upload_part(self.file_id, number, part, self.key)
         self._part_sha1s.append(part.sha1)
         self._size += part.size
 
-    def _finish_once(self) -> Any:
-        try:
-            response = self._session.finish_large_file(self.file_id, self._part_sha1s)
-            return self._storage.api.file_version_factory.from_api_response(response)
-        except B2Error:
-            # The call may have succeeded with its answer lost; a repeated finish is
-            # then refused by B2 (400), so look at the file before trying again.
-            try:
-                version = self._storage.bucket.get_file_info_by_id(self.file_id)
-            except B2Error:
-                version = None
-            if version is not None and version.action == "upload":
-                return version
-            raise
-
     def finish(self, sha1: str) -> StoredObject:
-        version = self._storage._with_retries(self._finish_once)
+        version = self._storage._finish_large_file(self.file_id, self._part_sha1s)
         self._done = True
         if version.size != self._size:
             logger.warning("B2 finished %s with %d bytes; sent %d", self.key, version.size, self._size)

@@ -76,3 +76,63 @@ class Storage(abc.ABC):
     def download_url(self, key: str, file_id: str, *, valid_seconds: int = 300) -> str | None:
         """A short-lived URL that lets the holder read this one object, or None when
         the app must serve the bytes itself (local disk)."""
+
+
+# Multipart (resumable) uploads ------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PartInfo:
+    number: int  # 1-based
+    size: int
+    sha1: str
+
+
+@dataclasses.dataclass(frozen=True)
+class UnfinishedUpload:
+    key: str
+    upload_id: str
+    started_at: datetime | None = None
+
+
+class MultipartStorage(abc.ABC):
+    """Resumable uploads in parts: B2 large files, or part files on local disk.
+    Part numbers start at 1; every part but the last is at least
+    ``min_part_size`` bytes."""
+
+    min_part_size: int = 1
+    max_parts: int = 10_000
+
+    @abc.abstractmethod
+    def recommended_part_size(self) -> int:
+        """The part size this backend works best with."""
+
+    @abc.abstractmethod
+    def start_multipart(self, key: str, *, content_type: str, sha1: str | None = None) -> str:
+        """Begin an upload under ``key``; returns its upload id (B2: the large file's
+        fileId). ``sha1``, when the whole file's SHA1 is known up front, is recorded
+        with the upload (B2: the ``large_file_sha1`` file info)."""
+
+    @abc.abstractmethod
+    def put_part(self, key: str, upload_id: str, number: int, chunks: Iterable[bytes], *, size: int) -> PartInfo:
+        """Store part ``number`` from ``chunks`` (exactly ``size`` bytes, streamed,
+        SHA1 computed on the way). Sending a part again replaces it. If ``chunks``
+        raises, the part is not recorded and the exception propagates."""
+
+    @abc.abstractmethod
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The parts storage holds for this upload, by number (resume consults this)."""
+
+    @abc.abstractmethod
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo], *, content_type: str) -> StoredObject:
+        """Join the parts (in number order, which must be 1..n) into the final object
+        and return it with its size and SHA1 verified. Safe to call again after a
+        failure: if the object is already complete it is returned as is."""
+
+    @abc.abstractmethod
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Cancel the upload and drop its parts; aborting an unknown upload succeeds."""
+
+    @abc.abstractmethod
+    def list_unfinished(self, prefix: str = "") -> Iterator[UnfinishedUpload]:
+        """Uploads started and neither completed nor aborted, under ``prefix``."""

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import random
+import secrets
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from b2sdk.v3 import B2Api, B2HttpApiConfig, BucketSimulator, InMemoryAccountInf
 from b2sdk.v3.exception import (
     AccessDenied,
     B2ConnectionError,
+    BadRequest,
     FileNotPresent,
     ServiceError,
     StorageCapExceeded,
@@ -33,6 +35,7 @@ from course_app.storage import (
     set_storage_for_tests,
 )
 from course_app.storage.b2 import B2Storage
+from course_app.storage.base import MultipartStorage, PartInfo
 from course_app.storage.local import LocalStorage
 
 KIB, MIB = 1024, 1024 * 1024
@@ -43,12 +46,41 @@ UNAVAILABLE = "Storage is unavailable right now; try again."
 
 
 class FaithfulBucketSimulator(BucketSimulator):
-    """Real B2 answers "not found" for an unknown file id; the simulator raises KeyError."""
+    """Real B2 answers "not found" for an unknown file id; the simulator raises KeyError.
+    Real B2 also refuses to cancel a finished large file (the simulator deletes it), and
+    a look-up by name never finds an unfinished large file (the simulator's does)."""
 
-    def get_file_info_by_id(self, account_auth_token, file_id):
+    def _known(self, file_id):
         if file_id not in self.file_id_to_file:
             raise FileNotPresent(file_id_or_name=file_id)
+
+    def get_file_info_by_id(self, account_auth_token, file_id):
+        self._known(file_id)
         return super().get_file_info_by_id(account_auth_token, file_id)
+
+    def get_file_info_by_name(self, account_auth_token, file_name):
+        for (name, _), file_sim in sorted(self.file_name_and_id_to_file.items()):
+            if name == file_name and file_sim.action != "start":
+                return file_sim.as_download_headers(account_auth_token_or_none=account_auth_token)
+        raise FileNotPresent(file_id_or_name=file_name, bucket_name=self.bucket_name)
+
+    def cancel_large_file(self, file_id):
+        self._known(file_id)
+        if self.file_id_to_file[file_id].action != "start":
+            raise BadRequest("the large file is not in progress", "bad_request")
+        return super().cancel_large_file(file_id)
+
+    def list_parts(self, file_id, start_part_number, max_part_count):
+        self._known(file_id)
+        return super().list_parts(file_id, start_part_number, max_part_count)
+
+    def finish_large_file(self, account_auth_token, file_id, part_sha1_array):
+        self._known(file_id)
+        return super().finish_large_file(account_auth_token, file_id, part_sha1_array)
+
+    def upload_part(self, file_id, *args, **kwargs):
+        self._known(file_id)
+        return super().upload_part(file_id, *args, **kwargs)
 
     def download_file_by_id(self, account_auth_token_or_none, file_id, url, range_=None, encryption=None):
         if file_id not in self.file_id_to_file:
@@ -59,10 +91,29 @@ class FaithfulBucketSimulator(BucketSimulator):
 class FaithfulRawSimulator(RawSimulator):
     BUCKET_SIMULATOR_CLASS = FaithfulBucketSimulator
 
-    def get_file_info_by_id(self, api_url, account_auth_token, file_id):
+    def _known(self, file_id):
         if file_id not in self.file_id_to_bucket_id:
             raise FileNotPresent(file_id_or_name=file_id)
+
+    def get_file_info_by_id(self, api_url, account_auth_token, file_id):
+        self._known(file_id)
         return super().get_file_info_by_id(api_url, account_auth_token, file_id)
+
+    def cancel_large_file(self, api_url, account_auth_token, file_id):
+        self._known(file_id)
+        return super().cancel_large_file(api_url, account_auth_token, file_id)
+
+    def list_parts(self, api_url, account_auth_token, file_id, start_part_number, max_part_count):
+        self._known(file_id)
+        return super().list_parts(api_url, account_auth_token, file_id, start_part_number, max_part_count)
+
+    def finish_large_file(self, api_url, account_auth_token, file_id, part_sha1_array):
+        self._known(file_id)
+        return super().finish_large_file(api_url, account_auth_token, file_id, part_sha1_array)
+
+    def get_upload_part_url(self, api_url, account_auth_token, file_id):
+        self._known(file_id)
+        return super().get_upload_part_url(api_url, account_auth_token, file_id)
 
 
 # Fixtures ---------------------------------------------------------------------
@@ -368,6 +419,8 @@ HOSTILE_KEYS = [
     "./videos/x",
     "videos/7/x.meta.json",
     "videos/7/x.part-123",
+    ".multipart/0123456789abcdef0123456789abcdef/meta.json",
+    "videos/.multipart/x",
     "v" * 1025,
 ]
 
@@ -391,7 +444,7 @@ def test_hostile_keys_are_refused_before_anything_is_read_or_written(storage, tm
     assert everything_stored(storage) == []
 
 
-@pytest.mark.parametrize("prefix", ["../", "videos/../", "/videos", "videos\\", "videos//", "a\x00"])
+@pytest.mark.parametrize("prefix", ["../", "videos/../", "/videos", "videos\\", "videos//", "a\x00", ".multipart/"])
 def test_hostile_list_prefixes_are_refused(storage, prefix):
     with pytest.raises(ValueError):
         storage.list(prefix)
@@ -666,3 +719,566 @@ def test_get_storage_builds_the_configured_backend_once(tmp_path, monkeypatch):
         assert get_storage() is replacement
     finally:
         set_storage_for_tests(None)
+
+
+# Multipart (resumable) uploads ----------------------------------------------------
+# Parts of PART bytes (256 KiB): above the simulator's 200-byte minimum part size.
+
+MULTIPART_DATA_SIZE = 2 * PART + 1234  # three parts, the last one short
+
+
+def slices(data: bytes, part_size: int = PART) -> list[bytes]:
+    return [data[offset : offset + part_size] for offset in range(0, len(data), part_size)]
+
+
+def infos(data: bytes, part_size: int = PART) -> list[PartInfo]:
+    return [PartInfo(number, len(part), sha1(part)) for number, part in enumerate(slices(data, part_size), start=1)]
+
+
+def send(storage, upload_id: str, number: int, part: bytes, key: str = KEY) -> PartInfo:
+    return storage.put_part(key, upload_id, number, chunked(part, 50_000), size=len(part))
+
+
+def reopened(storage, sleeps):
+    """A new backend object over the same storage, as after a server restart."""
+    if isinstance(storage, LocalStorage):
+        return LocalStorage(storage.root)
+    return B2Storage(storage.api, BUCKET, part_size=PART, sleep=sleeps.append)
+
+
+def unknown_upload_id(storage) -> str:
+    return secrets.token_hex(16) if storage.name == "local" else "4_zunknown_f0123456789"
+
+
+def test_both_backends_offer_multipart_uploads(storage, b2):
+    assert isinstance(storage, MultipartStorage) and storage.max_parts == 10_000
+    if storage.name == "local":
+        assert (storage.min_part_size, storage.recommended_part_size()) == (1, 8 * MIB)
+    else:
+        assert storage.min_part_size == b2.api.account_info.get_absolute_minimum_part_size() == 200
+        assert storage.recommended_part_size() == PART  # the part_size override
+
+
+def test_multipart_life_cycle_with_parts_sent_out_of_order(storage):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    pieces = slices(data)
+    upload_id = storage.start_multipart(KEY, content_type="video/webm", sha1=sha1(data))
+
+    sent = {number: send(storage, upload_id, number, pieces[number - 1]) for number in (3, 1, 2)}
+    assert [sent[number] for number in (1, 2, 3)] == infos(data)
+    assert storage.list_parts(KEY, upload_id) == infos(data)
+    assert list(storage.list("")) == [] and storage.stat(KEY, "") is None  # parts are not objects
+    [unfinished] = storage.list_unfinished("videos/")
+    assert (unfinished.key, unfinished.upload_id) == (KEY, upload_id) and unfinished.started_at is not None
+
+    stored = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/webm")
+
+    assert (stored.key, stored.size, stored.sha1, stored.content_type) == (KEY, len(data), sha1(data), "video/webm")
+    assert read(storage, stored) == data
+    assert read(storage, stored, PART - 10, PART + 9) == data[PART - 10 : PART + 10]  # across a part boundary
+    stat = storage.stat(KEY, stored.file_id)
+    assert (stat.size, stat.sha1, stat.content_type) == (len(data), sha1(data), "video/webm")
+    assert [(obj.key, obj.file_id, obj.size) for obj in storage.list("videos/")] == [(KEY, stored.file_id, len(data))]
+    assert list(storage.list_unfinished("")) == []
+    assert everything_stored(storage) == ([KEY, KEY + ".meta.json"] if storage.name == "local" else [KEY])
+
+    storage.abort_multipart(KEY, upload_id)  # too late to abort: the object stays
+    assert read(storage, stored) == data
+
+
+def test_multipart_sha1_is_computed_locally_and_unknown_on_b2_when_not_declared(storage):
+    data = random_bytes(PART + 7)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    parts = [send(storage, upload_id, number, piece) for number, piece in enumerate(slices(data), start=1)]
+
+    stored = storage.complete_multipart(KEY, upload_id, parts, content_type="video/mp4")
+
+    # B2 checks every part's SHA1 but cannot tell the whole file's (see storage/b2.py).
+    assert stored.sha1 == (sha1(data) if storage.name == "local" else "")
+    assert stored.size == len(data) and read(storage, stored) == data
+
+
+def test_resending_a_part_replaces_it(storage):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    pieces = slices(data)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    first = send(storage, upload_id, 1, pieces[0])
+    assert send(storage, upload_id, 1, pieces[0]) == first  # the same bytes again: the same part
+
+    wrong = random_bytes(len(pieces[1]), seed=99)
+    send(storage, upload_id, 2, wrong)
+    assert storage.list_parts(KEY, upload_id) == [first, PartInfo(2, len(wrong), sha1(wrong))]
+    send(storage, upload_id, 2, pieces[1])  # the right bytes replace the wrong ones
+    send(storage, upload_id, 3, pieces[2])
+    assert storage.list_parts(KEY, upload_id) == infos(data)
+
+    stored = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert read(storage, stored) == data
+
+
+def test_list_parts_lets_an_upload_resume_after_a_restart(storage, sleeps):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    pieces = slices(data)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    assert storage.list_parts(KEY, upload_id) == []
+    send(storage, upload_id, 1, pieces[0])
+    send(storage, upload_id, 3, pieces[2])
+
+    restarted = reopened(storage, sleeps)
+    held = restarted.list_parts(KEY, upload_id)
+    assert held == [infos(data)[0], infos(data)[2]]
+    missing = sorted({1, 2, 3} - {part.number for part in held})
+    for number in missing:
+        send(restarted, upload_id, number, pieces[number - 1])
+
+    stored = restarted.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert (stored.size, read(restarted, stored)) == (len(data), data)
+
+
+def test_complete_with_a_missing_or_different_part_fails_and_the_upload_stays_resumable(storage):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    pieces = slices(data)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    send(storage, upload_id, 1, pieces[0])
+    send(storage, upload_id, 3, pieces[2])
+
+    with pytest.raises(StorageError) as missing:
+        storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert "Part 2" in str(missing.value) and missing.value.retryable is False
+
+    send(storage, upload_id, 2, pieces[1])
+    wrong_sha1 = [PartInfo(1, len(pieces[0]), sha1(b"other bytes")), *infos(data)[1:]]
+    with pytest.raises(StorageError) as different:
+        storage.complete_multipart(KEY, upload_id, wrong_sha1, content_type="video/mp4")
+    assert "Part 1" in str(different.value) and different.value.retryable is False
+
+    with pytest.raises(StorageError) as extra:  # storage holds part 3, the list ends at 2
+        storage.complete_multipart(KEY, upload_id, infos(data)[:2], content_type="video/mp4")
+    assert "3" in str(extra.value) and extra.value.retryable is False
+
+    assert list(storage.list("")) == [] and storage.stat(KEY, "") is None
+    assert [upload.upload_id for upload in storage.list_unfinished("")] == [upload_id]
+    assert storage.list_parts(KEY, upload_id) == infos(data)
+    stored = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert read(storage, stored) == data
+
+
+def test_complete_refuses_malformed_part_lists_before_touching_storage(storage):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    for number, piece in enumerate(slices(data), start=1):
+        send(storage, upload_id, number, piece)
+    one, two, three = infos(data)
+    malformed = [
+        [],
+        [one, three],  # a gap
+        [one, two, two, three],  # a duplicate
+        [PartInfo(0, 1, one.sha1), one],
+        [one, two, PartInfo(3, three.size, "not-a-sha1")],
+        [one, two, PartInfo(3, 0, three.sha1)],
+        [(1, one.size, one.sha1)],
+    ]
+    if storage.min_part_size > 1:  # every part but the last reaches the minimum
+        small = random_bytes(storage.min_part_size - 1)
+        malformed.append([PartInfo(1, len(small), sha1(small)), two])
+    for parts in malformed:
+        with pytest.raises(ValueError):
+            storage.complete_multipart(KEY, upload_id, parts, content_type="video/mp4")
+    assert storage.list_parts(KEY, upload_id) == infos(data)
+    stored = storage.complete_multipart(KEY, upload_id, [three, one, two], content_type="video/mp4")  # any order
+    assert read(storage, stored) == data
+
+
+def test_complete_called_again_returns_the_same_object(storage, b2, monkeypatch):
+    finishes: list[str] = []
+    real = b2.sim.finish_large_file
+
+    def finish_large_file(api_url, token, file_id, part_sha1s):
+        finishes.append(file_id)
+        if len(finishes) > 1:  # what real B2 answers to a second finish
+            raise BadRequest("file is not in progress", "bad_request")
+        return real(api_url, token, file_id, part_sha1s)
+
+    monkeypatch.setattr(b2.sim, "finish_large_file", finish_large_file)
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data))
+    for number, piece in enumerate(slices(data), start=1):
+        send(storage, upload_id, number, piece)
+
+    first = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    again = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert again == first
+    assert read(storage, again) == data
+    assert [obj.key for obj in storage.list("")] == [KEY]
+    with pytest.raises(StorageError) as other_parts:  # not what was completed
+        storage.complete_multipart(KEY, upload_id, infos(data)[:2], content_type="video/mp4")
+    assert other_parts.value.retryable is False
+    if storage.name == "b2":
+        assert finishes[0] == upload_id
+
+
+def test_abort_leaves_nothing_and_may_be_repeated(storage):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data))
+    for number, piece in enumerate(slices(data)[:2], start=1):
+        send(storage, upload_id, number, piece)
+
+    storage.abort_multipart(KEY, upload_id)
+
+    assert list(storage.list_unfinished("")) == []
+    assert list(storage.list("")) == []
+    assert everything_stored(storage) == []
+    with pytest.raises(ObjectNotFound):
+        storage.list_parts(KEY, upload_id)
+    with pytest.raises(ObjectNotFound):
+        send(storage, upload_id, 3, slices(data)[2])
+    with pytest.raises(ObjectNotFound):
+        storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    storage.abort_multipart(KEY, upload_id)
+    storage.abort_multipart(KEY, unknown_upload_id(storage))
+    assert everything_stored(storage) == []
+
+
+def test_list_unfinished_shows_started_uploads_by_prefix(storage):
+    keys = ["videos/1/a", "videos/1/b", "videos/12/c", "other/d"]
+    ids = {key: storage.start_multipart(key, content_type="video/mp4") for key in keys}
+
+    def unfinished(prefix: str) -> list[tuple[str, str]]:
+        return sorted((upload.key, upload.upload_id) for upload in storage.list_unfinished(prefix))
+
+    assert unfinished("videos/1/") == [("videos/1/a", ids["videos/1/a"]), ("videos/1/b", ids["videos/1/b"])]
+    assert [key for key, _ in unfinished("videos/1")] == ["videos/1/a", "videos/1/b", "videos/12/c"]
+    assert [key for key, _ in unfinished("")] == sorted(keys)
+    assert unfinished("videos/2/") == []
+    assert all(upload.started_at is not None for upload in storage.list_unfinished(""))
+
+    storage.abort_multipart("videos/1/a", ids["videos/1/a"])
+    part = random_bytes(300)
+    storage.complete_multipart(
+        "other/d", ids["other/d"], [send(storage, ids["other/d"], 1, part, key="other/d")], content_type="video/mp4"
+    )
+    assert [key for key, _ in unfinished("")] == ["videos/1/b", "videos/12/c"]
+    assert list(storage.list("videos/")) == []  # unfinished uploads are not objects
+    for prefix in ["../", "videos//", ".multipart/"]:
+        with pytest.raises(ValueError):
+            storage.list_unfinished(prefix)
+
+
+@pytest.mark.parametrize("error", [UploadAborted("client went away"), RuntimeError("boom")])
+def test_a_part_stream_that_raises_leaves_that_part_unrecorded(storage, error):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    pieces = slices(data)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    first = send(storage, upload_id, 1, pieces[0])
+
+    def failing(part: bytes) -> Iterator[bytes]:
+        yield part[: len(part) // 2]
+        raise error
+
+    for number in (2, 1):  # a new part, and a re-sent one (the earlier copy stays)
+        with pytest.raises(type(error)) as raised:
+            storage.put_part(KEY, upload_id, number, failing(pieces[number - 1]), size=len(pieces[number - 1]))
+        assert raised.value is error
+    assert storage.list_parts(KEY, upload_id) == [first]
+    if storage.name == "local":  # no temp file left behind
+        left = sorted(Path(path).name for path in everything_stored(storage))
+        assert left == ["1.part", "1.part.meta.json", "meta.json"]
+
+
+def test_a_part_of_the_wrong_size_is_refused(storage):
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    part = random_bytes(PART)
+    with pytest.raises(UploadAborted):  # fewer bytes than announced
+        storage.put_part(KEY, upload_id, 1, chunked(part), size=len(part) + 1)
+
+    pulled: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            pulled.append(1)
+            yield b"x" * 1000
+
+    with pytest.raises(UploadAborted):  # more: reading stops at once
+        storage.put_part(KEY, upload_id, 1, endless(), size=2500)
+    assert len(pulled) == 3
+    assert storage.list_parts(KEY, upload_id) == []
+
+    for number, size in [(0, 10), (10_001, 10), (True, 10), ("1", 10), (1, 0), (1, -1), (1, 1.5), (1, None)]:
+        with pytest.raises(ValueError):
+            storage.put_part(KEY, upload_id, number, [b"x" * 10], size=size)
+    assert storage.list_parts(KEY, upload_id) == []
+
+
+HOSTILE_UPLOAD_IDS = ["", "../x", "a/b", "..", "x y", "x\x00", None, 5, "x" * 201]
+
+
+@pytest.mark.parametrize("upload_id", HOSTILE_UPLOAD_IDS)
+def test_hostile_upload_ids_are_refused(storage, tmp_path, upload_id):
+    before = sorted(tmp_path.rglob("*"))
+    consumed: list[int] = []
+
+    def source() -> Iterator[bytes]:
+        consumed.append(1)
+        yield b"x"
+
+    calls = [
+        lambda: storage.put_part(KEY, upload_id, 1, source(), size=1),
+        lambda: storage.list_parts(KEY, upload_id),
+        lambda: storage.complete_multipart(KEY, upload_id, [PartInfo(1, 1, sha1(b"x"))], content_type="video/mp4"),
+        lambda: storage.abort_multipart(KEY, upload_id),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError):
+            call()
+    assert consumed == [] and sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS)
+def test_hostile_keys_are_refused_by_multipart_calls(storage, key):
+    with pytest.raises(ValueError):
+        storage.start_multipart(key, content_type="video/mp4")
+    upload_id = unknown_upload_id(storage)
+    with pytest.raises(ValueError):
+        storage.put_part(key, upload_id, 1, [b"x"], size=1)
+    for call in (storage.list_parts, storage.abort_multipart):
+        with pytest.raises(ValueError):
+            call(key, upload_id)
+    with pytest.raises(ValueError):
+        storage.complete_multipart(key, upload_id, [PartInfo(1, 1, sha1(b"x"))], content_type="video/mp4")
+    assert everything_stored(storage) == []
+
+
+def test_an_upload_id_serves_only_its_own_key(storage):
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    part = send(storage, upload_id, 1, random_bytes(300))
+    other = "videos/7/another"
+    with pytest.raises(ValueError):
+        storage.complete_multipart(other, upload_id, [part], content_type="video/mp4")
+    with pytest.raises(ValueError):
+        storage.abort_multipart(other, upload_id)
+    assert storage.list_parts(KEY, upload_id) == [part]
+    assert storage.stat(other, "") is None
+
+
+def test_start_refuses_a_malformed_sha1_or_content_type(storage):
+    for sha1_value in ["abc", "g" * 40, 5]:
+        with pytest.raises(ValueError):
+            storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1_value)
+    with pytest.raises(ValueError):
+        storage.start_multipart(KEY, content_type="")
+    assert list(storage.list_unfinished("")) == [] and everything_stored(storage) == []
+
+
+# Multipart, local only ------------------------------------------------------------
+
+
+def test_local_declared_sha1_that_does_not_match_fails_complete_and_stores_no_object(tmp_path):
+    storage = LocalStorage(tmp_path / "storage")
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(b"another file"))
+    for number, piece in enumerate(slices(data), start=1):
+        send(storage, upload_id, number, piece)
+
+    with pytest.raises(StorageError) as raised:
+        storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert "checksum" in str(raised.value) and raised.value.retryable is False
+    assert storage.stat(KEY, KEY) is None and list(storage.list("")) == []
+    assert not (storage.root / "videos" / "7").exists() or list((storage.root / "videos" / "7").iterdir()) == []
+    assert [upload.upload_id for upload in storage.list_unfinished("")] == [upload_id]  # left for abort
+    storage.abort_multipart(KEY, upload_id)
+    assert everything_stored(storage) == []
+
+
+@pytest.mark.parametrize(
+    "upload_id",
+    ["0123456789ABCDEF0123456789ABCDEF", "0" * 31, "0" * 33, "0" * 31 + "/", "../" + "0" * 29, "0" * 32 + "\n"],
+)
+def test_local_upload_ids_are_exactly_32_lowercase_hex_digits(tmp_path, upload_id):
+    storage = LocalStorage(tmp_path / "storage")
+    for call in (storage.list_parts, storage.abort_multipart):
+        with pytest.raises(ValueError):
+            call(KEY, upload_id)
+    with pytest.raises(ValueError):
+        storage.put_part(KEY, upload_id, 1, [b"x"], size=1)
+    assert everything_stored(storage) == []
+
+
+def test_local_parts_live_in_a_hidden_folder(tmp_path):
+    storage = LocalStorage(tmp_path / "storage")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1="A" * 40)
+    send(storage, upload_id, 1, b"part one")
+
+    folder = storage.root / ".multipart" / upload_id
+    assert sorted(path.name for path in folder.iterdir()) == ["1.part", "1.part.meta.json", "meta.json"]
+    assert (folder / "1.part").read_bytes() == b"part one"
+    assert [upload.key for upload in storage.list_unfinished("")] == [KEY]
+    assert list(storage.list("")) == [] and list(storage.list(".multi")) == []
+
+
+def test_local_complete_after_a_crash_before_cleanup_returns_the_object(tmp_path, monkeypatch):
+    """The object is in place but the parts folder is still there (the cleanup
+    failed): complete again returns the same object, and the leftovers go."""
+    storage = LocalStorage(tmp_path / "storage")
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    for number, piece in enumerate(slices(data), start=1):
+        send(storage, upload_id, number, piece)
+    real = LocalStorage._remove_upload
+    failures: list[str] = []
+
+    def remove_upload(folder):
+        if not failures:
+            failures.append(folder)
+            raise OSError(errno.EIO, "injected")
+        return real(folder)
+
+    monkeypatch.setattr(LocalStorage, "_remove_upload", staticmethod(remove_upload))
+    first = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert failures and read(storage, first) == data
+    assert [upload.upload_id for upload in storage.list_unfinished("")] == [upload_id]
+
+    again = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert (again.size, again.sha1) == (first.size, first.sha1) == (len(data), sha1(data))
+    assert list(storage.list_unfinished("")) == []
+    assert everything_stored(storage) == [KEY, KEY + ".meta.json"]
+
+
+def test_local_multipart_memory_stays_bounded(tmp_path):
+    """40 MiB in 4 MiB parts: sending a part and joining them hold about a MiB,
+    not a part and never the file."""
+    storage = LocalStorage(tmp_path / "storage")
+    part_size, count, chunk = 4 * MIB, 10, 64 * KIB
+
+    def part_chunks(number: int) -> Iterator[bytes]:
+        for index in range(part_size // chunk):
+            yield bytes([(number * 31 + index) % 251]) * chunk  # fresh objects: holding them would show
+
+    expected = hashlib.sha1()
+    for number in range(1, count + 1):
+        for piece in part_chunks(number):
+            expected.update(piece)
+
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=expected.hexdigest())
+    tracemalloc.start()
+    try:
+        parts, part_peaks = [], []
+        for number in range(1, count + 1):
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            parts.append(storage.put_part(KEY, upload_id, number, part_chunks(number), size=part_size))
+            part_peaks.append(tracemalloc.get_traced_memory()[1] - base)
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        stored = storage.complete_multipart(KEY, upload_id, parts, content_type="video/mp4")
+        join_peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+    assert (stored.size, stored.sha1) == (count * part_size, expected.hexdigest())
+    assert max(part_peaks) < MIB, f"sending a 4 MiB part held {max(part_peaks) / MIB:.1f} MiB"
+    assert join_peak < 3 * MIB, f"joining 40 MiB held {join_peak / MIB:.1f} MiB"
+
+
+# Multipart, B2 only ---------------------------------------------------------------
+
+
+def test_b2_multipart_start_records_the_declared_sha1(b2_storage, b2):
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = b2_storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data))
+
+    [large] = b2.bucket.list_unfinished_large_files()
+    assert (large.file_id, large.file_name, large.content_type) == (upload_id, KEY, "video/mp4")
+    assert large.file_info == {"large_file_sha1": sha1(data)}
+    for number, piece in enumerate(slices(data), start=1):
+        send(b2_storage, upload_id, number, piece)
+    stored = b2_storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert stored.sha1 == sha1(data) == b2_storage.stat(KEY, stored.file_id).sha1
+    assert b2.bucket.get_file_info_by_id(upload_id).file_info["large_file_sha1"] == sha1(data)
+
+
+def test_b2_finish_that_lost_the_declared_sha1_is_removed(b2_storage, b2, monkeypatch):
+    real = b2.sim.finish_large_file
+
+    def finish_large_file(*args):
+        response = real(*args)
+        return {**response, "fileInfo": {}}  # storage kept the bytes but not the file info
+
+    monkeypatch.setattr(b2.sim, "finish_large_file", finish_large_file)
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = b2_storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data))
+    for number, piece in enumerate(slices(data), start=1):
+        send(b2_storage, upload_id, number, piece)
+
+    with pytest.raises(StorageError) as raised:
+        b2_storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert raised.value.retryable is True
+    assert everything_stored(b2_storage) == []
+
+
+def test_b2_multipart_finish_whose_answer_was_lost_counts_as_done(b2_storage, b2, monkeypatch):
+    calls: list[str] = []
+    real = b2.sim.finish_large_file
+
+    def finish_large_file(api_url, token, file_id, part_sha1s):
+        calls.append(file_id)
+        if len(calls) > 1:
+            raise BadRequest("file is not in progress", "bad_request")
+        real(api_url, token, file_id, part_sha1s)
+        raise B2ConnectionError("connection reset after the file was finished")
+
+    monkeypatch.setattr(b2.sim, "finish_large_file", finish_large_file)
+    data = random_bytes(MULTIPART_DATA_SIZE)
+    upload_id = b2_storage.start_multipart(KEY, content_type="video/mp4")
+    for number, piece in enumerate(slices(data), start=1):
+        send(b2_storage, upload_id, number, piece)
+
+    stored = b2_storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert calls == [upload_id]
+    assert (stored.file_id, stored.size) == (upload_id, len(data))
+    assert read(b2_storage, stored) == data
+
+
+def test_b2_part_that_fails_once_is_retried_on_a_fresh_upload_url(b2_storage, b2, sleeps, monkeypatch):
+    urls: list[str] = []
+    real = b2.sim.upload_part
+
+    def upload_part(url, *args):
+        urls.append(url)
+        if len(urls) == 1:
+            raise B2ConnectionError("connection reset")
+        return real(url, *args)
+
+    monkeypatch.setattr(b2.sim, "upload_part", upload_part)
+    upload_id = b2_storage.start_multipart(KEY, content_type="video/mp4")
+    part = random_bytes(PART)
+
+    assert send(b2_storage, upload_id, 1, part) == PartInfo(1, PART, sha1(part))
+    assert len(urls) == 2 and urls[0] != urls[1]
+    assert sleeps == [0.5]
+    assert b2_storage.list_parts(KEY, upload_id) == [PartInfo(1, PART, sha1(part))]
+
+
+def test_b2_part_upload_that_keeps_failing_is_a_retryable_error(b2_storage, b2, sleeps, monkeypatch):
+    def always_down(*args, **kwargs):
+        raise ServiceError("503 service_unavailable")
+
+    monkeypatch.setattr(b2.sim, "upload_part", always_down)
+    upload_id = b2_storage.start_multipart(KEY, content_type="video/mp4")
+
+    with pytest.raises(StorageError) as raised:
+        send(b2_storage, upload_id, 1, random_bytes(PART))
+
+    assert (raised.value.retryable, str(raised.value)) == (True, UNAVAILABLE)
+    assert sleeps == [0.5, 1.0, 2.0, 4.0]
+    assert b2_storage.list_parts(KEY, upload_id) == []  # nothing recorded; the upload can go on
+    assert [upload.upload_id for upload in b2_storage.list_unfinished("")] == [upload_id]
+
+
+def test_b2_multipart_part_size_limits(b2_storage):
+    upload_id = b2_storage.start_multipart(KEY, content_type="video/mp4")
+    with pytest.raises(ValueError):  # more than B2's largest part: refused before reading
+        b2_storage.put_part(KEY, upload_id, 1, iter(()), size=5 * 1000**3 + 1)

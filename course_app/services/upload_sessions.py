@@ -1,0 +1,479 @@
+"""Resumable uploads: the ledger (UploadSession + UploadPart) and its life cycle.
+
+    create ──▶ put part N (any order, again and again) ──▶ complete ──▶ video ready
+       └──────────────── abort / sweep (stale) ─────────────────┘
+
+Order of effects, so a crash at any step leaves something a retry, the sweep or
+the checker finishes:
+- create: the video row (``uploading``) and the session are written in one
+  transaction, then storage starts the multipart upload and its id is saved;
+- part: storage confirms the part, then the ledger records it (a part stored but
+  not recorded is simply sent again);
+- complete: storage joins the parts, then the video becomes ``ready`` and the
+  session ``completed`` in one transaction; a repeated complete finds the work done;
+- abort: the session, the video row's removal and the storage clean-up (outbox)
+  are written in one transaction; storage is told afterwards and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlmodel import Session, func, select
+
+from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded, TooLarge
+from course_app.models import Course, UploadPart, UploadSession, User, Video, utcnow
+from course_app.services import outbox, videos
+from course_app.services.courses import owned_chapter
+from course_app.services.uploads import sniff_video_type
+from course_app.services.validation import parse_uuid
+from course_app.storage.base import MultipartStorage, PartInfo, StorageError, StoredObject, UploadAborted
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
+FINGERPRINT_MAX = 200
+UNKNOWN_UPLOAD_GRACE = timedelta(hours=1)
+OPEN_STATUSES = ("active", "completing")
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """What the API and the editor show of a session."""
+
+    session: UploadSession
+    parts: list[UploadPart]
+
+    @property
+    def confirmed_bytes(self) -> int:
+        return sum(p.size for p in self.parts)
+
+    @property
+    def missing_parts(self) -> list[int]:
+        have = {p.number for p in self.parts}
+        return [n for n in range(1, self.session.part_count + 1) if n not in have]
+
+
+class ChecksumMismatch(InvalidInput):
+    code = "checksum_mismatch"
+    retryable = True
+
+
+class IncompletePart(InvalidInput):
+    code = "incomplete_part"
+    retryable = True
+
+
+# Sizes -------------------------------------------------------------------------------
+
+
+def choose_part_size(*, size: int, storage: MultipartStorage, configured: int | None) -> int:
+    """The configured or recommended part size, at least storage's minimum, grown
+    so the file fits in storage's maximum number of parts."""
+    part = max(configured or storage.recommended_part_size(), storage.min_part_size)
+    return max(part, math.ceil(size / storage.max_parts))
+
+
+def expected_part_size(upload: UploadSession, number: int) -> int:
+    if number < upload.part_count:
+        return upload.chunk_size
+    return upload.size_bytes - upload.chunk_size * (upload.part_count - 1)
+
+
+def bytes_in_use(*, session: Session, user: User) -> int:
+    """Stored bytes plus bytes reserved by open uploads: what counts against the quota."""
+    stored = session.exec(
+        select(func.coalesce(func.sum(Video.size_bytes), 0))
+        .join(Course, Course.id == Video.course_id)
+        .where(Course.owner_id == user.id)
+    ).one()
+    reserved = session.exec(
+        select(func.coalesce(func.sum(UploadSession.size_bytes), 0)).where(
+            UploadSession.owner_id == user.id, UploadSession.status.in_(OPEN_STATUSES)
+        )
+    ).one()
+    return int(stored) + int(reserved)
+
+
+# Lookups -----------------------------------------------------------------------------
+
+
+def owned_session(*, session: Session, user: User, upload_id: object) -> UploadSession:
+    upload = session.get(UploadSession, parse_uuid(upload_id, what="upload"))
+    if upload is None:
+        raise NotFound("That upload does not exist.")
+    if upload.owner_id != user.id:
+        raise Forbidden("You do not have access to this upload.")
+    return upload
+
+
+def _parts(session: Session, upload_id: uuid.UUID) -> list[UploadPart]:
+    return list(session.exec(select(UploadPart).where(UploadPart.session_id == upload_id).order_by(UploadPart.number)))
+
+
+def view(*, session: Session, user: User, upload_id: object) -> LedgerView:
+    upload = owned_session(session=session, user=user, upload_id=upload_id)
+    return LedgerView(upload, _parts(session, upload.id))
+
+
+def unfinished_for_course(*, session: Session, user: User, course_id: object) -> list[LedgerView]:
+    """Open uploads of a course, oldest first, with their confirmed parts."""
+    course_uuid = parse_uuid(course_id, what="course")
+    uploads = session.exec(
+        select(UploadSession)
+        .where(UploadSession.owner_id == user.id, UploadSession.course_id == course_uuid,
+               UploadSession.status.in_(OPEN_STATUSES))
+        .order_by(UploadSession.created_at)
+    )
+    return [LedgerView(u, _parts(session, u.id)) for u in uploads]
+
+
+# Create --------------------------------------------------------------------------------
+
+
+def _check_request(fingerprint: object, size: object, sha1: object) -> tuple[str, int, str | None]:
+    if not isinstance(fingerprint, str) or not 0 < len(fingerprint) <= FINGERPRINT_MAX:
+        raise InvalidInput(f"'fingerprint' must be 1 to {FINGERPRINT_MAX} characters identifying the file.")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise InvalidInput("'size' must be the file's size in bytes (more than 0).")
+    if sha1 is not None and (not isinstance(sha1, str) or not SHA1_RE.match(sha1.lower())):
+        raise InvalidInput("'sha1' must be 40 hexadecimal characters.")
+    return fingerprint, size, sha1.lower() if isinstance(sha1, str) else None
+
+
+def create(
+    *,
+    session_factory: SessionFactory,
+    storage: MultipartStorage,
+    user: User,
+    course_id: object,
+    chapter_id: object,
+    filename: object,
+    size: object,
+    fingerprint: object,
+    head: bytes,
+    title: object = None,
+    sha1: object = None,
+    max_bytes: int,
+    quota_bytes: int,
+    configured_part_size: int | None = None,
+) -> tuple[LedgerView, bool]:
+    """Start an upload, or find the open one for the same file in the same chapter
+    (resume). Returns (view, created). Everything is checked before any byte is
+    stored: ownership, size limit, quota, and the type from the first bytes."""
+    fingerprint, size, sha1 = _check_request(fingerprint, size, sha1)
+    with session_factory() as session:
+        chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id, course_id=course_id)
+        existing = session.exec(
+            select(UploadSession).where(
+                UploadSession.owner_id == user.id,
+                UploadSession.chapter_id == chapter.id,
+                UploadSession.fingerprint == fingerprint,
+                UploadSession.size_bytes == size,
+                UploadSession.status.in_(OPEN_STATUSES),
+            )
+        ).first()
+        if existing is not None and existing.storage_upload_id:
+            return LedgerView(existing, _parts(session, existing.id)), False
+        if size > max_bytes:
+            raise TooLarge(f"The file is larger than the {videos.format_size(max_bytes)} limit.")
+        used = bytes_in_use(session=session, user=user)
+        if used + size > quota_bytes:
+            raise QuotaExceeded(
+                f"This upload needs {videos.format_size(size)} but only "
+                f"{videos.format_size(max(0, quota_bytes - used))} of your {videos.format_size(quota_bytes)} "
+                "storage is left. Delete videos you no longer need, or ask for more space."
+            )
+        content_type = sniff_video_type(head)
+        part_size = choose_part_size(size=size, storage=storage, configured=configured_part_size)
+        video = videos.begin_upload(
+            session=session, user=user, course_id=chapter.course_id, chapter_id=chapter.id, filename=filename,
+            title=title, content_type=content_type, declared_size=size, max_bytes=max_bytes,
+        )
+        upload = UploadSession(
+            owner_id=user.id, video_id=video.id, course_id=chapter.course_id, chapter_id=chapter.id,
+            filename=video.filename, size_bytes=size, content_type=content_type, chunk_size=part_size,
+            part_count=max(1, math.ceil(size / part_size)), fingerprint=fingerprint,
+            storage_key=video.storage_key, sha1=sha1,
+        )
+        session.add(upload)
+        session.flush()
+        upload_id = upload.id
+    # The intent is recorded; now storage. A crash here leaves a session without a
+    # storage id, which the sweep expires.
+    try:
+        storage_upload_id = storage.start_multipart(upload.storage_key, content_type=content_type, sha1=sha1)
+    except StorageError as exc:
+        _fail(session_factory, upload_id, f"Storage could not start the upload: {exc}")
+        raise
+    with session_factory() as session:
+        upload = session.get(UploadSession, upload_id)
+        upload.storage_upload_id = storage_upload_id
+        upload.updated_at = utcnow()
+        session.add(upload)
+        session.flush()
+        return LedgerView(upload, []), True
+
+
+def _fail(session_factory: SessionFactory, upload_id: uuid.UUID, reason: str) -> None:
+    with session_factory() as session:
+        upload = session.get(UploadSession, upload_id)
+        if upload is None:
+            return
+        upload.status, upload.error, upload.updated_at = "aborted", reason[:1000], utcnow()
+        session.add(upload)
+        if upload.video_id is not None:
+            videos.fail_upload(session=session, video_id=upload.video_id, reason=reason, remove_row=True)
+
+
+# Parts -----------------------------------------------------------------------------------
+
+
+def check_part(*, session: Session, user: User, upload_id: object, number: object, size: object) -> UploadSession:
+    """Refuse a part before reading its bytes: owner, open session, range, size."""
+    upload = owned_session(session=session, user=user, upload_id=upload_id)
+    if upload.status not in OPEN_STATUSES or not upload.storage_upload_id:
+        raise Conflict(f"This upload is {upload.status}; start it again to send more parts.")
+    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= upload.part_count:
+        raise InvalidInput(f"Part numbers for this upload run from 1 to {upload.part_count}.")
+    expected = expected_part_size(upload, number)
+    if size is None:
+        raise InvalidInput("Send the part's length in the Content-Length header.")
+    if size > expected:
+        raise TooLarge(f"Part {number} must be exactly {expected} bytes; {size} were sent.")
+    if size != expected:
+        raise InvalidInput(f"Part {number} must be exactly {expected} bytes; {size} were sent.")
+    return upload
+
+
+def confirmed_part(*, session: Session, upload_id: uuid.UUID, number: int) -> UploadPart | None:
+    return session.exec(
+        select(UploadPart).where(UploadPart.session_id == upload_id, UploadPart.number == number)
+    ).first()
+
+
+def record_part(*, session: Session, upload_id: uuid.UUID, part: PartInfo) -> UploadPart:
+    row = confirmed_part(session=session, upload_id=upload_id, number=part.number)
+    if row is None:
+        row = UploadPart(session_id=upload_id, number=part.number, size=part.size, sha1=part.sha1)
+    else:
+        row.size, row.sha1, row.created_at = part.size, part.sha1, utcnow()
+    session.add(row)
+    upload = session.get(UploadSession, upload_id)
+    upload.updated_at = utcnow()
+    session.add(upload)
+    session.flush()
+    return row
+
+
+def store_part(
+    *,
+    session_factory: SessionFactory,
+    storage: MultipartStorage,
+    user: User,
+    upload_id: object,
+    number: int,
+    size: int,
+    chunks: Iterable[bytes],
+    client_sha1: str | None,
+) -> tuple[UploadPart, bool]:
+    """Store part ``number`` (synchronous: run it in a thread). Returns (part, stored):
+    a part already confirmed with the same SHA1 is not stored again (idempotent)."""
+    if client_sha1 is not None and not SHA1_RE.match(client_sha1.lower()):
+        raise InvalidInput("The X-Part-SHA1 header must be 40 hexadecimal characters.")
+    with session_factory() as session:
+        upload = check_part(session=session, user=user, upload_id=upload_id, number=number, size=size)
+        existing = confirmed_part(session=session, upload_id=upload.id, number=number)
+        if existing is not None and client_sha1 is not None and existing.sha1 == client_sha1.lower():
+            return existing, False
+        key, storage_upload_id, upload_uuid = upload.storage_key, upload.storage_upload_id, upload.id
+    try:
+        info = storage.put_part(key, storage_upload_id, number, chunks, size=size)
+    except UploadAborted:
+        raise IncompletePart(f"Part {number} arrived incomplete. Send it again.") from None
+    if info.size != size:
+        raise IncompletePart(f"Part {number} arrived with {info.size} bytes instead of {size}. Send it again.")
+    if client_sha1 is not None and info.sha1 != client_sha1.lower():
+        raise ChecksumMismatch(f"Part {number} was damaged on the way (its SHA1 does not match). Send it again.")
+    with session_factory() as session:
+        upload = session.get(UploadSession, upload_uuid)
+        if upload is None or upload.status not in OPEN_STATUSES:
+            raise Conflict("This upload was cancelled while the part was sent.")
+        return record_part(session=session, upload_id=upload_uuid, part=info), True
+
+
+# Complete ------------------------------------------------------------------------------------
+
+
+class MissingParts(Conflict):
+    code = "missing_parts"
+
+    def __init__(self, missing: list[int]) -> None:
+        shown = ", ".join(str(n) for n in missing[:20]) + (" …" if len(missing) > 20 else "")
+        super().__init__(f"The upload is missing {len(missing)} part(s): {shown}. Send them, then complete again.")
+        self.missing = missing
+
+
+def complete(
+    *,
+    session_factory: SessionFactory,
+    storage: MultipartStorage,
+    user: User,
+    upload_id: object,
+    sha1: object = None,
+) -> Video:
+    """Join the parts; the video becomes ``ready`` only once storage's size (and
+    SHA1, where known) match. Calling it again after success returns the video."""
+    if sha1 is not None and (not isinstance(sha1, str) or not SHA1_RE.match(sha1.lower())):
+        raise InvalidInput("'sha1' must be 40 hexadecimal characters.")
+    declared_sha1 = sha1.lower() if isinstance(sha1, str) else None
+    with session_factory() as session:
+        upload = owned_session(session=session, user=user, upload_id=upload_id)
+        if upload.status == "completed" and upload.video_id is not None:
+            video = session.get(Video, upload.video_id)
+            if video is not None:
+                return video
+        if upload.status not in OPEN_STATUSES or not upload.storage_upload_id:
+            raise Conflict(f"This upload is {upload.status} and cannot be completed.")
+        parts = _parts(session, upload.id)
+        missing = LedgerView(upload, parts).missing_parts
+        if missing:
+            raise MissingParts(missing)
+        upload.status, upload.updated_at = "completing", utcnow()
+        session.add(upload)
+        expected_sha1 = upload.sha1 or declared_sha1
+        key, storage_upload_id, size = upload.storage_key, upload.storage_upload_id, upload.size_bytes
+        content_type, upload_uuid, video_id = upload.content_type, upload.id, upload.video_id
+        infos = [PartInfo(number=p.number, size=p.size, sha1=p.sha1) for p in parts]
+    try:
+        stored = storage.complete_multipart(key, storage_upload_id, infos, content_type=content_type)
+    except StorageError:
+        with session_factory() as session:  # back to active: the client may retry complete
+            upload = session.get(UploadSession, upload_uuid)
+            upload.status, upload.updated_at = "active", utcnow()
+            session.add(upload)
+        raise
+    problem = _verify(stored, size=size, sha1=expected_sha1)
+    with session_factory() as session:
+        upload = session.get(UploadSession, upload_uuid)
+        if problem is not None:
+            upload.status, upload.error, upload.updated_at = "aborted", problem, utcnow()
+            session.add(upload)
+            outbox.enqueue_storage_deletion(session=session, storage_key=key, file_id=stored.file_id,
+                                            reason="upload failed verification")
+            if video_id is not None:
+                videos.fail_upload(session=session, video_id=video_id, reason=problem, remove_row=False)
+            session.commit()
+            raise ChecksumMismatch(problem)
+        if declared_sha1 and not stored.sha1:
+            stored = StoredObject(stored.key, stored.file_id, stored.size, declared_sha1, stored.content_type,
+                                  stored.uploaded_at)
+        video = videos.finish_upload(session=session, video_id=video_id, stored=stored) if video_id else None
+        upload.status, upload.error, upload.updated_at = "completed", None, utcnow()
+        session.add(upload)
+        for part in _parts(session, upload_uuid):
+            session.delete(part)
+        if video is None:
+            raise Conflict("The video was deleted while it was uploading.")
+        return video
+
+
+def _verify(stored: StoredObject, *, size: int, sha1: str | None) -> str | None:
+    if stored.size != size:
+        return f"Storage holds {stored.size} bytes but the file has {size}. Upload the file again."
+    if sha1 and stored.sha1 and stored.sha1 != sha1:
+        return "The stored file's SHA1 does not match the file's. Upload the file again."
+    return None
+
+
+# Abort and sweep --------------------------------------------------------------------------------
+
+
+def abort(*, session: Session, user: User, upload_id: object, reason: str = "upload cancelled") -> None:
+    """Cancel an upload: the session, the video row's removal and the storage
+    clean-up (through the outbox) are recorded together."""
+    upload = owned_session(session=session, user=user, upload_id=upload_id)
+    if upload.status == "completed":
+        raise Conflict("This upload has finished; delete the video instead.")
+    _close(session, upload, status="aborted", reason=reason, keep_video_as_failed=False)
+
+
+def _close(session: Session, upload: UploadSession, *, status: str, reason: str, keep_video_as_failed: bool) -> None:
+    if upload.status in OPEN_STATUSES and upload.storage_upload_id:
+        outbox.enqueue_multipart_abort(
+            session=session, storage_key=upload.storage_key, upload_id=upload.storage_upload_id, reason=reason
+        )
+    upload.status, upload.error, upload.updated_at = status, reason[:1000], utcnow()
+    session.add(upload)
+    for part in _parts(session, upload.id):
+        session.delete(part)
+    if upload.video_id is not None:
+        video = session.get(Video, upload.video_id)
+        if video is not None and video.status == "uploading":
+            if keep_video_as_failed:
+                video.status, video.error, video.updated_at = "failed", reason[:1000], utcnow()
+                session.add(video)
+            else:
+                videos.fail_upload(session=session, video_id=video.id, reason=reason, remove_row=True)
+    session.flush()
+
+
+@dataclass
+class SweepReport:
+    expired: list[str]
+    unknown_cancelled: list[str]
+    dry_run: bool
+
+    def as_dict(self) -> dict:
+        return {"dry_run": self.dry_run, "expired_sessions": self.expired, "unknown_uploads_cancelled": self.unknown_cancelled}
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def sweep(
+    *, session_factory: SessionFactory, storage: MultipartStorage, stale_after: timedelta, dry_run: bool = False,
+    now: datetime | None = None,
+) -> SweepReport:
+    """Expire sessions untouched for ``stale_after`` (their videos become ``failed``
+    with a reason the instructor sees) and cancel storage uploads no session knows."""
+    now = now or utcnow()
+    report = SweepReport(expired=[], unknown_cancelled=[], dry_run=dry_run)
+    reason = (f"Upload abandoned: no progress for {stale_after.total_seconds() / 3600:g} hours. "
+              "Upload the file again.")
+    with session_factory() as session:
+        stale = list(session.exec(
+            select(UploadSession).where(UploadSession.status.in_(OPEN_STATUSES),
+                                        UploadSession.updated_at < now - stale_after)
+        ))
+        for upload in stale:
+            report.expired.append(str(upload.id))
+            if not dry_run:
+                _close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
+        # Uploads of closed sessions are cancelled through the outbox; only those no
+        # session knows at all are the sweep's to cancel here.
+        known = set(session.exec(select(UploadSession.storage_upload_id).where(
+            UploadSession.storage_upload_id.is_not(None))))
+    for unfinished in storage.list_unfinished("videos/"):
+        started = _aware(unfinished.started_at)
+        if unfinished.upload_id in known or (started is not None and now - started < UNKNOWN_UPLOAD_GRACE):
+            continue
+        report.unknown_cancelled.append(f"{unfinished.key} ({unfinished.upload_id})")
+        if not dry_run:
+            try:
+                storage.abort_multipart(unfinished.key, unfinished.upload_id)
+            except StorageError as exc:
+                log.warning("Could not cancel unfinished upload %s: %s", unfinished.upload_id, exc)
+    return report
+
