@@ -45,7 +45,7 @@ class AppServer:
 
     def start(self) -> None:
         reflex = Path(sys.executable).parent / "reflex"
-        self.log = self.log_path.open("wb")
+        self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(reflex), "run", "--env", "prod", "--single-port", "--frontend-port", str(self.port),
              "--backend-port", str(self.port), "--loglevel", "info"],
@@ -68,6 +68,11 @@ class AppServer:
             time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"the app did not start within {BUILD_TIMEOUT:.0f}s:\n{self.log_tail()}")
+
+    def restart(self) -> None:
+        """Stop the app and start it again on the same port, data and build folder."""
+        self.stop()
+        self.start()
 
     def log_tail(self, lines: int = 60) -> str:
         try:
