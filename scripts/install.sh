@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Course Studio needs, skipping what is already there.
-#   scripts/install.sh              Python packages (.venv) and bun
-#   scripts/install.sh --for-tests  also the test extras and Debian's Chromium
+#   scripts/install.sh              Python packages (.venv, from requirements.lock) and bun
+#   scripts/install.sh --for-tests  also Debian's Chromium for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +18,14 @@ if [ ! -x .venv/bin/python ]; then
   say "Creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-extras=""; stamp=".venv/.installed"
-if [ "$FOR_TESTS" = 1 ]; then extras="[test]"; stamp=".venv/.installed-tests"; fi
-want="$(sha1sum pyproject.toml | cut -c1-40)"
+# The locked set (requirements.lock: every package and version, test tools included)
+# then the project itself. Regenerate the lock with scripts/lock.sh.
+stamp=".venv/.installed"
+want="$(cat pyproject.toml requirements.lock | sha1sum | cut -c1-40)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "Installing Python packages${extras:+ (with test extras)}"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+  say "Installing Python packages from requirements.lock"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
 
