@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +10,7 @@ from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from course_app.models import COURSE_STATUSES, DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, User, Video, utcnow
+from course_app.services.ordering import in_requested_order, renumber
 from course_app.services.outbox import remove_videos_of
 from course_app.services.users import can_create_courses
 from course_app.services.validation import clean_text, parse_uuid
@@ -149,20 +149,6 @@ def _touch(session: Session, course_id: uuid.UUID) -> None:
         session.add(course)
 
 
-def _renumber(session: Session, chapters: Sequence[Chapter]) -> None:
-    """Give ``chapters`` positions 0..n-1 in order without ever breaking the
-    unique (course, position) constraint: park them on negative positions first."""
-    for index, chapter in enumerate(chapters):
-        chapter.position = -(index + 1)
-        session.add(chapter)
-    session.flush()
-    for index, chapter in enumerate(chapters):
-        chapter.position = index
-        chapter.updated_at = utcnow()
-        session.add(chapter)
-    session.flush()
-
-
 def add_chapter(*, session: Session, user: User, course_id: object, title: object) -> Chapter:
     course = owned_course(session=session, user=user, course_id=course_id)
     title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
@@ -197,22 +183,18 @@ def delete_chapter(*, session: Session, user: User, chapter_id: object) -> None:
     course_id = chapter.course_id
     session.delete(chapter)
     session.flush()
-    _renumber(session, ordered_chapters(session=session, course_id=course_id))
+    renumber(session, ordered_chapters(session=session, course_id=course_id))
     _touch(session, course_id)
 
 
 def reorder_chapters(*, session: Session, user: User, course_id: object, chapter_ids: object) -> list[Chapter]:
     """Put the course's chapters in the given order; the list must name each chapter once."""
     course = owned_course(session=session, user=user, course_id=course_id)
-    if not isinstance(chapter_ids, (list, tuple)) or len(chapter_ids) > MAX_CHAPTERS:
-        raise InvalidInput("The new order must list the course's chapters.")
-    wanted = [parse_uuid(value, what="chapter") for value in chapter_ids]
-    chapters = ordered_chapters(session=session, course_id=course.id)
-    by_id = {chapter.id: chapter for chapter in chapters}
-    if len(wanted) != len(set(wanted)) or set(wanted) != set(by_id):
-        raise Conflict("The chapters changed in the meantime; the list has been reloaded.")
-    ordered = [by_id[chapter_id] for chapter_id in wanted]
-    _renumber(session, ordered)
+    ordered = in_requested_order(
+        ordered_chapters(session=session, course_id=course.id), chapter_ids, what="chapter", parent="course",
+        limit=MAX_CHAPTERS,
+    )
+    renumber(session, ordered)
     _touch(session, course.id)
     return ordered
 
@@ -227,6 +209,6 @@ def move_chapter(*, session: Session, user: User, chapter_id: object, offset: ob
     target = index + int(offset)
     if 0 <= target < len(chapters):
         chapters[index], chapters[target] = chapters[target], chapters[index]
-        _renumber(session, chapters)
+        renumber(session, chapters)
         _touch(session, chapter.course_id)
     return chapters

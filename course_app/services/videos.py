@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import Sequence
 from pathlib import PurePath
 
 from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
-from course_app.models import TITLE_MAX, Chapter, User, Video, utcnow
+from course_app.models import TITLE_MAX, Chapter, StorageDeletion, User, Video, utcnow
 from course_app.services.courses import owned_chapter, owned_course
+from course_app.services.ordering import in_requested_order, renumber
 from course_app.services.outbox import enqueue_storage_deletion, remove_video_row
 from course_app.services.validation import clean_text, parse_uuid
 from course_app.storage.base import StoredObject, video_key
@@ -61,19 +61,6 @@ def stream_url(video_id: uuid.UUID) -> str:
 # Order -----------------------------------------------------------------------
 
 
-def _renumber(session: Session, videos: Sequence[Video]) -> None:
-    """Positions 0..n-1 in order, never breaking the unique (chapter, position)."""
-    for index, video in enumerate(videos):
-        video.position = -(index + 1)
-        session.add(video)
-    session.flush()
-    for index, video in enumerate(videos):
-        video.position = index
-        video.updated_at = utcnow()
-        session.add(video)
-    session.flush()
-
-
 def _next_position(session: Session, chapter_id: uuid.UUID) -> int:
     count, top = session.exec(
         select(func.count(Video.id), func.max(Video.position)).where(Video.chapter_id == chapter_id)
@@ -94,15 +81,11 @@ def rename_video(*, session: Session, user: User, video_id: object, title: objec
 
 def reorder_videos(*, session: Session, user: User, chapter_id: object, video_ids: object) -> list[Video]:
     chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
-    if not isinstance(video_ids, (list, tuple)) or len(video_ids) > MAX_VIDEOS_PER_CHAPTER:
-        raise InvalidInput("The new order must list the chapter's videos.")
-    wanted = [parse_uuid(value, what="video") for value in video_ids]
-    videos = chapter_videos(session=session, chapter_id=chapter.id)
-    by_id = {video.id: video for video in videos}
-    if len(wanted) != len(set(wanted)) or set(wanted) != set(by_id):
-        raise Conflict("The videos changed in the meantime; the list has been reloaded.")
-    ordered = [by_id[video_id] for video_id in wanted]
-    _renumber(session, ordered)
+    ordered = in_requested_order(
+        chapter_videos(session=session, chapter_id=chapter.id), video_ids, what="video", parent="chapter",
+        limit=MAX_VIDEOS_PER_CHAPTER,
+    )
+    renumber(session, ordered)
     return ordered
 
 
@@ -116,17 +99,17 @@ def move_video(*, session: Session, user: User, video_id: object, chapter_id: ob
     if target.id == source_id:
         siblings = [v for v in chapter_videos(session=session, chapter_id=source_id) if v.id != video.id]
         siblings.insert(min(position if position is not None else len(siblings), len(siblings)), video)
-        _renumber(session, siblings)
+        renumber(session, siblings)
         return video
     # Park the video outside both chapters' positions, then renumber both.
     video.position = -(MAX_VIDEOS_PER_CHAPTER + 1)
     video.chapter_id = target.id
     session.add(video)
     session.flush()
-    _renumber(session, chapter_videos(session=session, chapter_id=source_id))
+    renumber(session, chapter_videos(session=session, chapter_id=source_id))
     others = [v for v in chapter_videos(session=session, chapter_id=target.id) if v.id != video.id]
     others.insert(min(position if position is not None else len(others), len(others)), video)
-    _renumber(session, others)
+    renumber(session, others)
     return video
 
 
@@ -137,7 +120,7 @@ def delete_video(*, session: Session, user: User, video_id: object) -> StorageDe
     video = owned_video(session=session, user=user, video_id=video_id)
     chapter_id = video.chapter_id
     pending = remove_video_row(session=session, video=video, reason="video deleted")
-    _renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
+    renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
     return pending
 
 
@@ -215,23 +198,24 @@ def finish_upload(*, session: Session, video_id: uuid.UUID, stored: StoredObject
     return video
 
 
-def fail_upload(*, session: Session, video_id: uuid.UUID, reason: str, remove_row: bool) -> None:
+def fail_upload(*, session: Session, video_id: uuid.UUID, reason: str, remove_row: bool) -> StorageDeletion | None:
     """An upload ended without its bytes: remove the row (refused input) or keep
-    it as ``failed`` with a reason the instructor sees (storage trouble)."""
+    it as ``failed`` with a reason the instructor sees (storage trouble). Returns
+    the outbox row that cleans up whatever may be stored under its key."""
     video = session.get(Video, video_id)
     if video is None:
-        return
+        return None
     if remove_row:
         chapter_id = video.chapter_id
-        remove_video_row(session=session, video=video, reason="upload abandoned")
-        _renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
-        return
+        pending = remove_video_row(session=session, video=video, reason="upload abandoned")
+        renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
+        return pending
     video.status = "failed"
     video.error = reason[:1000]
     video.updated_at = utcnow()
     session.add(video)
     # Nothing usable is stored, but a partial object may be: clean it through the outbox.
-    enqueue_storage_deletion(session=session, storage_key=video.storage_key, file_id=None, reason="upload failed")
+    return enqueue_storage_deletion(session=session, storage_key=video.storage_key, file_id=None, reason="upload failed")
 
 
 def format_size(size: int) -> str:
