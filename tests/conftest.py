@@ -23,7 +23,7 @@ from course_app.models import User  # noqa: E402
 from course_app.services import users  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("COURSE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES_IN_DELETE_ORDER = ("storage_deletions", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
+TABLES_IN_DELETE_ORDER = ("upload_parts", "upload_sessions", "storage_deletions", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
 
 
 def _pg_available() -> bool:
@@ -109,7 +109,15 @@ def app_server(tmp_path_factory):
     from tests.server import AppServer
 
     home = tmp_path_factory.mktemp("app")
-    server = AppServer(data_dir=home / "data", log_path=home / "server.log")
+    # Small parts, so browser tests send files of a few MB in many parts.
+    server = AppServer(data_dir=home / "data", log_path=home / "server.log",
+                       extra_env={"COURSE_UPLOAD_CHUNK_BYTES": "65536",
+                                  # every browser test signs up through the page
+                                  "COURSE_SIGNUP_RATE_LIMIT": "1000/hour",
+                                  # canaries: the security tests prove these never reach a browser
+                                  # (storage stays local; B2 is not used with them)
+                                  "COURSE_B2_KEY_ID": "canary-b2-key-id-" + uuid.uuid4().hex,
+                                  "COURSE_B2_APPLICATION_KEY": "canary-b2-application-key-" + uuid.uuid4().hex})
     server.start()
     yield server
     server.stop()

@@ -10,7 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from course_app.api import auth, courses, tokens, upload_sessions, videos
+from course_app.api.body_limit import BodyLimit
 from course_app.errors import DomainError, RateLimited
+from course_app.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,12 @@ def build_api() -> FastAPI:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return _error(exc.status_code, str(exc), headers, code=exc.code, retryable=exc.retryable)
 
+    @api.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        # Storage trouble keeps its own retry hint (a full disk is final, a timeout is not).
+        return _error(503, str(exc) or "Storage is unavailable right now; try again.", code="storage_error",
+                      retryable=exc.retryable)
+
     @api.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, _describe_validation(exc))
@@ -64,6 +72,7 @@ def build_api() -> FastAPI:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return _error(500, "Something went wrong on our side. Try again in a moment.", retryable=True)
 
+    api.add_middleware(BodyLimit)  # JSON and form bodies are read whole: cap them
     api.include_router(auth.router)
     api.include_router(tokens.router)
     api.include_router(courses.router)

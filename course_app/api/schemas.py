@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, Video
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; every one we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class VideoPublic(BaseModel):
@@ -25,8 +34,8 @@ class VideoPublic(BaseModel):
     content_type: str
     duration_seconds: float | None
     position: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
     @classmethod
     def of(cls, video: Video) -> VideoPublic:
@@ -52,8 +61,8 @@ class CourseSummaryPublic(BaseModel):
     status: str
     chapter_count: int
     video_count: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class CoursePublic(BaseModel):
@@ -61,8 +70,8 @@ class CoursePublic(BaseModel):
     title: str
     description: str
     status: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
     chapters: list[ChapterPublic] = []
 
     @classmethod

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from course_app.api.deps import CurrentUser, DbSession, enforce_rate_limit
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
@@ -140,7 +140,11 @@ def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSessi
     try:
         byte_range = _byte_range(request.headers.get("range"), size)
     except _Unsatisfiable:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        return JSONResponse(
+            {"error": "The requested range is outside the video.", "code": "range_not_satisfiable", "retryable": False},
+            status_code=416,
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     file_id = video.backblaze_file_id or video.storage_key
     if byte_range is None:
         headers["Content-Length"] = str(size)

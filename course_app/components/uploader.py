@@ -1,23 +1,32 @@
 """The video upload zone: a local React component (uploader.jsx, beside this file)
-that posts files to /api/upload itself and keeps their progress in the browser.
+that sends files through the resumable upload API (/api/uploads: a session, then
+parts in parallel, then complete) and keeps their progress in the browser.
 
-The Reflex State hears only about results: ``on_uploaded`` gets the new video as the
-route returns it (a dict with at least ``id``, ``title``, ``status``) and
-``on_failed`` gets ``{"filename", "error", "code"}`` once a file has finally failed
-(``code`` is the HTTP status, 0 after network errors, 413 for the browser-side size
-check). Both arrive as one positional dict argument; validate them in the handler
-like any other event argument.
+The upload manager lives at module level in uploader.jsx, not in the component:
+uploads keep running while the single-page app shows other pages, and a remounted
+uploader shows them again. Leaving or reloading the page asks for confirmation
+while anything is uploading; after a reload the ``pending`` uploads (the server's
+ledger) are listed with a Resume button that asks for the same file again.
+
+The Reflex State hears only about results, each as one positional dict argument
+(validate it in the handler like any other event argument):
+- ``on_uploaded``: the new video as ``complete`` returns it (``id``, ``title``, ``status``...);
+- ``on_failed``: ``{"filename", "error", "code"}`` once a file has finally failed
+  (``code`` is the API's machine code: ``not_a_video``, ``too_large``,
+  ``quota_exceeded``, ``network``, ``storage_error``, ``session_expired``...);
+- ``on_changed``: ``{}`` after a session was created, cancelled or discarded, so
+  the page can reload the ledger (``pending``) and the video list.
 
     video_uploader(
         course_id=EditorState.course_id,
         chapter_id=chapter.id,
         max_bytes=MAX_UPLOAD_BYTES,
         label="Upload videos to Chapter 1: Setup",
-        on_uploaded=UploadsState.video_uploaded,
-        on_failed=UploadsState.upload_failed,
+        pending=VideosState.pending_by_chapter.get(chapter.id, []).to(list[dict]),
+        on_uploaded=VideosState.refresh,
+        on_failed=VideosState.refresh,
+        on_changed=VideosState.refresh,
     )
-
-Place it where it stays mounted while files upload: unmounting it aborts them.
 """
 
 from __future__ import annotations
@@ -33,20 +42,24 @@ _UPLOADER_JSX = rx.asset("uploader.jsx", shared=True)
 
 
 class VideoUploader(rx.Component):
-    """Drop zone and upload list for video files, posting to POST /api/upload."""
+    """Drop zone and upload list for video files, sent through /api/uploads in parts."""
 
     library = _UPLOADER_JSX.importable_path
     tag = "VideoUploader"
 
-    # Reflex camelCases the props: courseId, chapterId, maxBytes, label.
+    # Reflex camelCases the props: courseId, chapterId, maxBytes, label, pending.
     course_id: rx.Var[str]
     chapter_id: rx.Var[str]
     max_bytes: rx.Var[int]
     # The accessible name of the file input and the heading shown in the zone.
     label: rx.Var[str]
+    # Unfinished uploads of this chapter from the ledger: dicts (or dataclasses,
+    # sent as objects) with id, filename, size, confirmed_bytes, fingerprint.
+    pending: rx.Var[list[dict]]
 
     on_uploaded: rx.EventHandler[passthrough_event_spec(dict)]
     on_failed: rx.EventHandler[passthrough_event_spec(dict)]
+    on_changed: rx.EventHandler[passthrough_event_spec(dict)]
 
 
 video_uploader = VideoUploader.create

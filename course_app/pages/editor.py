@@ -67,8 +67,11 @@ def _uploader(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
         chapter_id=chapter.id,
         max_bytes=get_settings().max_upload_bytes,  # a limit, not a secret: fine in the bundle
         label="Upload videos to chapter " + (index + 1).to_string() + ": " + chapter.title,
+        # Reflex checks prop types: the dataclasses arrive in the browser as plain objects.
+        pending=VideosState.pending_by_chapter.get(chapter.id, []).to(list[dict]),
         on_uploaded=VideosState.refresh,
         on_failed=VideosState.refresh,
+        on_changed=VideosState.refresh,
         width="100%",
     )
 

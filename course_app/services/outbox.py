@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, delete, select
 
 from course_app.models import StorageDeletion, Video, utcnow
 from course_app.storage.base import Storage, StorageError
@@ -93,6 +93,8 @@ def process_pending_deletions(
                 failed += 1
                 log.warning("Storage deletion of %s failed (attempt %d): %s", row.storage_key, row.attempts, exc)
                 continue
-            session.delete(row)
+            # Another worker may have finished the same entry meanwhile: a plain
+            # DELETE is fine either way (the storage calls are idempotent).
+            session.exec(delete(StorageDeletion).where(StorageDeletion.id == deletion_id))
             done += 1
     return done, failed

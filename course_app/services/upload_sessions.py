@@ -31,7 +31,7 @@ from sqlmodel import Session, func, select
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded, TooLarge
 from course_app.models import Course, UploadPart, UploadSession, User, Video, utcnow
 from course_app.services import outbox, videos
-from course_app.services.courses import owned_chapter
+from course_app.services.courses import owned_chapter, owned_course
 from course_app.services.uploads import sniff_video_type
 from course_app.services.validation import parse_uuid
 from course_app.storage.base import MultipartStorage, PartInfo, StorageError, StoredObject, UploadAborted
@@ -125,8 +125,9 @@ def view(*, session: Session, user: User, upload_id: object) -> LedgerView:
 
 
 def unfinished_for_course(*, session: Session, user: User, course_id: object) -> list[LedgerView]:
-    """Open uploads of a course, oldest first, with their confirmed parts."""
-    course_uuid = parse_uuid(course_id, what="course")
+    """Open uploads of a course, oldest first, with their confirmed parts (owner only:
+    someone else's course is refused like on every other route, not an empty list)."""
+    course_uuid = owned_course(session=session, user=user, course_id=course_id).id
     uploads = session.exec(
         select(UploadSession)
         .where(UploadSession.owner_id == user.id, UploadSession.course_id == course_uuid,
@@ -356,10 +357,9 @@ def complete(
     try:
         stored = storage.complete_multipart(key, storage_upload_id, infos, content_type=content_type)
     except StorageError:
-        with session_factory() as session:  # back to active: the client may retry complete
-            upload = session.get(UploadSession, upload_uuid)
-            upload.status, upload.updated_at = "active", utcnow()
-            session.add(upload)
+        lost = _forget_parts_storage_lacks(session_factory, storage, upload_uuid, key, storage_upload_id)
+        if lost:  # the ledger said more than storage holds: ask for those parts again
+            raise MissingParts(lost) from None
         raise
     problem = _verify(stored, size=size, sha1=expected_sha1)
     with session_factory() as session:
@@ -384,6 +384,29 @@ def complete(
         if video is None:
             raise Conflict("The video was deleted while it was uploading.")
         return video
+
+
+def _forget_parts_storage_lacks(
+    session_factory: SessionFactory, storage: MultipartStorage, upload_id: uuid.UUID, key: str, storage_upload_id: str
+) -> list[int]:
+    """After a failed complete: set the session back to active and drop ledger
+    parts that storage does not hold as recorded, so they are sent again."""
+    try:
+        held = {p.number: p for p in storage.list_parts(key, storage_upload_id)}
+    except StorageError:
+        held = None  # storage is down: keep the ledger as it is
+    with session_factory() as session:
+        upload = session.get(UploadSession, upload_id)
+        upload.status, upload.updated_at = "active", utcnow()
+        session.add(upload)
+        lost = []
+        if held is not None:
+            for part in _parts(session, upload_id):
+                stored = held.get(part.number)
+                if stored is None or stored.size != part.size or stored.sha1 != part.sha1:
+                    lost.append(part.number)
+                    session.delete(part)
+        return lost
 
 
 def _verify(stored: StoredObject, *, size: int, sha1: str | None) -> str | None:
@@ -424,6 +447,12 @@ def _close(session: Session, upload: UploadSession, *, status: str, reason: str,
             else:
                 videos.fail_upload(session=session, video_id=video.id, reason=reason, remove_row=True)
     session.flush()
+
+
+def expire_session(*, session: Session, upload: UploadSession, reason: str) -> None:
+    """Close an open session that can no longer progress (the checker found it dead:
+    its storage upload never started); its video becomes ``failed`` with ``reason``."""
+    _close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
 
 
 @dataclass

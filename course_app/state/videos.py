@@ -14,7 +14,7 @@ from typing import Any
 import reflex as rx
 
 from course_app.models import User, Video
-from course_app.services import uploads, videos
+from course_app.services import upload_sessions, uploads, videos
 from course_app.state.session import call_service, current_user, login_redirect, user_message
 from course_app.storage import get_storage
 
@@ -33,6 +33,29 @@ class VideoRow:
     size: str
     duration: str
     error: str
+
+
+@dataclasses.dataclass
+class PendingUpload:
+    """An unfinished resumable upload from the server's ledger, shown in its
+    chapter's uploader with a Resume button (the browser needs the file again)."""
+
+    id: str
+    filename: str
+    size: int
+    confirmed_bytes: int
+    fingerprint: str
+
+
+def _pending(view: upload_sessions.LedgerView) -> PendingUpload:
+    upload = view.session
+    return PendingUpload(
+        id=str(upload.id),
+        filename=upload.filename,
+        size=upload.size_bytes,
+        confirmed_bytes=view.confirmed_bytes,
+        fingerprint=upload.fingerprint,
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -62,6 +85,9 @@ def _is_id(value: object) -> bool:
 
 class VideosState(rx.State):
     by_chapter: dict[str, list[VideoRow]] = {}
+    # Unfinished resumable uploads per chapter id, from the ledger (not progress
+    # ticks: those stay in the browser's uploader).
+    pending_by_chapter: dict[str, list[PendingUpload]] = {}
     playing_id: str = ""
     playing_title: str = ""
     error: str = ""
@@ -73,11 +99,18 @@ class VideosState(rx.State):
     async def _reload(self, user: User) -> None:
         grouped = await call_service(videos.videos_by_chapter, user=user, course_id=self._course_id())
         self.by_chapter = {str(chapter_id): [_row(v) for v in rows] for chapter_id, rows in grouped.items()}
+        unfinished = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=self._course_id())
+        pending: dict[str, list[PendingUpload]] = {}
+        for view in unfinished:
+            if view.session.chapter_id is not None:
+                pending.setdefault(str(view.session.chapter_id), []).append(_pending(view))
+        self.pending_by_chapter = pending
 
     @rx.event
     async def load(self):
         self.playing_id = self.playing_title = self.error = self.error_target = ""
         self.by_chapter = {}
+        self.pending_by_chapter = {}
         user = await current_user(self)
         if user is None:
             return login_redirect(self.router.url.path)
@@ -85,6 +118,7 @@ class VideosState(rx.State):
             await self._reload(user)
         except Exception:
             self.by_chapter = {}  # the editor shows why the course cannot be opened
+            self.pending_by_chapter = {}
 
     @rx.event
     async def refresh(self, payload: dict | None = None):

@@ -231,8 +231,8 @@ def test_a_stranger_cannot_see_send_complete_or_abort(session_factory, storage, 
         upload_sessions.abort(session=s, user=stranger, upload_id=upload.id)
     with session_factory() as s, pytest.raises(Forbidden):
         upload_sessions.view(session=s, user=stranger, upload_id=upload.id)
-    with session_factory() as s:
-        assert upload_sessions.unfinished_for_course(session=s, user=stranger, course_id=chapter.course_id) == []
+    with session_factory() as s, pytest.raises(Forbidden):
+        upload_sessions.unfinished_for_course(session=s, user=stranger, course_id=chapter.course_id)
 
 
 def test_abort_leaves_nothing(session_factory, storage, owner, chapter, engine):
@@ -289,3 +289,22 @@ def test_part_size_grows_to_fit_the_part_limit(storage):
     part = upload_sessions.choose_part_size(size=size, storage=storage, configured=None)
     assert part >= storage.min_part_size and math.ceil(size / part) <= storage.max_parts
     assert upload_sessions.choose_part_size(size=10, storage=storage, configured=1) >= storage.min_part_size
+
+
+def test_a_part_the_ledger_has_but_storage_lost_is_asked_for_again(session_factory, tmp_path, owner, chapter):
+    storage = LocalStorage(tmp_path / "lossy")
+    data = file_bytes(3000)
+    upload = start(session_factory, storage, owner, chapter, data, part_size=1000)[0].session
+    for number in (1, 2, 3):
+        send(session_factory, storage, owner, upload, data, number)
+    for leftover in (tmp_path / "lossy" / ".multipart" / upload.storage_upload_id).glob("2.part*"):
+        leftover.unlink()  # a disk fault: storage no longer holds part 2
+    with pytest.raises(MissingParts) as refused:
+        upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload.id)
+    assert refused.value.missing == [2]
+    with session_factory() as s:
+        assert upload_sessions.view(session=s, user=owner, upload_id=upload.id).session.status == "active"
+    part, stored = send(session_factory, storage, owner, upload, data, 2)
+    assert stored  # not skipped as "already confirmed"
+    video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload.id)
+    assert video.status == "ready" and video.size_bytes == len(data)
