@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
+from course_app.api.body_limit import BodyTooLarge
 from course_app.api.deps import CurrentUser, DbSession, check_csrf, client_ip, enforce_rate_limit
 from course_app.auth.tokens import SESSION_COOKIE, create_session, end_session, notice_signature, safe_next
 from course_app.errors import DomainError, InvalidInput
@@ -51,6 +52,8 @@ async def _credentials(request: Request) -> tuple[Credentials, bool]:
     try:
         body = await request.json()
         return Credentials.model_validate(body), False
+    except BodyTooLarge:
+        raise
     except Exception:
         raise InvalidInput("Send 'email' and 'password' as JSON or as a form.") from None
 

@@ -1,0 +1,60 @@
+"""A cap on request bodies for every API route that does not stream its body.
+
+FastAPI and Starlette read a JSON or form body whole into memory before the
+route runs, with no limit of their own: without this cap anyone, logged in or
+not, could make the server hold gigabytes (a log-in with a 1 GiB password). The
+two upload routes stream and count their bytes themselves, so they are exempt.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 1024 * 1024
+DRAIN_FACTOR = 8  # a body up to 8x the cap is read and dropped, so its client sees the 413
+STREAMED_ROUTES = re.compile(r"^/api/upload$|^/api/uploads/[^/]+/parts/[^/]+$")
+TOO_LARGE = "The request body is too large."
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=TOO_LARGE)
+
+
+class BodyLimit:
+    """Refuse a body over ``max_bytes``: at once when Content-Length says so,
+    else as soon as that many bytes have arrived (chunked bodies)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/api/") or STREAMED_ROUTES.match(path):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            if length.isdigit() and int(length) <= self.max_bytes * DRAIN_FACTOR:
+                while (await receive()).get("more_body", False):
+                    pass
+            response = JSONResponse({"error": TOO_LARGE, "code": "too_large", "retryable": False}, status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, limited, send)
