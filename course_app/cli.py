@@ -32,12 +32,23 @@ def _create_token(args: argparse.Namespace) -> int:
 
 
 def _check_videos(args: argparse.Namespace) -> int:
-    from course_app.services.reconcile import check_videos, format_report
-    from course_app.storage import get_storage
+    from datetime import timedelta
 
-    with session_scope() as session:
-        report = check_videos(session=session, storage=get_storage())
-    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
+    from course_app.services import reconcile
+    from course_app.storage import StorageError, get_storage
+
+    grace = timedelta(minutes=args.grace_minutes)
+    try:
+        if args.repair:
+            result = reconcile.repair(session_factory=session_scope, storage=get_storage(), grace=grace)
+            print(json.dumps(result.as_dict(), indent=2) if args.json else reconcile.format_repair(result))
+            return 0 if result.ok else 1
+        with session_scope() as session:
+            report = reconcile.check_videos(session=session, storage=get_storage(), grace=grace)
+    except StorageError as error:  # storage could not even be listed: nothing was checked
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.as_dict(), indent=2) if args.json else reconcile.format_report(report))
     return 0 if report.ok else 1
 
 
@@ -74,6 +85,16 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _minutes(value: str) -> float:
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of minutes") from None
+    if not minutes >= 0 or minutes == float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more minutes")
+    return minutes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course-app", description="Course Studio administration.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,8 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     create_token.add_argument("--name", default="cli")
     create_token.set_defaults(handler=_create_token)
 
-    check = commands.add_parser("check-videos", help="compare the database with storage; exit 1 on any problem")
+    check = commands.add_parser(
+        "check-videos",
+        help="compare the database with storage both ways (dry run); exit 1 while problems remain",
+        description="Report video rows without their file (or with another size or SHA1), stored files no row "
+        "references, unfinished uploads no upload session knows, storage deletions not yet carried out and "
+        "uploads stuck part-way. Changes nothing unless --repair is given.",
+    )
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
+    check.add_argument("--repair", action="store_true",
+                       help="fix what is safe to fix (deletions, orphans and leftovers older than the grace period, "
+                            "unknown uploads, stuck or missing videos marked failed), then check again")
+    check.add_argument("--grace-minutes", type=_minutes, default=60,
+                       help="leave anything younger than this alone: it may be an upload in progress (default: 60; "
+                            "make it longer than the slowest upload takes)")
     check.set_defaults(handler=_check_videos)
 
     sweep = commands.add_parser("sweep-uploads", help="expire abandoned resumable uploads and cancel unknown ones")

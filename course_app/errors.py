@@ -61,6 +61,12 @@ class StorageUnavailable(DomainError):
     retryable = True
 
 
+class DatabaseUnavailable(DomainError):
+    status_code = 503
+    code = "database_unavailable"
+    retryable = False  # the work is kept; sending it again would duplicate it
+
+
 class QuotaExceeded(DomainError):
     status_code = 413
     code = "quota_exceeded"

@@ -1,94 +1,474 @@
-"""Compare the database with storage: every stored file has its row and every
-row its file. Listing-based (one paged listing, one query), so it scales."""
+"""Two-way reconciliation of the database and storage (``course-app check-videos``).
+
+``check_videos`` reads one storage listing (plus the unfinished multipart uploads
+and, on local disk, the leftovers of interrupted writes), one query per table, and
+compares them as sets, so it scales to hundreds of thousands of videos without a
+request per object. It reports:
+
+- ready rows whose stored file is missing or whose size / SHA1 differ;
+- rows stuck in ``uploading`` with no open upload session for longer than the
+  grace period: with nothing stored (``stuck_upload``), with the file stored but
+  the row never marked ready (``unrecorded_upload``: the database failed at the
+  last step), or a resumable upload whose completion was interrupted;
+- stored files no live row references (``orphan_file``; a failed row's file counts);
+- unfinished multipart uploads no open upload session knows (``unknown_upload``);
+- leftovers of interrupted writes (local disk: temp files, lone sidecars);
+- storage deletions waiting in the outbox (``pending_deletion``).
+
+``repair`` fixes what is safe, re-checks and returns what remains. Nothing younger
+than the grace period is touched, so uploads in flight are left alone: a stored
+file's age is its upload time (local: mtime), an upload's its start. The grace
+period must be longer than the slowest single-request upload takes.
+
+The listing is read before the database, and every row is written before its bytes
+(services/uploads.py, upload_sessions.py), so a file uploaded while the check runs
+always finds its row. A row that became ready after the listing started is not
+judged, and every destructive repair looks again at that one row or object first.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 
 from sqlmodel import Session, select
 
-from course_app.models import StorageDeletion, Video, utcnow
-from course_app.storage.base import Storage
+from course_app.errors import DomainError
+from course_app.models import StorageDeletion, UploadSession, User, Video, utcnow
+from course_app.services import outbox, upload_sessions, videos
+from course_app.services.uploads import SNIFF_BYTES, sniff_video_type
+from course_app.storage.base import Leftover, MultipartStorage, Storage, StorageError, StoredObject
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 VIDEO_PREFIX = "videos/"
-STUCK_AFTER = timedelta(hours=1)
+DEFAULT_GRACE = timedelta(minutes=60)
+MISSING_FILE_REASON = "The stored file is missing. Upload the video again."
+STUCK_REASON = "The upload did not finish. Upload the video again."
+NOT_A_VIDEO_REASON = "The stored file is not a video we can use. Upload the video again."
+
+# kind -> what it means; the order is the order of the report.
+KINDS = {
+    "missing_file": "ready video whose stored file is missing",
+    "size_mismatch": "ready video whose stored size differs from the row's",
+    "sha1_mismatch": "ready video whose stored SHA1 differs from the row's",
+    "unrecorded_upload": "file stored, but its row was never marked ready",
+    "interrupted_completion": "resumable upload whose completion was interrupted",
+    "stuck_upload": "upload that never finished and is no longer in progress",
+    "orphan_file": "stored file that no video row references",
+    "unknown_upload": "unfinished multipart upload that no open upload session knows",
+    "leftover_file": "trace of an interrupted write (temp file, sidecar without its file)",
+    "pending_deletion": "storage deletion not yet carried out",
+}
+# kind -> what ``repair`` does about it (kinds not here are left to a person).
+REPAIRS = {
+    "missing_file": "mark the video failed",
+    "unrecorded_upload": "mark the video ready from the stored file",
+    "interrupted_completion": "complete the upload",
+    "stuck_upload": "mark the video failed",
+    "orphan_file": "delete the file",
+    "unknown_upload": "cancel the upload",
+    "leftover_file": "remove it",
+    "pending_deletion": "carry out the deletion",
+}
 
 
 @dataclasses.dataclass
 class Problem:
-    kind: str  # missing_file | size_mismatch | sha1_mismatch | orphan_file | pending_deletion | stuck_upload
+    kind: str
     key: str
     detail: str
     video_id: str | None = None
+    # The multipart upload id (unknown_upload) or the upload session id.
+    upload_id: str | None = None
+    # False when ``repair`` leaves it alone for now (younger than the grace period).
+    repairable: bool = True
+    # What the repair needs (a StoredObject, Leftover or outbox id); not reported.
+    ref: object = dataclasses.field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind, "key": self.key, "detail": self.detail, "video_id": self.video_id,
+            "upload_id": self.upload_id, "repairable": self.repairable,
+            "repair": REPAIRS.get(self.kind) if self.repairable else None,
+        }
 
 
 @dataclasses.dataclass
 class Report:
     rows_checked: int = 0
     objects_checked: int = 0
+    unfinished_checked: int = 0
+    in_flight: int = 0  # uploads and writes younger than the grace period, left alone
     problems: list[Problem] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for problem in self.problems:
+            counts[problem.kind] = counts.get(problem.kind, 0) + 1
+        return counts
+
     def as_dict(self) -> dict:
         return {
             "ok": self.ok,
             "rows_checked": self.rows_checked,
             "objects_checked": self.objects_checked,
-            "problems": [dataclasses.asdict(p) for p in self.problems],
+            "unfinished_checked": self.unfinished_checked,
+            "in_flight": self.in_flight,
+            "counts": self.counts(),
+            "problems": [p.as_dict() for p in self.problems],
         }
 
 
-def _aware(moment: datetime) -> datetime:
+@dataclasses.dataclass
+class Action:
+    kind: str
+    key: str
+    outcome: str  # what was done, or "failed: ..." / "skipped: ..."
+
+    @property
+    def done(self) -> bool:
+        return not self.outcome.startswith(("failed", "skipped"))
+
+
+@dataclasses.dataclass
+class RepairReport:
+    before: Report
+    actions: list[Action]
+    after: Report
+
+    @property
+    def ok(self) -> bool:
+        return self.after.ok
+
+    def as_dict(self) -> dict:
+        return {
+            **self.after.as_dict(),
+            "found": self.before.as_dict(),
+            "repairs": [dataclasses.asdict(a) for a in self.actions],
+        }
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def check_videos(*, session: Session, storage: Storage) -> Report:
+def _older(moment: datetime | None, now: datetime, grace: timedelta) -> bool:
+    """True when ``moment`` is at least ``grace`` ago (an unknown age never is)."""
+    moment = _aware(moment)
+    return moment is not None and now - moment >= grace
+
+
+# The check ---------------------------------------------------------------------------
+
+
+def check_videos(
+    *, session: Session, storage: Storage, grace: timedelta = DEFAULT_GRACE, now: datetime | None = None
+) -> Report:
+    """Compare the database with storage; changes nothing."""
+    listed_at = now or utcnow()
     report = Report()
-    stored = {}
-    for obj in storage.list(VIDEO_PREFIX):
-        stored[obj.key] = obj
-    report.objects_checked = len(stored)
-    referenced: set[str] = set()
-    now = utcnow()
-    for video in session.exec(select(Video)):
-        report.rows_checked += 1
-        referenced.add(video.storage_key)
-        obj = stored.get(video.storage_key)
-        vid = str(video.id)
-        if video.status == "ready":
+    # Storage first, then the database (see the module docstring).
+    stored = {obj.key: obj for obj in storage.list(VIDEO_PREFIX)}
+    unfinished = list(storage.list_unfinished(VIDEO_PREFIX)) if isinstance(storage, MultipartStorage) else []
+    leftovers = list(storage.list_leftovers(VIDEO_PREFIX))
+    rows = session.exec(
+        select(Video.id, Video.storage_key, Video.status, Video.size_bytes, Video.sha1, Video.created_at,
+               Video.updated_at)
+    ).all()
+    open_uploads = list(session.exec(
+        select(UploadSession).where(UploadSession.status.in_(upload_sessions.OPEN_STATUSES))
+        .order_by(UploadSession.created_at)
+    ))
+    open_sessions = {u.video_id: u for u in open_uploads if u.video_id is not None}
+    pending = list(session.exec(select(StorageDeletion).order_by(StorageDeletion.id)))
+    report.objects_checked, report.rows_checked, report.unfinished_checked = len(stored), len(rows), len(unfinished)
+    problems = report.problems
+
+    live_keys: set[str] = set()
+    for video_id, key, status, size, sha1, created_at, updated_at in rows:
+        vid = str(video_id)
+        obj = stored.get(key)
+        if status == "ready":
+            live_keys.add(key)
             if obj is None:
-                report.problems.append(Problem("missing_file", video.storage_key, "the row is ready but storage has no file", vid))
-            elif obj.size != video.size_bytes:
-                report.problems.append(Problem(
-                    "size_mismatch", video.storage_key, f"row says {video.size_bytes} bytes, storage has {obj.size}", vid))
-            elif video.sha1 and obj.sha1 and obj.sha1 != video.sha1:
-                report.problems.append(Problem("sha1_mismatch", video.storage_key, "stored SHA1 differs from the row's", vid))
-        elif video.status == "uploading" and now - _aware(video.created_at) > STUCK_AFTER:
-            report.problems.append(Problem(
-                "stuck_upload", video.storage_key, f"uploading since {video.created_at:%Y-%m-%d %H:%M} UTC", vid))
-    pending = list(session.exec(select(StorageDeletion)))
+                if _aware(updated_at) is not None and _aware(updated_at) >= listed_at:
+                    report.in_flight += 1  # became ready after the listing started
+                else:
+                    problems.append(Problem("missing_file", key, "the row is ready but storage has no file", vid))
+            elif obj.size != size:
+                problems.append(Problem("size_mismatch", key, f"row says {size} bytes, storage has {obj.size}", vid,
+                                        repairable=False))
+            elif sha1 and obj.sha1 and obj.sha1 != sha1:
+                problems.append(Problem("sha1_mismatch", key, "stored SHA1 differs from the row's", vid,
+                                        repairable=False))
+        elif status == "uploading":
+            live_keys.add(key)
+            problem = _judge_upload(vid, key, created_at, obj, open_sessions.get(video_id), listed_at, grace)
+            if problem is None:
+                report.in_flight += 1
+            else:
+                problems.append(problem)
+
     pending_keys = {p.storage_key for p in pending}
+    for key, obj in stored.items():
+        if key in live_keys or key in pending_keys:
+            continue
+        old = _older(obj.uploaded_at, listed_at, grace)
+        when = f"stored {obj.uploaded_at:%Y-%m-%d %H:%M} UTC" if obj.uploaded_at else "upload time unknown"
+        detail = f"{obj.size} bytes, {when}, no live video row" + ("" if old else "; younger than the grace period")
+        problems.append(Problem("orphan_file", key, detail, repairable=old, ref=obj))
+
+    known_uploads = {u.storage_upload_id for u in open_uploads if u.storage_upload_id}
+    pending_uploads = {p.multipart_upload_id for p in pending if p.multipart_upload_id}
+    for upload in unfinished:
+        if upload.upload_id in known_uploads or upload.upload_id in pending_uploads:
+            continue
+        if not _older(upload.started_at, listed_at, grace):
+            report.in_flight += 1
+            continue
+        started = f"started {upload.started_at:%Y-%m-%d %H:%M} UTC"
+        problems.append(Problem("unknown_upload", upload.key, started, upload_id=upload.upload_id))
+
+    for leftover in leftovers:
+        if not _older(leftover.modified_at, listed_at, grace):
+            report.in_flight += 1
+            continue
+        problems.append(Problem("leftover_file", leftover.path, f"{leftover.size} bytes", ref=leftover))
+
     for p in pending:
         detail = f"{p.reason}; {p.attempts} attempt(s)" + (f"; last error: {p.last_error}" if p.last_error else "")
-        report.problems.append(Problem("pending_deletion", p.storage_key, detail))
-    for key, obj in stored.items():
-        if key not in referenced and key not in pending_keys:
-            report.problems.append(Problem("orphan_file", key, f"{obj.size} bytes stored with no video row"))
+        problems.append(Problem("pending_deletion", p.storage_key, detail, upload_id=p.multipart_upload_id))
+
+    order = list(KINDS)
+    problems.sort(key=lambda p: (order.index(p.kind), p.key))
     return report
 
 
+def _judge_upload(vid: str, key: str, created_at: datetime, obj: StoredObject | None,
+                  upload: UploadSession | None, now: datetime, grace: timedelta) -> Problem | None:
+    """The problem with an ``uploading`` row, or None while it may still be in flight."""
+    if upload is not None:
+        sid = str(upload.id)
+        if upload.status == "completing":
+            if not _older(upload.updated_at, now, grace):
+                return None
+            return Problem("interrupted_completion", key, "all parts were received; completing stopped part-way",
+                           vid, upload_id=sid)
+        if upload.storage_upload_id:
+            return None  # resumable and resumed by the client; the sweep expires it when abandoned
+        if not _older(upload.updated_at, now, grace):
+            return None
+        return Problem("stuck_upload", key, "the resumable upload never started in storage", vid, upload_id=sid)
+    if obj is not None:
+        if not _older(obj.uploaded_at, now, grace):
+            return None  # stored a moment ago; the upload is about to mark it ready
+        return Problem("unrecorded_upload", key, f"{obj.size} bytes stored; the row still says uploading", vid,
+                       ref=obj)
+    if not _older(created_at, now, grace):
+        return None
+    return Problem("stuck_upload", key, f"uploading since {_aware(created_at):%Y-%m-%d %H:%M} UTC, nothing stored",
+                   vid)
+
+
+# The repair --------------------------------------------------------------------------
+
+
+def repair(*, session_factory: SessionFactory, storage: Storage, grace: timedelta = DEFAULT_GRACE) -> RepairReport:
+    """Check, fix what is safe to fix, and check again. Each fix is its own
+    transaction; one that fails is reported and the rest go on."""
+    with session_factory() as session:
+        before = check_videos(session=session, storage=storage, grace=grace)
+    actions: list[Action] = []
+    fixes: dict[str, Callable[[Problem], str]] = {
+        "unrecorded_upload": lambda p: _finish_from_object(session_factory, storage, p),
+        "interrupted_completion": lambda p: _complete_upload(session_factory, storage, p),
+        "stuck_upload": lambda p: _fail_stuck(session_factory, storage, p),
+        "missing_file": lambda p: _fail_missing(session_factory, storage, p),
+        "orphan_file": lambda p: _delete_orphan(session_factory, storage, p),
+        "unknown_upload": lambda p: _cancel_upload(storage, p),
+        "leftover_file": lambda p: _remove_leftover(storage, p),
+    }
+    for problem in before.problems:
+        fix = fixes.get(problem.kind)
+        if fix is None or not problem.repairable:
+            continue
+        try:
+            outcome = fix(problem)
+        except (StorageError, DomainError) as exc:
+            outcome = f"failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - one broken item must not stop the others
+            log.exception("Repair of %s %s failed", problem.kind, problem.key)
+            outcome = f"failed: {type(exc).__name__}: {exc}"
+        actions.append(Action(problem.kind, problem.key, outcome))
+    if any(p.kind == "pending_deletion" for p in before.problems) or any(a.done for a in actions):
+        actions += _carry_out_deletions(session_factory, storage)  # last: fixes may have queued some
+    with session_factory() as session:
+        after = check_videos(session=session, storage=storage, grace=grace)
+    return RepairReport(before=before, actions=actions, after=after)
+
+
+def _carry_out_deletions(session_factory: SessionFactory, storage: Storage) -> list[Action]:
+    """Every deletion waiting in the outbox, due or not (those the check found and
+    those a fix above queued)."""
+    with session_factory() as session:
+        waiting = list(session.exec(
+            select(StorageDeletion.id, StorageDeletion.storage_key).order_by(StorageDeletion.id)))
+    ids = [deletion_id for deletion_id, _ in waiting]
+    for start in range(0, len(ids), 200):
+        outbox.process_pending_deletions(session_factory=session_factory, storage=storage,
+                                         ids=ids[start:start + 200], limit=200, due_only=False)
+    with session_factory() as session:
+        left = {row.id: row for row in session.exec(select(StorageDeletion).where(StorageDeletion.id.in_(ids)))}
+    return [
+        Action("pending_deletion", key, f"failed: {left[i].last_error}" if i in left else "deleted from storage")
+        for i, key in waiting
+    ]
+
+
+def _uploading_row(session: Session, problem: Problem) -> Video | None:
+    video = session.get(Video, uuid.UUID(problem.video_id))
+    return video if video is not None and video.status == "uploading" else None
+
+
+def _finish_from_object(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    """The bytes arrived but the row was never marked ready (the database failed at
+    that moment): keep the instructor's upload if the stored file looks right."""
+    listed: StoredObject = problem.ref
+    obj = storage.stat(problem.key, listed.file_id)
+    if obj is None:
+        return "skipped: the file is gone since the listing"
+    head = b"".join(storage.open_range(obj.key, obj.file_id, 0, SNIFF_BYTES - 1)) if obj.size else b""
+    try:
+        plausible = bool(head) and bool(sniff_video_type(head))  # the upload checked the same before storing
+    except DomainError:
+        plausible = False
+    with session_factory() as session:
+        video = _uploading_row(session, problem)
+        if video is None:
+            return "skipped: the row changed since the check"
+        if plausible:
+            videos.finish_upload(session=session, video_id=video.id, stored=obj)
+            return f"marked ready ({obj.size} bytes)"
+        pending = videos.fail_upload(session=session, video_id=video.id, reason=NOT_A_VIDEO_REASON, remove_row=False)
+    outbox.process_pending_deletions(session_factory=session_factory, storage=storage, ids=[pending.id], due_only=False)
+    return "marked failed: the stored file is not a video; deleted it"
+
+
+def _complete_upload(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    with session_factory() as session:
+        upload = session.get(UploadSession, uuid.UUID(problem.upload_id))
+        owner = session.get(User, upload.owner_id) if upload is not None else None
+        if upload is None or owner is None or upload.status != "completing":
+            return "skipped: the upload changed since the check"
+    video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner,
+                                     upload_id=upload.id)
+    return f"completed; the video is {video.status}"
+
+
+def _fail_stuck(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    if problem.upload_id is None and storage.stat(problem.key, "") is not None:
+        return "skipped: the file arrived since the check"
+    with session_factory() as session:
+        video = _uploading_row(session, problem)
+        if video is None:
+            return "skipped: the row changed since the check"
+        if problem.upload_id is not None:
+            upload = session.get(UploadSession, uuid.UUID(problem.upload_id))
+            if upload is not None and upload.status in upload_sessions.OPEN_STATUSES:
+                upload_sessions.expire_session(session=session, upload=upload, reason=STUCK_REASON)
+        # No outbox entry: nothing is stored, and one run later could delete the
+        # file of an upload that was merely slow and still finishes.
+        video.status, video.error, video.updated_at = "failed", STUCK_REASON, utcnow()
+        session.add(video)
+    return "marked failed"
+
+
+def _fail_missing(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    with session_factory() as session:
+        video = session.get(Video, uuid.UUID(problem.video_id))
+        if video is None or video.status != "ready":
+            return "skipped: the row changed since the check"
+        if storage.stat(video.storage_key, video.backblaze_file_id or "") is not None:
+            return "skipped: the file is there after all"
+        video.status, video.error, video.updated_at = "failed", MISSING_FILE_REASON, utcnow()
+        session.add(video)
+    return "marked failed"
+
+
+def _delete_orphan(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    obj: StoredObject = problem.ref
+    with session_factory() as session:
+        live = session.exec(
+            select(Video.id).where(Video.storage_key == obj.key, Video.status.in_(("ready", "uploading")))
+        ).first()
+        queued = session.exec(select(StorageDeletion.id).where(StorageDeletion.storage_key == obj.key)).first()
+    if live is not None or queued is not None:
+        return "skipped: a row or a queued deletion refers to it now"
+    storage.delete(obj.key, obj.file_id)
+    return "deleted"
+
+
+def _cancel_upload(storage: Storage, problem: Problem) -> str:
+    storage.abort_multipart(problem.key, problem.upload_id)
+    return "cancelled"
+
+
+def _remove_leftover(storage: Storage, problem: Problem) -> str:
+    leftover: Leftover = problem.ref
+    storage.remove_leftover(leftover)
+    return "removed"
+
+
+# Output ------------------------------------------------------------------------------
+
+
+def _table(problems: Iterable[Problem]) -> list[str]:
+    problems = list(problems)
+    kind_width = max(len(p.kind) for p in problems)
+    key_width = min(max(len(p.key) for p in problems), 60)
+    lines = [f"{'KIND'.ljust(kind_width)}  {'KEY'.ljust(key_width)}  DETAIL"]
+    for p in problems:
+        note = f" [repair: {REPAIRS[p.kind]}]" if p.repairable and p.kind in REPAIRS else ""
+        lines.append(f"{p.kind.ljust(kind_width)}  {p.key.ljust(key_width)}  {p.detail}{note}")
+    return lines
+
+
 def format_report(report: Report) -> str:
-    lines = [f"Checked {report.rows_checked} video rows and {report.objects_checked} stored files."]
+    lines = [
+        f"Checked {report.rows_checked} video rows, {report.objects_checked} stored files and "
+        f"{report.unfinished_checked} unfinished uploads"
+        + (f" ({report.in_flight} in progress, left alone)." if report.in_flight else ".")
+    ]
     if report.ok:
         lines.append("Database and storage agree.")
         return "\n".join(lines)
-    width = max(len(p.kind) for p in report.problems)
-    lines.append(f"{len(report.problems)} problem(s):")
-    lines.append(f"{'KIND'.ljust(width)}  {'KEY':<52}  DETAIL")
-    for p in report.problems:
-        lines.append(f"{p.kind.ljust(width)}  {p.key:<52}  {p.detail}")
+    summary = ", ".join(f"{count} {kind}" for kind, count in report.counts().items())
+    lines.append(f"{len(report.problems)} problem(s): {summary}")
+    lines += _table(report.problems)
+    return "\n".join(lines)
+
+
+def format_repair(result: RepairReport) -> str:
+    lines = [format_report(result.before), ""]
+    if result.actions:
+        done = sum(a.done for a in result.actions)
+        lines.append(f"Repairs: {done} done, {len(result.actions) - done} not done.")
+        width = max(len(a.kind) for a in result.actions)
+        lines += [f"  {a.kind.ljust(width)}  {a.key}  {a.outcome}" for a in result.actions]
+    else:
+        lines.append("Nothing to repair.")
+    lines += ["", "After repair:", format_report(result.after)]
     return "\n".join(lines)

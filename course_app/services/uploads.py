@@ -6,7 +6,9 @@ row ready (or clean up), in an order that a crash at any step leaves repairable.
 2. the row is written with status ``uploading`` (the intent);
 3. the bytes stream to storage through a small bounded queue, never held whole;
    past the size limit the stream stops and nothing stays stored;
-4. the row becomes ``ready`` with storage's file id, size and SHA1.
+4. the row becomes ``ready`` with storage's file id, size and SHA1 (retried while
+   the database is unreachable; if it stays down the row stays ``uploading`` with
+   its file stored, and ``course-app check-videos --repair`` marks it ready).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
 import filetype
+from sqlalchemy.exc import OperationalError
 
 from course_app.db import run_in_session, session_scope
-from course_app.errors import InvalidInput, StorageUnavailable, TooLarge, UnsupportedType
+from course_app.errors import DatabaseUnavailable, InvalidInput, StorageUnavailable, TooLarge, UnsupportedType
 from course_app.models import User, Video
 from course_app.services import outbox, videos
 from course_app.storage.base import Storage, StorageError, StoredObject, UploadAborted
@@ -31,6 +34,8 @@ T = TypeVar("T")
 SNIFF_BYTES = 8192
 QUEUE_CHUNKS = 8
 BATCH_BYTES = 1024 * 1024
+# Waits before retrying to mark an upload ready while the database is unreachable.
+FINISH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 NOT_A_VIDEO = "That file is not a video we can use. Upload an MP4, WebM, MOV, MKV or another video file."
 
 
@@ -103,7 +108,11 @@ async def stream_to_thread(
     task = asyncio.ensure_future(asyncio.to_thread(work, feed.chunks()))
     feed.consumer = task
     try:
-        received, batch = len(head), bytearray(head)
+        # A batch is kept as the received chunks and joined once when sent: one copy
+        # of every byte (a bytearray grown and then copied to bytes made two).
+        received = len(head)
+        batch: list[bytes] = [head] if head else []
+        batched = received
         if received > limit:  # the head alone (one big first chunk) may already be over
             raise TooLarge(too_large)
         async for chunk in chunks:
@@ -112,12 +121,13 @@ async def stream_to_thread(
                 raise TooLarge(too_large)
             if task.done():  # the work gave up early; stop reading
                 break
-            batch += chunk
-            if len(batch) >= BATCH_BYTES:
-                await feed.put(bytes(batch))
-                batch = bytearray()
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BATCH_BYTES:
+                await feed.put(b"".join(batch))
+                batch, batched = [], 0
         if batch:
-            await feed.put(bytes(batch))
+            await feed.put(b"".join(batch))
         await feed.end()
         return await task
     except BaseException as exc:
@@ -176,10 +186,30 @@ async def ingest(
         raise
     if declared_size is not None and stored.size != declared_size:
         log.info("Upload %s: declared %s bytes, received %s", video.id, declared_size, stored.size)
-    finished = await run_in_session(videos.finish_upload, video_id=video.id, stored=stored)
+    finished = await _record_finished(video, stored)
     if finished is None:  # deleted while uploading: the stored file went to the outbox
         raise InvalidInput("The video was deleted while it was uploading.")
     return finished
+
+
+async def _record_finished(video: Video, stored: StoredObject) -> Video | None:
+    """Mark the row ready, retrying while the database is unreachable: the bytes are
+    stored and must not be lost track of. If it stays down, the row stays
+    ``uploading`` and ``course-app check-videos --repair`` marks it ready from the
+    stored file later."""
+    for delay in (*FINISH_RETRY_DELAYS, None):
+        try:
+            return await run_in_session(videos.finish_upload, video_id=video.id, stored=stored)
+        except OperationalError as exc:
+            if delay is None:
+                log.error("Video %s is stored as %s but could not be marked ready: %s", video.id, stored.key, exc)
+                raise DatabaseUnavailable(
+                    "The video was saved, but the database could not record it just now. It will appear in "
+                    "the course once an administrator's check has run; there is no need to upload it again."
+                ) from exc
+            log.warning("Marking video %s ready failed (%s); retrying in %.1fs", video.id, exc, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 async def _settle_failed(video: Video, exc: BaseException, storage: Storage) -> None:

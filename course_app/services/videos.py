@@ -132,7 +132,9 @@ def clean_filename(filename: object) -> str:
     if not isinstance(filename, str):
         return "video"
     name = "".join(ch for ch in filename if unicodedata.category(ch)[0] != "C")
-    name = PurePath(name.replace("\\", "/")).name.strip() or "video"
+    name = PurePath(name.replace("\\", "/")).name.strip()
+    if name in ("", ".", ".."):  # PurePath("..").name is ".."; a path token is no name
+        name = "video"
     return name[:FILENAME_MAX]
 
 
@@ -188,7 +190,7 @@ def finish_upload(*, session: Session, video_id: uuid.UUID, stored: StoredObject
         return None
     video.backblaze_file_id = stored.file_id
     video.size_bytes = stored.size
-    video.sha1 = stored.sha1
+    video.sha1 = stored.sha1 or None  # unknown (a B2 large file without a declared SHA1), not ""
     video.video_url = stream_url(video.id)
     video.status = "ready"
     video.error = None

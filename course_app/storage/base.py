@@ -42,6 +42,17 @@ class StoredObject:
     uploaded_at: datetime | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Leftover:
+    """A trace of an interrupted write that is not an object (local disk: a temp
+    file, a sidecar without its file, a multipart folder whose start never
+    finished). ``path`` is the backend's own name for it."""
+
+    path: str
+    size: int
+    modified_at: datetime | None = None
+
+
 def video_key(owner_id: int, video_id: uuid.UUID) -> str:
     return f"videos/{owner_id}/{video_id}"
 
@@ -76,6 +87,16 @@ class Storage(abc.ABC):
     def download_url(self, key: str, file_id: str, *, valid_seconds: int = 300) -> str | None:
         """A short-lived URL that lets the holder read this one object, or None when
         the app must serve the bytes itself (local disk)."""
+
+    def list_leftovers(self, prefix: str = "") -> Iterator[Leftover]:
+        """Traces of interrupted writes under ``prefix`` that ``list`` never shows
+        (the checker removes old ones). Backends whose writes leave none (B2: an
+        interrupted upload is an unfinished large file) return nothing."""
+        return iter(())
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        """Remove one leftover found by ``list_leftovers`` (gone already is fine)."""
+        raise NotImplementedError(f"{type(self).__name__} has no leftovers")
 
 
 # Multipart (resumable) uploads ------------------------------------------------------

@@ -25,6 +25,12 @@ whole file on the way; memory does not grow with the file), places it like
 ``put_stream`` does and then removes the upload's folder. A part stream shorter or
 longer than its announced ``size`` raises UploadAborted and leaves that part as it
 was.
+
+A process killed mid-write leaves what its clean-up would have removed: temp
+files, a sidecar without its data file, a multipart folder without ``meta.json``.
+``list_leftovers`` finds them (``list`` never shows them) and ``remove_leftover``
+removes one, refusing any path that is not such a leftover; ``course-app
+check-videos --repair`` removes those older than its grace period.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from course_app.storage.base import (
+    Leftover,
     MultipartStorage,
     ObjectNotFound,
     PartInfo,
@@ -350,6 +357,95 @@ class LocalStorage(Storage, MultipartStorage):
             except FileNotFoundError:
                 continue  # deleted while listing
             yield described
+
+    # Leftovers of interrupted writes ---------------------------------------
+
+    def list_leftovers(self, prefix: str = "") -> Iterator[Leftover]:
+        """Temp files (``.part-``) and sidecars without their data file under
+        ``prefix`` (a crash mid-write leaves them; ``list`` never shows them), plus,
+        whatever the prefix, multipart folders that have no ``meta.json`` (a start
+        that never finished) and temp files of parts inside upload folders. A write
+        in progress looks the same: judge by ``modified_at``. Paths are relative to
+        the root, with ``/``."""
+        check_prefix(prefix)
+        return self._leftovers(prefix)
+
+    def _leftovers(self, prefix: str) -> Iterator[Leftover]:
+        folder, _, name_prefix = prefix.rpartition("/")
+        top = os.path.join(self._root, *folder.split("/")) if folder else str(self._root)
+        for directory, subfolders, names in os.walk(top):
+            if directory == top:
+                subfolders[:] = [d for d in subfolders if d.startswith(name_prefix) and d != MULTIPART_FOLDER]
+                candidates = [n for n in names if n.startswith(name_prefix)]
+            else:
+                candidates = names
+            present = set(names)
+            for name in candidates:
+                if TEMP_MARKER in name or (
+                    name.endswith(SIDECAR_SUFFIX) and name[: -len(SIDECAR_SUFFIX)] not in present
+                ):
+                    found = self._leftover(os.path.join(directory, name))
+                    if found is not None:
+                        yield found
+        with _disk_errors(READ_FAILED):
+            try:
+                uploads = list(os.scandir(os.path.join(self._root, MULTIPART_FOLDER)))
+            except FileNotFoundError:
+                uploads = []
+        for entry in uploads:
+            if not _UPLOAD_ID.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+                continue
+            if not os.path.exists(os.path.join(entry.path, UPLOAD_META)):
+                found = self._leftover(entry.path)
+                if found is not None:
+                    yield found
+                continue
+            with _disk_errors(READ_FAILED):
+                try:
+                    names = os.listdir(entry.path)
+                except FileNotFoundError:
+                    continue
+            for name in names:  # a part whose write was interrupted
+                if TEMP_MARKER in name:
+                    found = self._leftover(os.path.join(entry.path, name))
+                    if found is not None:
+                        yield found
+
+    def _leftover(self, path: str) -> Leftover | None:
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return None  # finished or removed meanwhile
+        return Leftover(
+            path=Path(path).relative_to(self._root).as_posix(),
+            size=info.st_size,
+            modified_at=datetime.fromtimestamp(info.st_mtime, tz=timezone.utc),
+        )
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        """Refuses (ValueError) a path that is not a leftover, so an object can never
+        be removed through here."""
+        parts = leftover.path.split("/") if isinstance(leftover.path, str) else []
+        if not parts or any(part in ("", ".", "..") or "\\" in part for part in parts):
+            raise ValueError("not a leftover path")
+        path = os.path.join(self._root, *parts)
+        name = parts[-1]
+        with _disk_errors(WRITE_FAILED):
+            if len(parts) == 2 and parts[0] == MULTIPART_FOLDER and _UPLOAD_ID.fullmatch(name):
+                if os.path.exists(os.path.join(path, UPLOAD_META)):
+                    raise ValueError("that multipart upload is in progress, not a leftover")
+                shutil.rmtree(path, ignore_errors=True)
+                return
+            if MULTIPART_FOLDER in parts:
+                inside_upload = len(parts) == 3 and parts[0] == MULTIPART_FOLDER and _UPLOAD_ID.fullmatch(parts[1])
+                if not inside_upload or TEMP_MARKER not in name:
+                    raise ValueError("not a leftover path")
+                _remove_quietly(path)
+                return
+            sidecar_alone = name.endswith(SIDECAR_SUFFIX) and not os.path.lexists(path[: -len(SIDECAR_SUFFIX)])
+            if TEMP_MARKER not in name and not sidecar_alone:
+                raise ValueError("not a leftover path")
+            _remove_quietly(path)
 
     # Changes and links ----------------------------------------------------
 

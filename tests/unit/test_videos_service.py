@@ -223,6 +223,8 @@ def test_fail_upload_removing_the_row_renumbers_the_chapter(session, engine, mak
         ("evil\u202egpj.mp4", "evilgpj.mp4"),
         ("x" * 1000 + ".mp4", "x" * 255),
         ("/", "video"),
+        ("..", "video"),
+        ("a/..", "video"),
         ("", "video"),
         (None, "video"),
     ],

@@ -1,0 +1,225 @@
+"""A real kill: the production app (``reflex run --env prod``) is SIGKILLed while a
+slow upload streams in, started again, and ``course-app check-videos --repair``
+(the real command, with the app's environment) brings database and storage back
+into agreement. Videos finished before the kill play as before, and a resumable
+upload in progress at the time is left for the browser to finish.
+
+Its own app build (own REFLEX_WEB_WORKDIR): the first run builds the front end
+(a minute or so)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from course_app.db import make_engine, session_scope
+from course_app.services import reconcile, users
+from tests.server import AppServer
+
+PASSWORD = "correct horse battery"
+BOUNDARY = "fault-test-3f9c2b"
+MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+PART_BYTES = 65536
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("killed-app")
+    app = AppServer(
+        data_dir=home / "data",
+        log_path=home / "server.log",
+        extra_env={"REFLEX_WEB_WORKDIR": str(tmp_path_factory.mktemp("web-killed")),
+                   "COURSE_UPLOAD_CHUNK_BYTES": str(PART_BYTES)},
+    )
+    app.start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(server):
+    engine = make_engine(server.database_url)
+    yield engine
+    engine.dispose()
+
+
+def video_bytes(size: int, seed: int) -> bytes:
+    return (MP4_HEAD + random.Random(seed).randbytes(size))[:size]
+
+
+def form_head(course_id: str, chapter_id: str, filename: str) -> bytes:
+    fields = b"".join(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (("course_id", course_id), ("chapter_id", chapter_id))
+    )
+    return fields + (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+                     "Content-Type: video/mp4\r\n\r\n").encode()
+
+
+def form_tail() -> bytes:
+    return f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def log_in(server, engine) -> httpx.Client:
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    with session_scope(engine) as session:
+        users.create_user(session=session, email=email, password=PASSWORD)
+    http = httpx.Client(base_url=server.base_url, timeout=30)
+    assert http.post("/api/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    return http
+
+
+def check_videos(server, *args: str) -> tuple[int, dict]:
+    """The real `course-app check-videos --json ...` with the app's environment."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "course-app"), "check-videos", "--json", *args],
+        env=server.env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def storage_files(server) -> set[str]:
+    root = server.data_dir / "storage"
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def wait_for(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
+    http = log_in(server, engine)
+    course = http.post("/api/courses", json={"title": "Killed"}).json()["id"]
+    chapter = http.post(f"/api/courses/{course}/chapters", json={"title": "One"}).json()["id"]
+
+    # Finished before the kill: a single-request upload and a resumable one.
+    finished = video_bytes(300_000, seed=1)
+    response = http.post("/api/upload", content=form_head(course, chapter, "finished.mp4") + finished + form_tail(),
+                         headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
+    assert response.status_code == 201, response.text
+    finished_video = response.json()
+    resumable = video_bytes(3 * PART_BYTES + 5, seed=2)
+    upload = http.post("/api/uploads", json={
+        "course_id": course, "chapter_id": chapter, "filename": "resumable.mp4", "size": len(resumable),
+        "fingerprint": "v1:" + hashlib.sha1(resumable).hexdigest(),
+        "head": base64.b64encode(resumable[:8192]).decode(),
+    }).json()
+    first = resumable[:PART_BYTES]
+    assert http.put(f"/api/uploads/{upload['id']}/parts/1", content=first,
+                    headers={"X-Part-SHA1": hashlib.sha1(first).hexdigest()}).status_code == 200
+
+    # A slow upload: 2 MiB arrive, then the client pauses (the server keeps waiting).
+    sent_enough, release = threading.Event(), threading.Event()
+    slow = video_bytes(8 * 1024 * 1024, seed=3)
+
+    def body():
+        yield form_head(course, chapter, "slow.mp4")
+        for offset in range(0, len(slow), 256 * 1024):
+            if offset == 2 * 1024 * 1024:
+                sent_enough.set()
+                release.wait(60)
+                return
+            yield slow[offset:offset + 256 * 1024]
+
+    outcome: dict = {}
+
+    def post_slowly():
+        try:
+            with httpx.Client(base_url=server.base_url, timeout=60, cookies=http.cookies) as client:
+                outcome["response"] = client.post(
+                    "/api/upload", content=body(),
+                    headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    uploader = threading.Thread(target=post_slowly, daemon=True)
+    uploader.start()
+    assert sent_enough.wait(30)
+
+    def slow_row():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT id, status FROM videos WHERE filename = 'slow.mp4'")).first()
+
+    wait_for(lambda: slow_row() is not None and any(".part-" in f for f in storage_files(server)),
+             "the slow upload's row and temp file")
+
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=30)
+    release.set()
+    uploader.join(30)
+    assert "response" not in outcome, "the upload should not have finished"
+
+    row_id, status = slow_row()
+    assert status == "uploading"
+    temp_files = {f for f in storage_files(server) if ".part-" in f and not f.startswith(".multipart/")}
+    assert temp_files, "the kill should have left the half-written temp file"
+
+    server.log.close()
+    server.start()
+
+    code, report = check_videos(server, "--grace-minutes", "0")
+    assert code == 1 and not report["ok"]
+    assert {p["kind"] for p in report["problems"]} == {"stuck_upload", "leftover_file"}
+
+    code, repaired = check_videos(server, "--repair", "--grace-minutes", "0")
+
+    assert code == 0 and repaired["ok"], repaired
+    assert {r["kind"] for r in repaired["repairs"]} == {"stuck_upload", "leftover_file"}
+    assert all(not r["outcome"].startswith(("failed", "skipped")) for r in repaired["repairs"])
+    with engine.connect() as conn:
+        status, error = conn.execute(sa.text("SELECT status, error FROM videos WHERE id = :id"),
+                                     {"id": row_id}).one()
+    assert status == "failed" and error == reconcile.STUCK_REASON
+    shown = http.get(f"/api/videos/{uuid.UUID(str(row_id))}")  # what the instructor sees
+    assert shown.status_code == 200 and shown.json()["status"] == "failed"
+    assert shown.json()["error"] == reconcile.STUCK_REASON
+    # Storage holds the finished video (file and sidecar) and the open resumable upload's part, nothing else.
+    files = storage_files(server)
+    finished_key = finished_video_key(engine, finished_video["id"])
+    assert {f for f in files if not f.startswith(".multipart/")} == {finished_key, finished_key + ".meta.json"}
+    assert not any(".part-" in f for f in files)
+
+    # The finished video plays as before; the resumable upload goes on where it was.
+    assert http.get(finished_video["video_url"]).content == finished
+    resumed = http.post("/api/uploads", json={
+        "course_id": course, "chapter_id": chapter, "filename": "resumable.mp4", "size": len(resumable),
+        "fingerprint": "v1:" + hashlib.sha1(resumable).hexdigest(),
+        "head": base64.b64encode(resumable[:8192]).decode(),
+    })
+    assert resumed.status_code == 200 and resumed.json()["missing_parts"] == [2, 3, 4]
+    for number in (2, 3, 4):
+        chunk = resumable[(number - 1) * PART_BYTES: number * PART_BYTES]
+        assert http.put(f"/api/uploads/{upload['id']}/parts/{number}", content=chunk,
+                        headers={"X-Part-SHA1": hashlib.sha1(chunk).hexdigest()}).status_code == 200
+    video = http.post(f"/api/uploads/{upload['id']}/complete").json()
+    assert video["status"] == "ready" and http.get(video["video_url"]).content == resumable
+
+    code, final = check_videos(server)
+    assert code == 0 and final["ok"], final
+    http.close()
+
+
+def finished_video_key(engine, video_id: str) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT storage_key FROM videos WHERE id = :id"),
+                            {"id": uuid.UUID(video_id).hex}).scalar_one()

@@ -1,0 +1,269 @@
+"""A resumable upload (upload_sessions.create / store_part / complete) killed at
+each step, on SQLite and PostgreSQL, local disk and the B2 simulator. After the
+checker's repair the database and storage agree; an upload that can go on is
+left open and the browser's resume finishes it; nothing finished is lost."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from sqlmodel import Session, select
+
+from course_app.models import UploadSession, Video
+from course_app.services import reconcile, upload_sessions, videos
+from course_app.storage.b2 import B2Storage
+from course_app.storage.keys import TEMP_MARKER
+from tests.faults.conftest import (
+    assert_consistent,
+    crash_expected,
+    kinds,
+    part_of,
+    part_size_for,
+    repair,
+    send_part,
+    sha1,
+    video_bytes,
+)
+
+
+def crash_row(engine) -> Video:
+    with Session(engine) as s:
+        (row,) = s.exec(select(Video).where(Video.title == "crash"))
+        return row
+
+
+def the_session(engine) -> UploadSession:
+    with Session(engine) as s:
+        (upload,) = [u for u in s.exec(select(UploadSession)) if u.fingerprint == "v1:crash"]
+        return upload
+
+
+def start(session_factory, storage, place, data):
+    return upload_sessions.create(
+        session_factory=session_factory, storage=storage, user=place.user, course_id=place.course_id,
+        chapter_id=place.chapter_id, filename="crash.mp4", title="crash", size=len(data), fingerprint="v1:crash",
+        head=data[:8192], max_bytes=2**30, quota_bytes=2**35, configured_part_size=part_size_for(storage),
+    )
+
+
+def resume(session_factory, storage, place, data):
+    view, created = start(session_factory, storage, place, data)
+    assert not created
+    for number in view.missing_parts:
+        send_part(session_factory, storage, place, view.session, data, number)
+    return upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
+                                    upload_id=view.session.id)
+
+
+DATA_PARTS = 3
+
+
+def crash_data(storage) -> bytes:
+    return video_bytes(DATA_PARTS * part_size_for(storage) - 17, seed=9)
+
+
+# Create ------------------------------------------------------------------------------
+
+
+def test_crash_before_the_row_leaves_nothing(engine, storage, dying, process, place, finished, session_factory,
+                                             monkeypatch):
+    kept = finished()
+    monkeypatch.setattr(videos, "begin_upload", lambda **_: process.crash("before the row"))
+
+    with crash_expected(process):
+        start(session_factory, dying(storage), place, crash_data(storage))
+    monkeypatch.undo()
+
+    assert repair(engine, storage).before.ok
+    assert_consistent(engine, storage, kept)
+
+
+def test_crash_before_storage_starts_the_upload_fails_the_row(
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+    kept = finished()
+    monkeypatch.setattr(type(storage), "start_multipart", lambda *_a, **_k: process.crash("before the bytes"))
+
+    with crash_expected(process):
+        start(session_factory, dying(storage), place, crash_data(storage))
+    monkeypatch.undo()
+
+    upload = the_session(engine)
+    assert upload.status == "active" and upload.storage_upload_id is None
+    result = repair(engine, storage)
+    assert kinds(result.before) == ["stuck_upload"]
+    assert the_session(engine).status == "expired"
+    row = crash_row(engine)
+    assert row.status == "failed" and row.error == reconcile.STUCK_REASON
+    assert_consistent(engine, storage, kept)
+
+
+def test_crash_after_storage_started_the_upload_before_its_id_was_saved(
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+    kept = finished()
+    real_start = type(storage).start_multipart
+
+    def start_then_crash(self, *args, **kwargs):
+        real_start(self, *args, **kwargs)
+        process.crash("after start_multipart")
+
+    monkeypatch.setattr(type(storage), "start_multipart", start_then_crash)
+    with crash_expected(process):
+        start(session_factory, dying(storage), place, crash_data(storage))
+    monkeypatch.undo()
+
+    assert len(list(storage.list_unfinished("videos/"))) == 1
+    result = repair(engine, storage)
+    assert kinds(result.before) == ["stuck_upload", "unknown_upload"]
+    assert list(storage.list_unfinished("videos/")) == []
+    assert crash_row(engine).status == "failed"
+    assert_consistent(engine, storage, kept)
+
+
+# Parts --------------------------------------------------------------------------------
+
+
+def test_crash_mid_part_then_the_browser_resumes(
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+    kept = finished()
+    data = crash_data(storage)
+    view, _ = start(session_factory, storage, place, data)
+    send_part(session_factory, storage, place, view.session, data, 1)
+    if isinstance(storage, B2Storage):
+        monkeypatch.setattr(storage.api.session.raw_api, "upload_part",
+                            lambda *_a, **_k: process.crash("mid-part"))
+    else:
+        def half_part(self, key, upload_id, number, chunks, *, size):
+            folder = os.path.join(self.root, ".multipart", upload_id)
+            with open(os.path.join(folder, f"{number}.part{TEMP_MARKER}{secrets.token_hex(8)}"), "xb") as out:
+                out.write(next(iter(chunks)))
+            process.crash("mid-part")
+
+        monkeypatch.setattr(type(storage), "put_part", half_part)
+
+    with crash_expected(process):
+        send_part(session_factory, dying(storage), place, view.session, data, 2)
+    monkeypatch.undo()
+
+    # The upload can go on: the checker leaves it open (and removes a half-written part).
+    result = repair(engine, storage)
+    assert kinds(result.before) == ([] if isinstance(storage, B2Storage) else ["leftover_file"])
+    assert the_session(engine).status == "active"
+    assert_consistent(engine, storage, kept, allow_open_uploads=True)
+
+    video = resume(session_factory, storage, place, data)
+
+    assert video.status == "ready" and video.size_bytes == len(data)
+    assert repair(engine, storage).before.ok
+    assert_consistent(engine, storage, {**kept, video.id: data})
+
+
+def test_crash_after_a_part_was_stored_before_the_ledger_recorded_it(
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+    kept = finished()
+    data = crash_data(storage)
+    view, _ = start(session_factory, storage, place, data)
+    monkeypatch.setattr(upload_sessions, "record_part", lambda **_: process.crash("before the ledger"))
+
+    with crash_expected(process):
+        send_part(session_factory, dying(storage), place, view.session, data, 1)
+    monkeypatch.undo()
+
+    assert repair(engine, storage).before.ok
+    with Session(engine) as s:
+        assert upload_sessions.view(session=s, user=place.user, upload_id=view.session.id).missing_parts == [1, 2, 3]
+    video = resume(session_factory, storage, place, data)  # part 1 is sent again and replaces the stored one
+
+    assert video.status == "ready"
+    assert_consistent(engine, storage, {**kept, video.id: data})
+
+
+# Complete ------------------------------------------------------------------------------
+
+
+def all_parts_sent(session_factory, storage, place, data):
+    view, _ = start(session_factory, storage, place, data)
+    for number in range(1, view.session.part_count + 1):
+        send_part(session_factory, storage, place, view.session, data, number)
+    return view.session
+
+
+def test_crash_after_storage_joined_the_parts_before_the_row_update_completes_on_repair(
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+    kept = finished()
+    data = crash_data(storage)
+    upload = all_parts_sent(session_factory, storage, place, data)
+    monkeypatch.setattr(videos, "finish_upload", lambda **_: process.crash("before the row update"))
+
+    with crash_expected(process):
+        upload_sessions.complete(session_factory=session_factory, storage=dying(storage), user=place.user,
+                                 upload_id=upload.id)
+    monkeypatch.undo()
+
+    assert the_session(engine).status == "completing" and crash_row(engine).status == "uploading"
+    result = repair(engine, storage)
+    assert kinds(result.before) == ["interrupted_completion"]
+    row = crash_row(engine)
+    assert row.status == "ready" and row.size_bytes == len(data)
+    assert the_session(engine).status == "completed"
+    assert_consistent(engine, storage, {**kept, row.id: data})
+
+
+def test_crash_while_storage_joins_the_parts_completes_on_repair(
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+    kept = finished()
+    data = crash_data(storage)
+    upload = all_parts_sent(session_factory, storage, place, data)
+    if isinstance(storage, B2Storage):
+        sim = storage.api.session.raw_api
+        real_finish = sim.finish_large_file
+
+        def finish_then_crash(*args, **kwargs):  # B2 finished it; the answer never arrived
+            real_finish(*args, **kwargs)
+            process.crash("while joining")
+
+        monkeypatch.setattr(sim, "finish_large_file", finish_then_crash)
+        expected = ["interrupted_completion"]
+    else:  # the parts are joined into a temp file; the process dies before it is placed
+        monkeypatch.setattr(type(storage), "_place", lambda *_a, **_k: process.crash("while joining"))
+        expected = ["interrupted_completion", "leftover_file"]
+
+    with crash_expected(process):
+        upload_sessions.complete(session_factory=session_factory, storage=dying(storage), user=place.user,
+                                 upload_id=upload.id)
+    monkeypatch.undo()
+
+    result = repair(engine, storage)
+    assert kinds(result.before) == expected
+    row = crash_row(engine)
+    assert row.status == "ready" and row.size_bytes == len(data)
+    if not isinstance(storage, B2Storage):
+        assert row.sha1 == sha1(data)
+    assert_consistent(engine, storage, {**kept, row.id: data})
+
+
+def test_an_interrupted_completion_is_left_to_the_browser_within_the_grace_period(
+        engine, storage, dying, process, place, session_factory, monkeypatch):
+    data = crash_data(storage)
+    upload = all_parts_sent(session_factory, storage, place, data)
+    monkeypatch.setattr(videos, "finish_upload", lambda **_: process.crash("before the row update"))
+    with crash_expected(process):
+        upload_sessions.complete(session_factory=session_factory, storage=dying(storage), user=place.user,
+                                 upload_id=upload.id)
+    monkeypatch.undo()
+
+    result = reconcile.repair(session_factory=session_factory, storage=storage)  # default grace: an hour
+
+    assert result.before.ok and result.actions == [] and result.before.in_flight >= 1
+    # The browser asks to complete again: storage already holds the file, so it just finishes.
+    video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
+                                     upload_id=upload.id)
+    assert video.status == "ready"
+    assert_consistent(engine, storage, {video.id: data})
+
+
+def test_parts_of_the_helper_cover_the_whole_file(storage):
+    """The helpers above cut files into exactly DATA_PARTS parts."""
+    data = crash_data(storage)
+    fake = UploadSession(chunk_size=part_size_for(storage), part_count=DATA_PARTS, size_bytes=len(data))
+    assert b"".join(part_of(data, fake, n) for n in range(1, DATA_PARTS + 1)) == data
