@@ -455,6 +455,23 @@ def expire_session(*, session: Session, upload: UploadSession, reason: str) -> N
     _close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
 
 
+def _finish_interrupted_completions(session_factory: SessionFactory, storage: MultipartStorage, *,
+                                    before: datetime) -> None:
+    """A stale session stuck in ``completing`` had all its parts: finish it rather
+    than expire it (the instructor's upload is kept); expiry takes it only if
+    completing fails again."""
+    with session_factory() as session:
+        stuck = list(session.exec(select(UploadSession.id, UploadSession.owner_id).where(
+            UploadSession.status == "completing", UploadSession.updated_at < before)))
+    for upload_id, owner_id in stuck:
+        with session_factory() as session:
+            owner = session.get(User, owner_id)
+        try:
+            complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload_id)
+        except Exception as exc:  # left for the expiry below
+            log.warning("Could not finish interrupted upload %s: %s", upload_id, exc)
+
+
 @dataclass
 class SweepReport:
     expired: list[str]
@@ -481,6 +498,8 @@ def sweep(
     report = SweepReport(expired=[], unknown_cancelled=[], dry_run=dry_run)
     reason = (f"Upload abandoned: no progress for {stale_after.total_seconds() / 3600:g} hours. "
               "Upload the file again.")
+    if not dry_run:
+        _finish_interrupted_completions(session_factory, storage, before=now - stale_after)
     with session_factory() as session:
         stale = list(session.exec(
             select(UploadSession).where(UploadSession.status.in_(OPEN_STATUSES),

@@ -308,3 +308,22 @@ def test_a_part_the_ledger_has_but_storage_lost_is_asked_for_again(session_facto
     assert stored  # not skipped as "already confirmed"
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload.id)
     assert video.status == "ready" and video.size_bytes == len(data)
+
+
+def test_sweep_finishes_a_stale_interrupted_completion_instead_of_expiring_it(session_factory, storage, owner,
+                                                                               chapter, engine):
+    size = part_size_for(storage)
+    data = file_bytes(size * 2)
+    upload = start(session_factory, storage, owner, chapter, data, part_size=size)[0].session
+    for number in (1, 2):
+        send(session_factory, storage, owner, upload, data, number)
+    with session_factory() as s:  # the process died between "completing" and storage's join
+        row = s.get(UploadSession, upload.id)
+        row.status, row.updated_at = "completing", utcnow() - timedelta(hours=30)
+        s.add(row)
+    report = upload_sessions.sweep(session_factory=session_factory, storage=storage, stale_after=timedelta(hours=24))
+    assert report.expired == []
+    with Session(engine) as s:
+        assert s.get(UploadSession, upload.id).status == "completed"
+        video = s.get(Video, upload.video_id)
+        assert video.status == "ready" and video.size_bytes == len(data)
