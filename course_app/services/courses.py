@@ -29,7 +29,6 @@ class CourseSummary:
 class CourseTree:
     course: Course
     chapters: list[Chapter]
-    video_counts: dict[uuid.UUID, int]
 
 
 # Lookups --------------------------------------------------------------------
@@ -76,12 +75,7 @@ def list_courses(*, session: Session, user: User) -> list[CourseSummary]:
 
 def course_tree(*, session: Session, user: User, course_id: object) -> CourseTree:
     course = owned_course(session=session, user=user, course_id=course_id)
-    counts = dict(
-        session.exec(
-            select(Video.chapter_id, func.count(Video.id)).where(Video.course_id == course.id).group_by(Video.chapter_id)
-        ).all()
-    )
-    return CourseTree(course=course, chapters=ordered_chapters(session=session, course_id=course.id), video_counts=counts)
+    return CourseTree(course=course, chapters=ordered_chapters(session=session, course_id=course.id))
 
 
 # Courses --------------------------------------------------------------------
@@ -197,18 +191,3 @@ def reorder_chapters(*, session: Session, user: User, course_id: object, chapter
     renumber(session, ordered)
     _touch(session, course.id)
     return ordered
-
-
-def move_chapter(*, session: Session, user: User, chapter_id: object, offset: object) -> list[Chapter]:
-    """Move a chapter up (offset -1) or down (+1); the keyboard-friendly reorder."""
-    if offset not in (-1, 1) or isinstance(offset, bool):
-        raise InvalidInput("A chapter moves one place up or down.")
-    chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
-    chapters = ordered_chapters(session=session, course_id=chapter.course_id)
-    index = next(i for i, c in enumerate(chapters) if c.id == chapter.id)
-    target = index + int(offset)
-    if 0 <= target < len(chapters):
-        chapters[index], chapters[target] = chapters[target], chapters[index]
-        renumber(session, chapters)
-        _touch(session, chapter.course_id)
-    return chapters
