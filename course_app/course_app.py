@@ -16,7 +16,7 @@ from course_app.settings import load_settings_or_exit
 from course_app.state.auth_forms import AuthFormState
 from course_app.state.dashboard import DashboardState
 from course_app.state.editor import EditorState
-from course_app.state.session import SessionState
+from course_app.state.session import IdentityGuard, SessionState
 from course_app.state.settings_page import TokensState
 from course_app.state.videos import VideosState
 
@@ -65,6 +65,7 @@ def index() -> rx.Component:
 app = rx.App(
     api_transformer=build_api(),
 )
+app.add_middleware(IdentityGuard())  # a tab's States never outlive its log-in
 app.register_lifespan_task(_apply_migrations)
 app.register_lifespan_task(_background_upkeep)
 app.add_page(index, route="/", title="Course Studio", on_load=rx.redirect("/dashboard"))

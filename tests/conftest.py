@@ -146,3 +146,18 @@ def signed_up(client):
     response = client.post("/api/auth/signup", json={"email": email, "password": password})
     assert response.status_code == 201, response.text
     return email, password
+
+
+# Order ------------------------------------------------------------------------------------
+
+_ORDER = ("tests/unit/", "tests/faults/", "tests/api/", "tests/security/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests last: Playwright's sync API keeps an event loop running in the
+    main thread for the rest of the session, and earlier tests use asyncio.run()."""
+    def rank(item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(_ORDER) if path.startswith(prefix)), len(_ORDER))
+
+    items.sort(key=rank)

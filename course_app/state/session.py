@@ -4,10 +4,12 @@ sensitive event, never from a value cached in State."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from urllib.parse import quote
 
 import reflex as rx
+from reflex.middleware import Middleware
 
 from course_app.auth.tokens import session_token_from_cookie_header, user_for_session_token
 from course_app.db import run_in_session, session_scope
@@ -41,6 +43,8 @@ class SessionState(rx.State):
 
     user_email: str = ""
     user_role: str = ""
+    # Which session cookie this tab's States were filled for (a hash; see IdentityGuard).
+    _identity: str = ""
 
     async def _refresh_identity(self) -> User | None:
         user = await current_user(self)
@@ -67,3 +71,41 @@ def user_message(error: Exception) -> str:
         return str(error)
     log.exception("Unexpected error in a State handler", exc_info=error)
     return UNEXPECTED
+
+
+# One tab, one identity ------------------------------------------------------------
+
+
+def _cookie_identity(cookie_header: str | None) -> str:
+    token = session_token_from_cookie_header(cookie_header)
+    return hashlib.sha256(token.encode()).hexdigest() if token else "anonymous"
+
+
+def _app_states() -> list[type[rx.State]]:
+    found, pending = [], list(rx.State.get_substates())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.get_substates())
+        if cls.__module__.startswith("course_app."):
+            found.append(cls)
+    return found
+
+
+class IdentityGuard(Middleware):
+    """Empties every course_app State of a tab whose session cookie changed.
+
+    The server keeps a tab's States under the tab's client token, which survives
+    log-out and log-in in the same tab; the next page load's hydration sends the
+    whole stored tree before any on_load runs. Without this, the page after
+    log-out (or another user's log-in in the same tab) received the previous
+    user's e-mail, courses, videos and even a just-created API token value. Runs
+    before every event, with the cookie of the socket that sent it."""
+
+    async def preprocess(self, app, state, event):
+        identity = _cookie_identity(state.router.headers.cookie)
+        session = await state.get_state(SessionState)
+        if session._identity != identity:
+            for cls in _app_states():
+                (await state.get_state(cls)).reset()
+            session._identity = identity
+        return None

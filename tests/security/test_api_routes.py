@@ -1,0 +1,210 @@
+"""Every route of course_app.api.build_api(), called by a stranger (another
+instructor, with their cookie or their API token) and by an anonymous visitor
+with A's ids: 401 for the visitor, 403/404 for the stranger, nothing changed in
+the database or storage, nothing of A's in the answer. Each id of a route is
+also swapped on its own (the stranger's course with A's chapter, and so on).
+
+The routes are read from the app, so a route added later without a case here
+fails the suite until it gets one (or a reasoned place in PUBLIC)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+
+import pytest
+from fastapi.routing import APIRoute
+
+from course_app.api import build_api
+from tests.api.support import assert_no_internals
+from tests.api.test_videos_api import MULTIPART, multipart
+from tests.security.support import find_leaks
+
+
+def api_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route, through included routers; HEAD is GET's twin."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes) -> None:
+        for route in routes:
+            if hasattr(route, "original_router"):  # FastAPI's wrapper of an included router
+                walk(route.original_router.routes)
+            elif isinstance(route, APIRoute) or hasattr(route, "methods"):
+                found.update((method, route.path) for method in route.methods if method != "HEAD")
+
+    api = build_api()
+    walk(api.routes)
+    described = {(method.upper(), path) for path, item in api.openapi()["paths"].items() for method in item}
+    assert described <= found, f"routes in the OpenAPI description the walk missed: {described - found}"
+    return found
+
+
+ROUTES = sorted(api_routes(), key=lambda r: (r[1], r[0]))
+
+PUBLIC = {
+    ("POST", "/api/auth/signup"): "creates a new account; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
+    ("POST", "/api/auth/login"): "checks credentials; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
+    ("POST", "/api/auth/logout"): "ends only the session in the caller's own cookie (test_sessions shows others survive)",
+    ("GET", "/api/openapi.json"): "the API's public description: routes and schemas, no data",
+    ("GET", "/api/docs"): "the API's public description page (Swagger UI), no data",
+    ("GET", "/docs/oauth2-redirect"): "a static page of the Swagger UI, no data",
+}
+
+
+@dataclass
+class Attempt:
+    label: str
+    method: str
+    url: str
+    kwargs: dict = field(default_factory=dict)
+    stranger: tuple[int, ...] = (403, 404)  # what the stranger may get; 2xx for routes about one's own things
+    own: bool = False  # the route acts on the caller's own things only
+
+
+def _form(course: str, chapter: str, data: bytes, **query) -> dict:
+    fields = [("course_id", course), ("chapter_id", chapter)] if course else []
+    return {"content": multipart(fields, data, filename="hacked.mp4"), "headers": {"content-type": MULTIPART},
+            "params": query}
+
+
+def _create(course: str, chapter: str, data: bytes) -> dict:
+    return {"json": {"course_id": course, "chapter_id": chapter, "filename": "hacked.mp4", "size": len(data),
+                     "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode()}}
+
+
+def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
+    a, b = world.a, world.b
+    video = a.videos[a.chapters[0]][0]
+    part = clip + bytes(65536 - len(clip))
+    mixed = (400, 403, 404)  # the stranger's own id beside one of A's: refused either way
+    return {
+        ("GET", "/api/auth/me"): [Attempt("who am I", "GET", "/api/auth/me", stranger=(200,), own=True)],
+        ("GET", "/api/tokens"): [Attempt("list tokens", "GET", "/api/tokens", stranger=(200,), own=True)],
+        ("POST", "/api/tokens"): [Attempt("create a token naming A as its owner", "POST", "/api/tokens",
+                                          {"json": {"name": "mine", "user_id": a.id, "id": a.token_id}},
+                                          stranger=(201,), own=True)],
+        ("DELETE", "/api/tokens/{token_id}"): [Attempt("revoke A's token", "DELETE", f"/api/tokens/{a.token_id}")],
+        ("GET", "/api/courses"): [Attempt("list courses", "GET", "/api/courses", stranger=(200,), own=True)],
+        ("POST", "/api/courses"): [Attempt("create a course naming A as its owner", "POST", "/api/courses",
+                                           {"json": {"title": "Mine", "owner_id": a.id, "id": a.course,
+                                                     "status": "published"}}, stranger=(201,), own=True)],
+        ("GET", "/api/courses/{course_id}"): [Attempt("read A's course", "GET", f"/api/courses/{a.course}")],
+        ("POST", "/api/courses/{course_id}/chapters"): [
+            Attempt("add a chapter to A's course", "POST", f"/api/courses/{a.course}/chapters", {"json": {"title": "hacked"}})],
+        ("POST", "/api/upload"): [
+            Attempt("upload into A's chapter", "POST", "/api/upload", _form(a.course, a.chapters[0], clip)),
+            Attempt("B's course, A's chapter", "POST", "/api/upload", _form(b.course, a.chapters[0], clip), stranger=mixed),
+            Attempt("A's course, B's chapter", "POST", "/api/upload", _form(a.course, b.chapters[0], clip), stranger=mixed),
+            Attempt("A's ids in the query string", "POST", "/api/upload",
+                    _form("", "", clip, course_id=a.course, chapter_id=a.chapters[0])),
+            Attempt("B's ids in the query, A's in the form (the form wins)", "POST", "/api/upload",
+                    _form(a.course, a.chapters[0], clip, course_id=b.course, chapter_id=b.chapters[0])),
+        ],
+        ("GET", "/api/videos/{video_id}"): [Attempt("read A's video", "GET", f"/api/videos/{video}")],
+        ("DELETE", "/api/videos/{video_id}"): [Attempt("delete A's video", "DELETE", f"/api/videos/{video}")],
+        ("GET", "/api/videos/{video_id}/stream"): [
+            Attempt("play A's video", "GET", f"/api/videos/{video}/stream"),
+            Attempt("play a range of A's video", "GET", f"/api/videos/{video}/stream", {"headers": {"Range": "bytes=0-99"}}),
+        ],
+        ("POST", "/api/uploads"): [
+            Attempt("start an upload into A's chapter", "POST", "/api/uploads", _create(a.course, a.chapters[0], clip)),
+            Attempt("B's course, A's chapter", "POST", "/api/uploads", _create(b.course, a.chapters[0], clip), stranger=mixed),
+            Attempt("A's course, B's chapter", "POST", "/api/uploads", _create(a.course, b.chapters[0], clip), stranger=mixed),
+        ],
+        ("GET", "/api/uploads"): [Attempt("list A's unfinished uploads", "GET", "/api/uploads",
+                                          {"params": {"course_id": a.course}})],
+        ("GET", "/api/uploads/{upload_id}"): [Attempt("read A's upload", "GET", f"/api/uploads/{a.upload}")],
+        ("DELETE", "/api/uploads/{upload_id}"): [Attempt("cancel A's upload", "DELETE", f"/api/uploads/{a.upload}")],
+        ("PUT", "/api/uploads/{upload_id}/parts/{number}"): [
+            Attempt("send a part of A's upload", "PUT", f"/api/uploads/{a.upload}/parts/2",
+                    {"content": part, "headers": {"X-Part-SHA1": hashlib.sha1(part).hexdigest()}}),
+            Attempt("overwrite A's confirmed part", "PUT", f"/api/uploads/{a.upload}/parts/1",
+                    {"content": part, "headers": {"X-Part-SHA1": hashlib.sha1(part).hexdigest()}}),
+        ],
+        ("POST", "/api/uploads/{upload_id}/complete"): [
+            Attempt("complete A's upload", "POST", f"/api/uploads/{a.upload}/complete", {"json": {}})],
+    }
+
+
+def test_every_route_has_a_case_and_every_public_route_a_reason(world, clip):
+    cases = attempts(world, clip)
+    missing = [route for route in ROUTES if route not in cases and route not in PUBLIC]
+    assert not missing, f"routes without a security case (add one to attempts()): {missing}"
+    stale = sorted((set(cases) | set(PUBLIC)) - set(ROUTES))
+    assert not stale, f"cases for routes that no longer exist: {stale}"
+    assert not set(cases) & set(PUBLIC)
+    assert all(len(reason) > 20 for reason in PUBLIC.values())
+
+
+def _client(world, who: str, new_client):
+    if who == "stranger":
+        return new_client(cookie=f"cs_session={world.b.session_token}")
+    if who == "stranger with an API token":
+        return new_client(Authorization=f"Bearer {world.b.token_value}")
+    return new_client()
+
+
+PRIVATE = [route for route in ROUTES if route not in PUBLIC]
+
+
+@pytest.mark.parametrize("who", ["anonymous", "stranger", "stranger with an API token"])
+@pytest.mark.parametrize("route", PRIVATE, ids=[f"{m} {p}" for m, p in PRIVATE])
+def test_a_route_called_with_someone_elses_ids_is_refused_and_changes_nothing(world, clip, new_client, route, who):
+    cases = attempts(world, clip)
+    if route not in cases:
+        pytest.fail(f"{route} has no security case: add one to attempts() in {__name__}")
+
+    for attempt in cases[route]:
+        http = _client(world, who, new_client)
+        before = world.snapshot()
+        response = http.request(attempt.method, attempt.url, **attempt.kwargs)
+        changes = world.unchanged(before, may_create_for=world.b.id if attempt.own and who != "anonymous" else None)
+
+        where = f"{attempt.label} as {who}"
+        assert changes == [], f"{where} changed: {changes}"
+        assert find_leaks(response.text, world.secrets_of_a()) == [], f"{where} answered with A's data: {response.text[:300]}"
+        assert_no_internals(response)
+        if who == "anonymous":
+            assert response.status_code == 401, f"{where}: {response.status_code} {response.text[:300]}"
+        else:
+            assert response.status_code in attempt.stranger, f"{where}: {response.status_code} {response.text[:300]}"
+        if response.status_code >= 400:
+            assert response.headers["content-type"].startswith("application/json")
+            assert response.json()["error"]
+
+
+def test_own_things_created_with_someone_elses_ids_in_the_body_belong_to_the_creator(world, new_client):
+    """Mass assignment: owner and id fields in a body are ignored."""
+    http = _client(world, "stranger", new_client)
+
+    course = http.post("/api/courses", json={"title": "Smuggled", "owner_id": world.a.id, "id": world.a.course,
+                                             "status": "published"})
+    token = http.post("/api/tokens", json={"name": "smuggled", "user_id": world.a.id, "id": world.a.token_id})
+
+    assert course.status_code == 201 and course.json()["id"] != world.a.course
+    assert course.json()["status"] == "draft"
+    assert course.json()["id"] in [c["id"] for c in world.b.http.get("/api/courses").json()]
+    assert course.json()["id"] not in [c["id"] for c in world.a.http.get("/api/courses").json()]
+    assert token.status_code == 201 and token.json()["id"] != world.a.token_id
+    assert "smuggled" in [t["name"] for t in world.b.http.get("/api/tokens").json()]
+    assert "smuggled" not in [t["name"] for t in world.a.http.get("/api/tokens").json()]
+
+
+def test_the_public_routes_hold_nothing_of_anyones(world, anonymous):
+    for method, path in PUBLIC:
+        if method != "GET":
+            continue
+        response = anonymous.get(path)
+        assert response.status_code == 200, path
+        assert find_leaks(response.text, world.secrets_of_a()) == [], path
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/_upload"), ("GET", "/_upload/anything.mp4"),
+                                              ("GET", "/_upload/../course_studio.db")])
+def test_reflexs_own_upload_route_is_not_mounted(anonymous, method, path):
+    """The app uploads through its own routes; Reflex's /_upload (any State
+    handler by name, files served to anyone) must not exist."""
+    response = anonymous.request(method, path, headers={"Reflex-Client-Token": "x", "Reflex-Event-Handler": "x"})
+    assert response.status_code in (404, 405) or "text/html" in response.headers.get("content-type", ""), response.text[:200]
+    assert "SQLite" not in response.text
