@@ -211,7 +211,8 @@ def create(
     # The intent is recorded; now storage. A crash here leaves a session without a
     # storage id, which the sweep expires.
     try:
-        storage_upload_id = storage.start_multipart(upload.storage_key, content_type=content_type, sha1=sha1)
+        storage_upload_id = storage.start_multipart(upload.storage_key, content_type=content_type, sha1=sha1,
+                                                    part_size=part_size)
     except StorageError as exc:
         _fail(session_factory, upload_id, f"Storage could not start the upload: {exc}")
         raise

@@ -557,7 +557,11 @@ class B2Storage(Storage, MultipartStorage):
     def recommended_part_size(self) -> int:
         return self._part_size
 
-    def start_multipart(self, key: str, *, content_type: str, sha1: str | None = None) -> str:
+    def start_multipart(
+        self, key: str, *, content_type: str, sha1: str | None = None, part_size: int | None = None
+    ) -> str:
+        """``part_size`` is ignored: B2 keeps each part as sent (every part but the last
+        at least ``min_part_size``)."""
         check_key(key)
         if not content_type or not isinstance(content_type, str):
             raise ValueError("content_type must be a non-empty string")

@@ -117,9 +117,10 @@ class UnfinishedUpload:
 
 
 class MultipartStorage(abc.ABC):
-    """Resumable uploads in parts: B2 large files, or part files on local disk.
-    Part numbers start at 1; every part but the last is at least
-    ``min_part_size`` bytes."""
+    """Resumable uploads in parts: B2 large files, or parts written in place into one
+    file on local disk. Part numbers start at 1; every part but the last is at least
+    ``min_part_size`` bytes (and, where the backend insists, exactly the
+    ``part_size`` given to ``start_multipart``)."""
 
     min_part_size: int = 1
     max_parts: int = 10_000
@@ -129,16 +130,23 @@ class MultipartStorage(abc.ABC):
         """The part size this backend works best with."""
 
     @abc.abstractmethod
-    def start_multipart(self, key: str, *, content_type: str, sha1: str | None = None) -> str:
+    def start_multipart(
+        self, key: str, *, content_type: str, sha1: str | None = None, part_size: int | None = None
+    ) -> str:
         """Begin an upload under ``key``; returns its upload id (B2: the large file's
         fileId). ``sha1``, when the whole file's SHA1 is known up front, is recorded
-        with the upload (B2: the ``large_file_sha1`` file info)."""
+        with the upload (B2: the ``large_file_sha1`` file info). ``part_size`` is the
+        size of every part but the last (which may be smaller); a backend may insist
+        on it (local disk writes part N at (N-1) x part_size and refuses other sizes;
+        None means its ``recommended_part_size()``) or ignore it (B2)."""
 
     @abc.abstractmethod
     def put_part(self, key: str, upload_id: str, number: int, chunks: Iterable[bytes], *, size: int) -> PartInfo:
         """Store part ``number`` from ``chunks`` (exactly ``size`` bytes, streamed,
         SHA1 computed on the way). Sending a part again replaces it. If ``chunks``
-        raises, the part is not recorded and the exception propagates."""
+        raises, the part is not recorded and the exception propagates (a part sent
+        again then holds either its earlier copy or nothing, never part of either;
+        ``list_parts`` tells which)."""
 
     @abc.abstractmethod
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:

@@ -14,20 +14,40 @@ computed from the bytes instead.
 ``list`` ignores ``page_size`` (it walks the folders with ``os.scandir`` lazily).
 
 Multipart uploads live in ``<root>/.multipart/<upload_id>/`` (a folder ``list`` never
-shows and no key or prefix may name): ``meta.json`` (key, content type, the
-whole-file SHA1 if declared, start time) and one ``<number>.part`` per part, each
-written like an object (temp file, fsync, sidecar with its SHA1, rename), so a
-part is either wholly there or not at all and re-sending it replaces it
-atomically. The upload id is 32 random lowercase hex digits; any other id is
-refused with ValueError before the disk is touched. ``complete_multipart`` joins
-the parts into a temp file beside the final path one MiB at a time (hashing the
-whole file on the way; memory does not grow with the file), places it like
-``put_stream`` does and then removes the upload's folder. A part stream shorter or
-longer than its announced ``size`` raises UploadAborted and leaves that part as it
-was.
+shows and no key or prefix may name): ``meta.json`` (key, content type, part size,
+the whole-file SHA1 if declared, start time), ``data`` (made empty by
+``start_multipart``) into which each part is written in place at offset
+(number - 1) x part size, and per part a record ``<number>.part`` (its size, SHA1
+and a random token, as JSON) plus a lock file ``<number>.lock``. A part's bytes are
+written with ``os.pwrite`` and fdatasynced before its record is placed (temp file,
+fsync, rename), so a recorded part is wholly on disk; a part sent again first loses
+its record (durably), then is overwritten and recorded again. A part stream shorter
+or longer than its announced ``size`` raises UploadAborted and leaves the part
+unrecorded (reading stops before the first byte too many is written, so the next
+part is never touched). Every part but the last must have exactly the part size.
+The upload id is 32 random lowercase hex digits; any other id is refused with
+ValueError before the disk is touched.
+
+Concurrency, across threads and processes: a part is written under ``flock`` of its
+lock file (a second writer of the same part is refused, retryable) and a shared
+``flock`` of ``data``; ``complete_multipart`` takes ``data`` exclusively (refused,
+retryable, while a part is being written), checks the records against the parts
+given, computes the whole-file SHA1, cuts ``data`` to the total size, fsyncs it,
+writes the sidecar and renames ``data`` into place (the same file system, so the
+bytes are never copied), then removes the folder. The whole-file SHA1 usually comes
+from an in-process cursor fed while the parts arrive (each part is read back from
+the page cache by the request that recorded it, in order; see ``_advance_cursor``);
+complete trusts it only for parts whose records still say what it hashed and reads
+the rest of ``data`` once (after a restart: all of it). Memory does not grow with
+the file. A second complete finds the object in place and returns it. An upload
+started before this layout (one file per part, no part size in ``meta.json``) cannot
+go on: its calls raise StorageError (not retryable) and abort removes it.
 
 A process killed mid-write leaves what its clean-up would have removed: temp
-files, a sidecar without its data file, a multipart folder without ``meta.json``.
+files (also part records' temp files inside an upload folder), a sidecar without
+its data file, a multipart folder without ``meta.json``. (A part killed mid-write
+leaves only unrecorded bytes in ``data``, which a later write or complete
+overwrites or cuts off.)
 ``list_leftovers`` finds them (``list`` never shows them) and ``remove_leftover``
 removes one, refusing any path that is not such a leftover; ``course-app
 check-videos --repair`` removes those older than its grace period.
@@ -36,7 +56,9 @@ check-videos --repair`` removes those older than its grace period.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import fcntl
 import hashlib
 import json
 import logging
@@ -45,10 +67,12 @@ import re
 import secrets
 import shutil
 import stat as stat_mode
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from operator import itemgetter
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from course_app.storage.base import (
     Leftover,
@@ -87,9 +111,18 @@ UPLOAD_MISSING = "The upload is not in progress (finished, cancelled or unknown)
 PART_DIFFERS = "Part {number} of the upload is missing or differs from what was sent; send it again."
 EXTRA_PARTS = "Storage holds parts beyond the last one given ({numbers}); cancel the upload and start again."
 CHECKSUM_MISMATCH = "The uploaded file does not match the checksum given when the upload started."
+PART_BUSY = "Part {number} is being received by another request right now; send it again in a moment."
+PARTS_ARRIVING = "Parts of this upload are still being received; complete it once they have all arrived."
+OLD_UPLOAD = "This upload was started by an older version of the server and cannot go on; cancel it and start again."
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
-_PART_FILE = re.compile(r"([1-9][0-9]{0,4})\.part")
+_PART_RECORD = re.compile(r"([1-9][0-9]{0,4})\.part")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
 UPLOAD_META = "meta.json"
+DATA_FILE = "data"
+HASH_BUFFER_SIZE = 256 * 1024  # reading parts back for the whole-file SHA1 while they arrive
+HASH_AHEAD_BYTES = 256 * 1024 * 1024  # the most one put_part call hashes for the parts before it
+MAX_HASH_CURSORS = 1024
+_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 @contextlib.contextmanager
@@ -197,13 +230,10 @@ class LocalStorage(Storage, MultipartStorage):
             uploaded_at=datetime.fromtimestamp(written.st_mtime, tz=timezone.utc),  # a rename keeps mtime
         )
 
-    def _write(
-        self, path: str, chunks: Iterable[bytes], *, content_type: str, expected_size: int | None = None
-    ) -> tuple[int, str, os.stat_result]:
+    def _write(self, path: str, chunks: Iterable[bytes], *, content_type: str) -> tuple[int, str, os.stat_result]:
         """Stream ``chunks`` into ``path`` (whose folder exists) through a temp file and
-        place it with its sidecar. With ``expected_size``, a stream of any other length
-        raises UploadAborted (reading stops at the first byte too many). On any error
-        nothing new is left and what was at ``path`` before stays."""
+        place it with its sidecar. On any error nothing new is left and what was at
+        ``path`` before stays."""
         token = secrets.token_hex(8)
         temp_path = f"{path}{TEMP_MARKER}{token}"
         digest, size = hashlib.sha1(), 0
@@ -214,12 +244,8 @@ class LocalStorage(Storage, MultipartStorage):
                 for chunk in chunks:  # errors raised by the source propagate unchanged
                     digest.update(chunk)
                     size += memoryview(chunk).nbytes
-                    if expected_size is not None and size > expected_size:
-                        raise UploadAborted(f"more than the announced {expected_size} bytes")
                     with _disk_errors(WRITE_FAILED):
                         out.write(chunk)
-                if expected_size is not None and size != expected_size:
-                    raise UploadAborted(f"{size} bytes instead of the announced {expected_size}")
                 with _disk_errors(WRITE_FAILED):
                     out.flush()
                     os.fsync(out.fileno())
@@ -364,9 +390,10 @@ class LocalStorage(Storage, MultipartStorage):
         """Temp files (``.part-``) and sidecars without their data file under
         ``prefix`` (a crash mid-write leaves them; ``list`` never shows them), plus,
         whatever the prefix, multipart folders that have no ``meta.json`` (a start
-        that never finished) and temp files of parts inside upload folders. A write
-        in progress looks the same: judge by ``modified_at``. Paths are relative to
-        the root, with ``/``."""
+        that never finished) and temp files inside upload folders (of a part's record
+        whose write was interrupted). An upload's ``data``, part records and lock
+        files are never leftovers: abort removes them. A write in progress looks the
+        same: judge by ``modified_at``. Paths are relative to the root, with ``/``."""
         check_prefix(prefix)
         return self._leftovers(prefix)
 
@@ -405,7 +432,7 @@ class LocalStorage(Storage, MultipartStorage):
                     names = os.listdir(entry.path)
                 except FileNotFoundError:
                     continue
-            for name in names:  # a part whose write was interrupted
+            for name in names:  # a part record whose write was interrupted
                 if TEMP_MARKER in name:
                     found = self._leftover(os.path.join(entry.path, name))
                     if found is not None:
@@ -468,6 +495,9 @@ class LocalStorage(Storage, MultipartStorage):
     def _upload_folder(self, upload_id: str) -> str:
         return os.path.join(self._root, MULTIPART_FOLDER, check_upload_id(upload_id))
 
+    def _cursor_key(self, upload_id: str) -> tuple[str, str]:
+        return str(self._root), upload_id
+
     @staticmethod
     def _read_upload_meta(folder: str) -> dict | None:
         """The upload's meta.json, or None when the upload is not there (finished,
@@ -500,23 +530,31 @@ class LocalStorage(Storage, MultipartStorage):
     def recommended_part_size(self) -> int:
         return RECOMMENDED_PART_SIZE
 
-    def start_multipart(self, key: str, *, content_type: str, sha1: str | None = None) -> str:
+    def start_multipart(
+        self, key: str, *, content_type: str, sha1: str | None = None, part_size: int | None = None
+    ) -> str:
+        """``part_size`` (default: ``recommended_part_size()``) is the size of every
+        part but the last, which may be smaller: part N is written at (N-1) x part_size."""
         check_key(key)
         _check_content_type(content_type)
         sha1 = check_sha1(sha1)
+        part_size = self.recommended_part_size() if part_size is None else check_part_size(part_size)
         upload_id = secrets.token_hex(16)
         folder = self._upload_folder(upload_id)
         meta = {
             "key": key,
             "content_type": content_type,
             "sha1": sha1,
+            "part_size": part_size,
             "started_at": datetime.now(timezone.utc).isoformat(),
         }
+        data_path = os.path.join(folder, DATA_FILE)
         temp_meta = os.path.join(folder, f"{UPLOAD_META}{TEMP_MARKER}{secrets.token_hex(8)}")
         try:
             with _disk_errors(WRITE_FAILED):
                 os.makedirs(os.path.dirname(folder), exist_ok=True)
                 os.mkdir(folder)
+                os.close(os.open(data_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
                 with open(temp_meta, "x", encoding="utf-8") as handle:
                     json.dump(meta, handle)
                     handle.flush()
@@ -526,59 +564,71 @@ class LocalStorage(Storage, MultipartStorage):
                 _fsync_directory(os.path.dirname(folder))
         except BaseException:
             _remove_quietly(temp_meta)
+            _remove_quietly(data_path)
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
             raise
+        _start_cursor(self._cursor_key(upload_id))
         return upload_id
 
     def put_part(self, key: str, upload_id: str, number: int, chunks: Iterable[bytes], *, size: int) -> PartInfo:
-        """Raises UploadAborted (and keeps what was stored for ``number`` before) when
-        ``chunks`` yields fewer or more than ``size`` bytes."""
+        """Writes the bytes in place into the upload's data file. ValueError, before
+        anything is read, when ``size`` is larger than the upload's part size.
+        UploadAborted when ``chunks`` yields fewer or more than ``size`` bytes (reading
+        stops before the first byte too many is written); the part is then not
+        recorded, and a part sent again has lost its earlier copy (send it again).
+        StorageError (retryable) while another request is writing the same part."""
         check_key(key)
         check_upload_id(upload_id)
         check_part_number(number, self.max_parts)
         check_part_size(size)
-        folder, _ = self._upload_meta(key, upload_id)
-        path = os.path.join(folder, f"{number}.part")
+        folder, meta = self._upload_meta(key, upload_id)
+        part_size = _part_size_of(meta)
+        check_part_size(size, part_size)
         try:
-            stored_size, sha1, _ = self._write(
-                path, chunks, content_type=DEFAULT_CONTENT_TYPE, expected_size=size
-            )
+            with _locked_data(folder, exclusive=False) as fd, _part_lock(folder, number):
+                info = _write_part(folder, fd, number, chunks, size=size, offset=(number - 1) * part_size)
+                _advance_cursor(self._cursor_key(upload_id), folder, fd, number, part_size)
         except StorageError as exc:
             if isinstance(exc.__cause__, FileNotFoundError) and self._read_upload_meta(folder) is None:
                 raise ObjectNotFound(UPLOAD_MISSING) from exc  # aborted or completed meanwhile
             raise
-        return PartInfo(number=number, size=stored_size, sha1=sha1)
+        return info
 
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
-        folder, _ = self._upload_meta(key, upload_id)
+        folder, meta = self._upload_meta(key, upload_id)
+        part_size = _part_size_of(meta)
         with _disk_errors(READ_FAILED):
-            return self._held_parts(folder)
+            try:
+                data_size = os.stat(os.path.join(folder, DATA_FILE)).st_size
+            except FileNotFoundError:
+                data_size = 0  # placed as the object already, or lost
+            return self._held_parts(folder, part_size, data_size)
 
-    def _held_parts(self, folder: str) -> list[PartInfo]:
-        """The parts in ``folder`` by number (raises OSError)."""
+    def _held_parts(self, folder: str, part_size: int, data_size: int) -> list[PartInfo]:
+        """The parts recorded in ``folder`` by number whose bytes lie within the first
+        ``data_size`` bytes of the data file (raises OSError)."""
         parts = []
         try:
-            entries = list(os.scandir(folder))
+            names = os.listdir(folder)
         except FileNotFoundError:
             raise ObjectNotFound(UPLOAD_MISSING) from None
-        for entry in entries:
-            match = _PART_FILE.fullmatch(entry.name)
+        for name in names:
+            match = _PART_RECORD.fullmatch(name)
             if match is None or int(match.group(1)) > self.max_parts:
                 continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-                if not stat_mode.S_ISREG(info.st_mode):
-                    continue
-                sha1 = _sidecar(entry.path, info)["sha1"]
-            except FileNotFoundError:
-                continue  # replaced or removed meanwhile
-            parts.append(PartInfo(number=int(match.group(1)), size=info.st_size, sha1=sha1))
+            number = int(match.group(1))
+            record = _read_part_record(folder, number)
+            if record is None or record.size > part_size or (number - 1) * part_size + record.size > data_size:
+                continue
+            parts.append(PartInfo(number=number, size=record.size, sha1=record.sha1))
         return sorted(parts, key=lambda part: part.number)
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo], *, content_type: str) -> StoredObject:
         """The object keeps the content type given at start (``content_type`` is used
-        only if the upload's record lacks one)."""
+        only if the upload's record lacks one). ValueError, before storage is touched,
+        when a part but the last is not exactly the upload's part size (or the last is
+        larger). StorageError (retryable) while a part is still being written."""
         path = self._path(key)
         folder = self._upload_folder(upload_id)
         _check_content_type(content_type)
@@ -592,76 +642,72 @@ class LocalStorage(Storage, MultipartStorage):
             raise ObjectNotFound(UPLOAD_MISSING)
         if meta["key"] != key:
             raise ValueError("upload_id belongs to another key")
+        part_size = _part_size_of(meta)
+        for part in ordered:
+            if part.size > part_size or (part.size != part_size and part.number != len(ordered)):
+                raise ValueError(
+                    f"part {part.number} has {part.size} bytes; every part but the last must have exactly "
+                    f"{part_size} bytes (the upload's part size) and the last at most that"
+                )
+
+        with _disk_errors(WRITE_FAILED):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        stored_type = meta.get("content_type") or content_type
+        try:
+            with _locked_data(folder, exclusive=True) as fd:
+                sha1, written = self._seal(upload_id, folder, fd, meta, ordered, part_size, total)
+                self._place(path, os.path.join(folder, DATA_FILE), secrets.token_hex(8), size=total, sha1=sha1,
+                            content_type=stored_type, written=written)
+                _fsync_directory(folder)
+            stored = StoredObject(
+                key=key,
+                file_id=key,
+                size=total,
+                sha1=sha1,
+                content_type=stored_type,
+                uploaded_at=datetime.fromtimestamp(written.st_mtime, tz=timezone.utc),  # a rename keeps mtime
+            )
+        except ObjectNotFound:
+            # No data file: an earlier call placed it as the object and stopped before
+            # removing the folder (or the upload was aborted meanwhile).
+            stored = self.stat(key, key)
+            if stored is None or stored.size != total:
+                raise
+        _drop_cursor(self._cursor_key(upload_id))
+        try:
+            self._remove_upload(folder)
+        except OSError as exc:  # the object is complete; abort_multipart can finish the cleanup
+            logger.warning("local storage: could not remove the parts of upload %s: %s", upload_id, exc)
+        return stored
+
+    def _seal(
+        self, upload_id: str, folder: str, fd: int, meta: dict, ordered: list[PartInfo], part_size: int, total: int
+    ) -> tuple[str, os.stat_result]:
+        """With the data file ``fd`` locked exclusively: check that the records are the
+        parts given, hash the whole file, check the declared SHA1, cut the file to
+        ``total`` bytes and fsync it. Returns its SHA1 and stat."""
         with _disk_errors(READ_FAILED):
-            held = {part.number: part for part in self._held_parts(folder)}
+            data_size = os.fstat(fd).st_size
+            held = {part.number: part for part in self._held_parts(folder, part_size, data_size)}
         for part in ordered:
             if held.get(part.number) != part:
                 raise StorageError(PART_DIFFERS.format(number=part.number), retryable=False)
         extra = sorted(set(held) - {part.number for part in ordered})
         if extra:
             raise StorageError(EXTRA_PARTS.format(numbers=", ".join(map(str, extra))), retryable=False)
-
+        sha1 = _whole_file_sha1(self._cursor_key(upload_id), fd, ordered, total)
+        expected_sha1 = meta.get("sha1")
+        if expected_sha1 and sha1 != expected_sha1:
+            logger.warning(
+                "local storage: upload %s of %s has sha1 %s, declared %s", upload_id, meta["key"], sha1, expected_sha1
+            )
+            raise StorageError(CHECKSUM_MISMATCH, retryable=False)
         with _disk_errors(WRITE_FAILED):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        token = secrets.token_hex(8)
-        temp_path = f"{path}{TEMP_MARKER}{token}"
-        try:
-            sha1, written = self._join(folder, ordered, temp_path)
-            expected_sha1 = meta.get("sha1")
-            if expected_sha1 and sha1 != expected_sha1:
-                logger.warning(
-                    "local storage: upload %s of %s has sha1 %s, declared %s", upload_id, key, sha1, expected_sha1
-                )
-                raise StorageError(CHECKSUM_MISMATCH, retryable=False)
-            stored_type = meta.get("content_type") or content_type
-            self._place(path, temp_path, token, size=total, sha1=sha1, content_type=stored_type, written=written)
-        except BaseException:
-            _remove_quietly(temp_path)
-            raise
-        try:
-            self._remove_upload(folder)
-        except OSError as exc:  # the object is complete; abort_multipart can finish the cleanup
-            logger.warning("local storage: could not remove the parts of upload %s: %s", upload_id, exc)
-        return StoredObject(
-            key=key,
-            file_id=key,
-            size=total,
-            sha1=sha1,
-            content_type=stored_type,
-            uploaded_at=datetime.fromtimestamp(written.st_mtime, tz=timezone.utc),
-        )
-
-    @staticmethod
-    def _join(folder: str, ordered: list[PartInfo], temp_path: str) -> tuple[str, os.stat_result]:
-        """Copy the parts into ``temp_path`` through one reused 1 MiB buffer, hashing
-        the whole file on the way; returns its SHA1 and stat after fsync."""
-        digest = hashlib.sha1()
-        buffer = bytearray(READ_CHUNK_SIZE)
-        view = memoryview(buffer)
-        with _disk_errors(WRITE_FAILED):
-            out = open(temp_path, "xb")
-        with out:
-            for part in ordered:
-                copied = 0
-                with _disk_errors(READ_FAILED):
-                    source = open(os.path.join(folder, f"{part.number}.part"), "rb", buffering=0)
-                with source:
-                    while True:
-                        with _disk_errors(READ_FAILED):
-                            count = source.readinto(buffer)
-                        if not count:
-                            break
-                        digest.update(view[:count])
-                        with _disk_errors(WRITE_FAILED):
-                            out.write(view[:count])
-                        copied += count
-                if copied != part.size:  # changed since it was checked
-                    raise StorageError(PART_DIFFERS.format(number=part.number), retryable=False)
-            with _disk_errors(WRITE_FAILED):
-                out.flush()
-                os.fsync(out.fileno())
-                written = os.fstat(out.fileno())
-        return digest.hexdigest(), written
+            if data_size != total:
+                os.ftruncate(fd, total)  # bytes past the last part (a part sent beyond it, never recorded)
+            os.fsync(fd)
+            written = os.fstat(fd)
+        return sha1, written
 
     @staticmethod
     def _remove_upload(folder: str) -> None:
@@ -690,6 +736,7 @@ class LocalStorage(Storage, MultipartStorage):
         meta = self._read_upload_meta(folder)
         if meta is not None and meta["key"] != key:
             raise ValueError("upload_id belongs to another key")
+        _drop_cursor(self._cursor_key(upload_id))
         with _disk_errors(WRITE_FAILED):
             self._remove_upload(folder)
 
@@ -717,3 +764,251 @@ class LocalStorage(Storage, MultipartStorage):
             found.append(UnfinishedUpload(key=meta["key"], upload_id=entry.name, started_at=started_at))
         found.sort(key=lambda upload: (upload.key, upload.started_at or datetime.min.replace(tzinfo=timezone.utc)))
         yield from found
+
+
+# Multipart helpers ------------------------------------------------------------------
+
+
+class _PartRecord(NamedTuple):
+    size: int
+    sha1: str
+    token: str  # new on every write: tells a part sent again from the copy it replaced
+
+
+def _part_size_of(meta: dict) -> int:
+    part_size = meta.get("part_size")
+    if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < 1:
+        raise StorageError(OLD_UPLOAD, retryable=False)  # parts in files of their own: not resumable here
+    return part_size
+
+
+def _read_part_record(folder: str, number: int) -> _PartRecord | None:
+    """Part ``number``'s record, or None when the part is not (or no longer) stored."""
+    try:
+        with open(os.path.join(folder, f"{number}.part"), "rb") as handle:
+            record = json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        record = None
+    if (
+        not isinstance(record, dict)
+        or isinstance(record.get("size"), bool)
+        or not isinstance(record.get("size"), int)
+        or record["size"] < 1
+        or not isinstance(record.get("sha1"), str)
+        or not _SHA1.fullmatch(record["sha1"])
+        or not isinstance(record.get("token"), str)
+    ):
+        logger.warning("local storage: damaged record of part %s in %s", number, folder)
+        return None
+    return _PartRecord(record["size"], record["sha1"], record["token"])
+
+
+def _write_part_record(folder: str, number: int, size: int, sha1: str) -> None:
+    """Record part ``number`` (its bytes are in the data file, synced): a temp file,
+    fsynced, renamed into place."""
+    path = os.path.join(folder, f"{number}.part")
+    temp_path = f"{path}{TEMP_MARKER}{secrets.token_hex(8)}"
+    try:
+        with open(temp_path, "x", encoding="utf-8") as handle:
+            json.dump({"size": size, "sha1": sha1, "token": secrets.token_hex(8)}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        _remove_quietly(temp_path)
+        raise
+    _fsync_directory(folder)
+
+
+@contextlib.contextmanager
+def _locked_data(folder: str, *, exclusive: bool) -> Iterator[int]:
+    """The upload's data file open for reading and writing, flock()ed: shared while a
+    part is written (parts go in side by side), exclusive while complete_multipart
+    seals and places it (refused at once, retryable, while a part is being written).
+    ObjectNotFound when the data file is gone: the upload was aborted, or completed
+    and the file is the object now (also when that happened while this call waited)."""
+    path = os.path.join(folder, DATA_FILE)
+    with _disk_errors(WRITE_FAILED):
+        try:
+            fd = os.open(path, os.O_RDWR)  # never O_CREAT: a data file is made only by start_multipart
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(UPLOAD_MISSING) from None
+    try:
+        with _disk_errors(WRITE_FAILED):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+            except BlockingIOError:
+                raise StorageError(PARTS_ARRIVING, retryable=True) from None
+            try:
+                same_file = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same_file = False
+        if not same_file:
+            raise ObjectNotFound(UPLOAD_MISSING)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _part_lock(folder: str, number: int) -> Iterator[None]:
+    """One writer per part, across threads and processes (a lock file per part, flock()ed)."""
+    with _disk_errors(WRITE_FAILED):
+        fd = os.open(os.path.join(folder, f"{number}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with _disk_errors(WRITE_FAILED):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StorageError(PART_BUSY.format(number=number), retryable=True) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_part(folder: str, fd: int, number: int, chunks: Iterable[bytes], *, size: int, offset: int) -> PartInfo:
+    """Write part ``number`` at ``offset`` of the data file ``fd`` (this thread holds
+    the part's lock), fdatasync, then record it. A part sent again loses its record
+    (durably) before its bytes are overwritten."""
+    with _disk_errors(WRITE_FAILED):
+        if _read_part_record(folder, number) is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, f"{number}.part"))
+            _fsync_directory(folder)  # gone for good before its bytes change
+    digest, written = hashlib.sha1(), 0
+    for chunk in chunks:  # errors raised by the source propagate unchanged
+        view = memoryview(chunk).cast("B")
+        if written + view.nbytes > size:
+            raise UploadAborted(f"more than the announced {size} bytes")
+        digest.update(view)
+        with _disk_errors(WRITE_FAILED):
+            while view:
+                count = os.pwrite(fd, view, offset + written)
+                view = view[count:]
+                written += count
+    if written != size:
+        raise UploadAborted(f"{written} bytes instead of the announced {size}")
+    sha1 = digest.hexdigest()
+    with _disk_errors(WRITE_FAILED):
+        _fdatasync(fd)
+        _write_part_record(folder, number, size, sha1)
+    return PartInfo(number=number, size=size, sha1=sha1)
+
+
+def _hash_range(fd: int, offset: int, length: int, digest, buffer: bytearray) -> bool:
+    """Feed bytes ``offset``..``offset + length`` of ``fd`` to ``digest`` through
+    ``buffer``; False when the file ends first."""
+    view = memoryview(buffer)
+    while length > 0:
+        piece = view[: min(len(view), length)]
+        count = _read_at(fd, piece, offset)
+        if not count:
+            return False
+        digest.update(piece[:count])
+        offset += count
+        length -= count
+    return True
+
+
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    data = os.pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
+
+
+# The whole-file SHA1, computed while the parts arrive -------------------------------
+#
+# A cursor per upload started in this process: the SHA1 of parts 1..k, fed in order
+# by the thread that has just recorded a part (reading parts back from the data file
+# while they are in the page cache), so complete_multipart usually has the digest
+# without reading the file again. It is only a shortcut: complete uses it only if
+# the parts it hashed are still the ones recorded (same size and SHA1), and hashes
+# the rest (or everything) from the data file. After a restart, or in a process that
+# did not start the upload, there is no cursor and complete reads the file once.
+
+
+@dataclasses.dataclass(eq=False)
+class _HashCursor:
+    digest: Any = dataclasses.field(default_factory=hashlib.sha1)
+    hashed: list[tuple[int, str]] = dataclasses.field(default_factory=list)  # (size, sha1) of parts 1..k
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+_hash_cursors: dict[tuple[str, str], _HashCursor] = {}
+_hash_cursors_lock = threading.Lock()
+
+
+def _start_cursor(key: tuple[str, str]) -> None:
+    with _hash_cursors_lock:
+        while len(_hash_cursors) >= MAX_HASH_CURSORS:  # abandoned uploads: forget the oldest
+            del _hash_cursors[next(iter(_hash_cursors))]
+        _hash_cursors[key] = _HashCursor()
+
+
+def _drop_cursor(key: tuple[str, str], cursor: _HashCursor | None = None) -> None:
+    with _hash_cursors_lock:
+        if cursor is None or _hash_cursors.get(key) is cursor:
+            _hash_cursors.pop(key, None)
+
+
+def _advance_cursor(key: tuple[str, str], folder: str, fd: int, number: int, part_size: int) -> None:
+    """After part ``number`` was recorded: drop the cursor if it had hashed another
+    copy of that part, else hash the parts recorded next in line (up to
+    HASH_AHEAD_BYTES, so that no request pays for many). Never raises an Exception:
+    a failure only costs complete_multipart a read."""
+    cursor = _hash_cursors.get(key)
+    if cursor is None or not cursor.lock.acquire(blocking=False):
+        return  # no cursor in this process, or another thread is advancing it
+    try:
+        if _hash_cursors.get(key) is not cursor:
+            return
+        if number <= len(cursor.hashed):  # sent again
+            record = _read_part_record(folder, number)
+            if record is None or (record.size, record.sha1) != cursor.hashed[number - 1]:
+                _drop_cursor(key, cursor)  # a part it had hashed changed: complete hashes from the start
+                return
+        buffer = bytearray(HASH_BUFFER_SIZE)
+        budget = max(HASH_AHEAD_BYTES, part_size)
+        while budget > 0:
+            following = len(cursor.hashed) + 1
+            record = _read_part_record(folder, following)
+            if record is None:
+                break
+            before = cursor.digest.copy()
+            complete = _hash_range(fd, (following - 1) * part_size, record.size, cursor.digest, buffer)
+            if not complete or _read_part_record(folder, following) != record:
+                cursor.digest = before  # the part was being sent again while it was read
+                break
+            cursor.hashed.append((record.size, record.sha1))
+            budget -= record.size
+    except Exception as exc:
+        logger.warning("local storage: hashing the parts in %s ahead of completion stopped: %s", folder, exc)
+        _drop_cursor(key, cursor)
+    except BaseException:
+        _drop_cursor(key, cursor)
+        raise
+    finally:
+        cursor.lock.release()
+
+
+def _whole_file_sha1(key: tuple[str, str], fd: int, ordered: list[PartInfo], total: int) -> str:
+    """The SHA1 of the first ``total`` bytes of the data file: the cursor's digest if
+    it hashed these very parts, plus what it has not hashed yet, read from ``fd``
+    (locked exclusively, so no part changes meanwhile)."""
+    digest, done = hashlib.sha1(), 0
+    cursor = _hash_cursors.get(key)
+    if cursor is not None:
+        with cursor.lock:
+            hashed = len(cursor.hashed)
+            if hashed <= len(ordered) and cursor.hashed == [(part.size, part.sha1) for part in ordered[:hashed]]:
+                digest, done = cursor.digest.copy(), hashed
+    offset = sum(part.size for part in ordered[:done])
+    with _disk_errors(READ_FAILED):
+        if not _hash_range(fd, offset, total - offset, digest, bytearray(READ_CHUNK_SIZE)):
+            raise StorageError(READ_FAILED, retryable=True)  # shorter than its parts: changed meanwhile
+    logger.debug("local storage: whole-file sha1 read %d of %d bytes at completion", total - offset, total)
+    return digest.hexdigest()

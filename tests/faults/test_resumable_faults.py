@@ -6,14 +6,17 @@ left open and the browser's resume finishes it; nothing finished is lost."""
 from __future__ import annotations
 
 import os
-import secrets
 
+import pytest
 from sqlmodel import Session, select
 
 from course_app.models import UploadSession, Video
 from course_app.services import reconcile, upload_sessions, videos
+from course_app.storage import local as local_module
 from course_app.storage.b2 import B2Storage
+from course_app.storage.base import PartInfo
 from course_app.storage.keys import TEMP_MARKER
+from course_app.storage.local import LocalStorage
 from tests.faults.conftest import (
     assert_consistent,
     crash_expected,
@@ -123,38 +126,97 @@ def test_crash_after_storage_started_the_upload_before_its_id_was_saved(
 # Parts --------------------------------------------------------------------------------
 
 
+def crash_mid_part(storage, process, monkeypatch, where: str) -> None:
+    """Make the next put_part die part-way. Local disk: ``bytes``, after half the
+    part's bytes were written in place into the upload's data file (nothing else
+    shows it), or ``record``, while the part's record was being written (its temp
+    file is left). B2: while the part is sent."""
+    if isinstance(storage, B2Storage):
+        monkeypatch.setattr(storage.api.session.raw_api, "upload_part", lambda *_a, **_k: process.crash("mid-part"))
+    elif where == "bytes":
+        real_put_part = LocalStorage.put_part
+
+        def half_part(self, key, upload_id, number, chunks, *, size):
+            def cut_off():
+                yield next(iter(chunks))
+                process.crash("mid-part")
+
+            return real_put_part(self, key, upload_id, number, cut_off(), size=size)
+
+        monkeypatch.setattr(LocalStorage, "put_part", half_part)
+    else:
+        def half_record(folder, number, size, sha1):
+            with open(os.path.join(folder, f"{number}.part{TEMP_MARKER}0123456789abcdef"), "x") as out:
+                out.write('{"size": ')
+            process.crash("while recording the part")
+
+        monkeypatch.setattr(local_module, "_write_part_record", half_record)
+
+
+# B2 keeps no part records of its own: the "record" crash point exists on local disk only.
+@pytest.mark.parametrize("where, storage", [("bytes", "local"), ("bytes", "b2"), ("record", "local")],
+                         indirect=["storage"])
 def test_crash_mid_part_then_the_browser_resumes(
-        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch, where):
     kept = finished()
     data = crash_data(storage)
     view, _ = start(session_factory, storage, place, data)
     send_part(session_factory, storage, place, view.session, data, 1)
-    if isinstance(storage, B2Storage):
-        monkeypatch.setattr(storage.api.session.raw_api, "upload_part",
-                            lambda *_a, **_k: process.crash("mid-part"))
-    else:
-        def half_part(self, key, upload_id, number, chunks, *, size):
-            folder = os.path.join(self.root, ".multipart", upload_id)
-            with open(os.path.join(folder, f"{number}.part{TEMP_MARKER}{secrets.token_hex(8)}"), "xb") as out:
-                out.write(next(iter(chunks)))
-            process.crash("mid-part")
-
-        monkeypatch.setattr(type(storage), "put_part", half_part)
+    crash_mid_part(storage, process, monkeypatch, where)
 
     with crash_expected(process):
         send_part(session_factory, dying(storage), place, view.session, data, 2)
     monkeypatch.undo()
 
-    # The upload can go on: the checker leaves it open (and removes a half-written part).
+    # The upload can go on: the checker leaves it open (and removes a half-written
+    # part record; half a part's bytes in the data file are simply not recorded).
     result = repair(engine, storage)
-    assert kinds(result.before) == ([] if isinstance(storage, B2Storage) else ["leftover_file"])
+    assert kinds(result.before) == (["leftover_file"] if where == "record" else [])
     assert the_session(engine).status == "active"
+    if isinstance(storage, LocalStorage):
+        upload = the_session(engine)
+        assert storage.list_parts(upload.storage_key, upload.storage_upload_id) == [
+            PartInfo(1, upload.chunk_size, sha1(data[: upload.chunk_size]))]
     assert_consistent(engine, storage, kept, allow_open_uploads=True)
 
     video = resume(session_factory, storage, place, data)
 
     assert video.status == "ready" and video.size_bytes == len(data)
     assert repair(engine, storage).before.ok
+    assert_consistent(engine, storage, {**kept, video.id: data})
+
+
+def test_crash_while_a_part_is_sent_again_then_complete_asks_for_it(
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+    """Part 2, confirmed, is sent again (no SHA1 given, so it is not skipped) and the
+    process dies part-way. B2 still holds the earlier copy; local disk, which writes
+    parts in place, dropped that part's record first: complete asks for it again."""
+    kept = finished()
+    data = crash_data(storage)
+    upload = all_parts_sent(session_factory, storage, place, data)
+    crash_mid_part(storage, process, monkeypatch, "bytes")
+    chunk = part_of(data, upload, 2)
+
+    with crash_expected(process):
+        upload_sessions.store_part(
+            session_factory=session_factory, storage=dying(storage), user=place.user, upload_id=upload.id,
+            number=2, size=len(chunk), chunks=iter([chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]),
+            client_sha1=None)
+    monkeypatch.undo()
+
+    assert repair(engine, storage).before.ok
+    try:
+        video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
+                                         upload_id=upload.id)
+        assert isinstance(storage, B2Storage)
+    except upload_sessions.MissingParts as missing:
+        assert isinstance(storage, LocalStorage) and missing.missing == [2]
+        assert the_session(engine).status == "active"
+        send_part(session_factory, storage, place, upload, data, 2)
+        video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
+                                         upload_id=upload.id)
+
+    assert video.status == "ready" and video.size_bytes == len(data)
     assert_consistent(engine, storage, {**kept, video.id: data})
 
 
@@ -209,8 +271,11 @@ def test_crash_after_storage_joined_the_parts_before_the_row_update_completes_on
     assert_consistent(engine, storage, {**kept, row.id: data})
 
 
+# B2 finishes a large file in one call: "before placing" exists on local disk only.
+@pytest.mark.parametrize("when, storage", [("before placing", "local"), ("after placing", "local"),
+                                           ("after placing", "b2")], indirect=["storage"])
 def test_crash_while_storage_joins_the_parts_completes_on_repair(
-        engine, storage, dying, process, place, finished, session_factory, monkeypatch):
+        engine, storage, dying, process, place, finished, session_factory, monkeypatch, when):
     kept = finished()
     data = crash_data(storage)
     upload = all_parts_sent(session_factory, storage, place, data)
@@ -223,18 +288,22 @@ def test_crash_while_storage_joins_the_parts_completes_on_repair(
             process.crash("while joining")
 
         monkeypatch.setattr(sim, "finish_large_file", finish_then_crash)
-        expected = ["interrupted_completion"]
-    else:  # the parts are joined into a temp file; the process dies before it is placed
-        monkeypatch.setattr(type(storage), "_place", lambda *_a, **_k: process.crash("while joining"))
-        expected = ["interrupted_completion", "leftover_file"]
+    elif when == "before placing":  # the data file is sealed (checked, hashed, cut, synced), not yet renamed
+        monkeypatch.setattr(LocalStorage, "_place", lambda *_a, **_k: process.crash("while joining"))
+    else:  # the data file is the object now; the upload's folder is still there
+        monkeypatch.setattr(LocalStorage, "_remove_upload", staticmethod(lambda _folder: process.crash("cleanup")))
 
     with crash_expected(process):
         upload_sessions.complete(session_factory=session_factory, storage=dying(storage), user=place.user,
                                  upload_id=upload.id)
     monkeypatch.undo()
 
+    if isinstance(storage, LocalStorage):
+        placed = storage.stat(upload.storage_key, upload.storage_key)
+        assert (placed is not None) == (when == "after placing")
+        assert [u.upload_id for u in storage.list_unfinished("videos/")] == [upload.storage_upload_id]
     result = repair(engine, storage)
-    assert kinds(result.before) == expected
+    assert kinds(result.before) == ["interrupted_completion"]
     row = crash_row(engine)
     assert row.status == "ready" and row.size_bytes == len(data)
     if not isinstance(storage, B2Storage):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import threading
 import random
 import secrets
 import tracemalloc
@@ -34,6 +36,7 @@ from course_app.storage import (
     get_storage,
     set_storage_for_tests,
 )
+from course_app.storage import local as local_storage
 from course_app.storage.b2 import B2Storage
 from course_app.storage.base import MultipartStorage, PartInfo
 from course_app.storage.local import LocalStorage
@@ -762,7 +765,7 @@ def test_both_backends_offer_multipart_uploads(storage, b2):
 def test_multipart_life_cycle_with_parts_sent_out_of_order(storage):
     data = random_bytes(MULTIPART_DATA_SIZE)
     pieces = slices(data)
-    upload_id = storage.start_multipart(KEY, content_type="video/webm", sha1=sha1(data))
+    upload_id = storage.start_multipart(KEY, content_type="video/webm", sha1=sha1(data), part_size=PART)
 
     sent = {number: send(storage, upload_id, number, pieces[number - 1]) for number in (3, 1, 2)}
     assert [sent[number] for number in (1, 2, 3)] == infos(data)
@@ -788,7 +791,7 @@ def test_multipart_life_cycle_with_parts_sent_out_of_order(storage):
 
 def test_multipart_sha1_is_computed_locally_and_unknown_on_b2_when_not_declared(storage):
     data = random_bytes(PART + 7)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     parts = [send(storage, upload_id, number, piece) for number, piece in enumerate(slices(data), start=1)]
 
     stored = storage.complete_multipart(KEY, upload_id, parts, content_type="video/mp4")
@@ -801,7 +804,7 @@ def test_multipart_sha1_is_computed_locally_and_unknown_on_b2_when_not_declared(
 def test_resending_a_part_replaces_it(storage):
     data = random_bytes(MULTIPART_DATA_SIZE)
     pieces = slices(data)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     first = send(storage, upload_id, 1, pieces[0])
     assert send(storage, upload_id, 1, pieces[0]) == first  # the same bytes again: the same part
 
@@ -819,7 +822,7 @@ def test_resending_a_part_replaces_it(storage):
 def test_list_parts_lets_an_upload_resume_after_a_restart(storage, sleeps):
     data = random_bytes(MULTIPART_DATA_SIZE)
     pieces = slices(data)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     assert storage.list_parts(KEY, upload_id) == []
     send(storage, upload_id, 1, pieces[0])
     send(storage, upload_id, 3, pieces[2])
@@ -838,7 +841,7 @@ def test_list_parts_lets_an_upload_resume_after_a_restart(storage, sleeps):
 def test_complete_with_a_missing_or_different_part_fails_and_the_upload_stays_resumable(storage):
     data = random_bytes(MULTIPART_DATA_SIZE)
     pieces = slices(data)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     send(storage, upload_id, 1, pieces[0])
     send(storage, upload_id, 3, pieces[2])
 
@@ -865,7 +868,7 @@ def test_complete_with_a_missing_or_different_part_fails_and_the_upload_stays_re
 
 def test_complete_refuses_malformed_part_lists_before_touching_storage(storage):
     data = random_bytes(MULTIPART_DATA_SIZE)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     for number, piece in enumerate(slices(data), start=1):
         send(storage, upload_id, number, piece)
     one, two, three = infos(data)
@@ -901,7 +904,7 @@ def test_complete_called_again_returns_the_same_object(storage, b2, monkeypatch)
 
     monkeypatch.setattr(b2.sim, "finish_large_file", finish_large_file)
     data = random_bytes(MULTIPART_DATA_SIZE)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data))
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
     for number, piece in enumerate(slices(data), start=1):
         send(storage, upload_id, number, piece)
 
@@ -920,7 +923,7 @@ def test_complete_called_again_returns_the_same_object(storage, b2, monkeypatch)
 
 def test_abort_leaves_nothing_and_may_be_repeated(storage):
     data = random_bytes(MULTIPART_DATA_SIZE)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data))
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
     for number, piece in enumerate(slices(data)[:2], start=1):
         send(storage, upload_id, number, piece)
 
@@ -942,7 +945,7 @@ def test_abort_leaves_nothing_and_may_be_repeated(storage):
 
 def test_list_unfinished_shows_started_uploads_by_prefix(storage):
     keys = ["videos/1/a", "videos/1/b", "videos/12/c", "other/d"]
-    ids = {key: storage.start_multipart(key, content_type="video/mp4") for key in keys}
+    ids = {key: storage.start_multipart(key, content_type="video/mp4", part_size=PART) for key in keys}
 
     def unfinished(prefix: str) -> list[tuple[str, str]]:
         return sorted((upload.key, upload.upload_id) for upload in storage.list_unfinished(prefix))
@@ -969,26 +972,32 @@ def test_list_unfinished_shows_started_uploads_by_prefix(storage):
 def test_a_part_stream_that_raises_leaves_that_part_unrecorded(storage, error):
     data = random_bytes(MULTIPART_DATA_SIZE)
     pieces = slices(data)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     first = send(storage, upload_id, 1, pieces[0])
 
     def failing(part: bytes) -> Iterator[bytes]:
         yield part[: len(part) // 2]
         raise error
 
-    for number in (2, 1):  # a new part, and a re-sent one (the earlier copy stays)
+    for number in (2, 1):  # a new part, and a re-sent one
         with pytest.raises(type(error)) as raised:
             storage.put_part(KEY, upload_id, number, failing(pieces[number - 1]), size=len(pieces[number - 1]))
         assert raised.value is error
-    assert storage.list_parts(KEY, upload_id) == [first]
+    # B2 keeps the earlier copy of a part sent again; local disk writes parts in place,
+    # so that copy is gone (never half of it: the part is simply not there).
+    assert storage.list_parts(KEY, upload_id) == ([] if storage.name == "local" else [first])
     if storage.name == "local":  # no temp file left behind
         left = sorted(Path(path).name for path in everything_stored(storage))
-        assert left == ["1.part", "1.part.meta.json", "meta.json"]
+        assert left == ["1.lock", "2.lock", "data", "meta.json"]
+    for number, piece in enumerate(pieces, start=1):
+        send(storage, upload_id, number, piece)
+    stored = storage.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert read(storage, stored) == data and stored.sha1 in (sha1(data), "")
 
 
 def test_a_part_of_the_wrong_size_is_refused(storage):
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
-    part = random_bytes(PART)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    part = random_bytes(PART - 1)
     with pytest.raises(UploadAborted):  # fewer bytes than announced
         storage.put_part(KEY, upload_id, 1, chunked(part), size=len(part) + 1)
 
@@ -1037,7 +1046,7 @@ def test_hostile_upload_ids_are_refused(storage, tmp_path, upload_id):
 @pytest.mark.parametrize("key", HOSTILE_KEYS)
 def test_hostile_keys_are_refused_by_multipart_calls(storage, key):
     with pytest.raises(ValueError):
-        storage.start_multipart(key, content_type="video/mp4")
+        storage.start_multipart(key, content_type="video/mp4", part_size=PART)
     upload_id = unknown_upload_id(storage)
     with pytest.raises(ValueError):
         storage.put_part(key, upload_id, 1, [b"x"], size=1)
@@ -1050,7 +1059,7 @@ def test_hostile_keys_are_refused_by_multipart_calls(storage, key):
 
 
 def test_an_upload_id_serves_only_its_own_key(storage):
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     part = send(storage, upload_id, 1, random_bytes(300))
     other = "videos/7/another"
     with pytest.raises(ValueError):
@@ -1064,9 +1073,9 @@ def test_an_upload_id_serves_only_its_own_key(storage):
 def test_start_refuses_a_malformed_sha1_or_content_type(storage):
     for sha1_value in ["abc", "g" * 40, 5]:
         with pytest.raises(ValueError):
-            storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1_value)
+            storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1_value, part_size=PART)
     with pytest.raises(ValueError):
-        storage.start_multipart(KEY, content_type="")
+        storage.start_multipart(KEY, content_type="", part_size=PART)
     assert list(storage.list_unfinished("")) == [] and everything_stored(storage) == []
 
 
@@ -1076,7 +1085,7 @@ def test_start_refuses_a_malformed_sha1_or_content_type(storage):
 def test_local_declared_sha1_that_does_not_match_fails_complete_and_stores_no_object(tmp_path):
     storage = LocalStorage(tmp_path / "storage")
     data = random_bytes(MULTIPART_DATA_SIZE)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(b"another file"))
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=sha1(b"another file"), part_size=PART)
     for number, piece in enumerate(slices(data), start=1):
         send(storage, upload_id, number, piece)
 
@@ -1107,12 +1116,15 @@ def test_local_upload_ids_are_exactly_32_lowercase_hex_digits(tmp_path, upload_i
 
 def test_local_parts_live_in_a_hidden_folder(tmp_path):
     storage = LocalStorage(tmp_path / "storage")
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1="A" * 40)
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1="A" * 40, part_size=PART)
     send(storage, upload_id, 1, b"part one")
 
     folder = storage.root / ".multipart" / upload_id
-    assert sorted(path.name for path in folder.iterdir()) == ["1.part", "1.part.meta.json", "meta.json"]
-    assert (folder / "1.part").read_bytes() == b"part one"
+    assert sorted(path.name for path in folder.iterdir()) == ["1.lock", "1.part", "data", "meta.json"]
+    assert (folder / "data").read_bytes() == b"part one"  # the parts' bytes, in place
+    record = json.loads((folder / "1.part").read_text())  # the part's record
+    assert (record["size"], record["sha1"]) == (8, sha1(b"part one"))
+    assert json.loads((folder / "meta.json").read_text())["part_size"] == PART
     assert [upload.key for upload in storage.list_unfinished("")] == [KEY]
     assert list(storage.list("")) == [] and list(storage.list(".multi")) == []
 
@@ -1122,7 +1134,7 @@ def test_local_complete_after_a_crash_before_cleanup_returns_the_object(tmp_path
     failed): complete again returns the same object, and the leftovers go."""
     storage = LocalStorage(tmp_path / "storage")
     data = random_bytes(MULTIPART_DATA_SIZE)
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4")
+    upload_id = storage.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     for number, piece in enumerate(slices(data), start=1):
         send(storage, upload_id, number, piece)
     real = LocalStorage._remove_upload
@@ -1145,9 +1157,11 @@ def test_local_complete_after_a_crash_before_cleanup_returns_the_object(tmp_path
     assert everything_stored(storage) == [KEY, KEY + ".meta.json"]
 
 
-def test_local_multipart_memory_stays_bounded(tmp_path):
-    """40 MiB in 4 MiB parts: sending a part and joining them hold about a MiB,
-    not a part and never the file."""
+@pytest.mark.parametrize("restarted", [False, True], ids=["hashed-ahead", "after-a-restart"])
+def test_local_multipart_memory_stays_bounded(tmp_path, restarted):
+    """40 MiB in 4 MiB parts: sending a part (and hashing it ahead) and completing
+    hold about a MiB, not a part and never the file, also when complete has to hash
+    the whole file because the process restarted."""
     storage = LocalStorage(tmp_path / "storage")
     part_size, count, chunk = 4 * MIB, 10, 64 * KIB
 
@@ -1160,7 +1174,9 @@ def test_local_multipart_memory_stays_bounded(tmp_path):
         for piece in part_chunks(number):
             expected.update(piece)
 
-    upload_id = storage.start_multipart(KEY, content_type="video/mp4", sha1=expected.hexdigest())
+    upload_id = storage.start_multipart(
+        KEY, content_type="video/mp4", sha1=expected.hexdigest(), part_size=part_size
+    )
     tracemalloc.start()
     try:
         parts, part_peaks = [], []
@@ -1169,6 +1185,9 @@ def test_local_multipart_memory_stays_bounded(tmp_path):
             base = tracemalloc.get_traced_memory()[0]
             parts.append(storage.put_part(KEY, upload_id, number, part_chunks(number), size=part_size))
             part_peaks.append(tracemalloc.get_traced_memory()[1] - base)
+        if restarted:
+            local_storage._hash_cursors.clear()
+            storage = LocalStorage(storage.root)
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
         stored = storage.complete_multipart(KEY, upload_id, parts, content_type="video/mp4")
@@ -1178,7 +1197,317 @@ def test_local_multipart_memory_stays_bounded(tmp_path):
 
     assert (stored.size, stored.sha1) == (count * part_size, expected.hexdigest())
     assert max(part_peaks) < MIB, f"sending a 4 MiB part held {max(part_peaks) / MIB:.1f} MiB"
-    assert join_peak < 3 * MIB, f"joining 40 MiB held {join_peak / MIB:.1f} MiB"
+    assert join_peak < 3 * MIB, f"completing 40 MiB held {join_peak / MIB:.1f} MiB"
+    assert read(storage, stored, count * part_size - 3) == bytes([(count * 31 + part_size // chunk - 1) % 251]) * 3
+
+
+# Local multipart: parts written in place, the whole-file SHA1 hashed ahead ------------
+
+
+@pytest.fixture
+def local(tmp_path):
+    local_storage._hash_cursors.clear()
+    yield LocalStorage(tmp_path / "storage")
+    local_storage._hash_cursors.clear()
+
+
+@pytest.fixture
+def reads_at_complete(monkeypatch) -> list[tuple[int, int]]:
+    """(offset, length) of every range complete_multipart reads to hash the file."""
+    ranges: list[tuple[int, int]] = []
+    real = local_storage._whole_file_sha1
+
+    def whole_file_sha1(key, fd, ordered, total):
+        real_hash_range = local_storage._hash_range
+
+        def hash_range(fd, offset, length, digest, buffer):
+            ranges.append((offset, length))
+            return real_hash_range(fd, offset, length, digest, buffer)
+
+        monkeypatch.setattr(local_storage, "_hash_range", hash_range)
+        try:
+            return real(key, fd, ordered, total)
+        finally:
+            monkeypatch.setattr(local_storage, "_hash_range", real_hash_range)
+
+    monkeypatch.setattr(local_storage, "_whole_file_sha1", whole_file_sha1)
+    return ranges
+
+
+def data_inode(storage: LocalStorage, upload_id: str) -> int:
+    return os.stat(storage.root / ".multipart" / upload_id / "data").st_ino
+
+
+def test_local_complete_renames_the_parts_file_and_uses_the_sha1_hashed_ahead(local, reads_at_complete):
+    data = random_bytes(5 * PART + 99)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    inode = data_inode(local, upload_id)
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1) == (len(data), sha1(data))
+    assert reads_at_complete == [(len(data), 0)]  # nothing read again: the parts were hashed as they came
+    path = local.root / KEY
+    assert os.stat(path).st_ino == inode  # the parts' file became the object: no second write
+    assert path.read_bytes() == data and local.stat(KEY, KEY).sha1 == sha1(data)  # the sidecar matches the file
+    assert everything_stored(local) == [KEY, KEY + ".meta.json"] and local_storage._hash_cursors == {}
+
+
+def test_local_complete_after_a_restart_hashes_the_file_once(local, reads_at_complete):
+    data = random_bytes(3 * PART + 5)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    for number, piece in enumerate(slices(data)[:2], start=1):
+        send(local, upload_id, number, piece)
+
+    local_storage._hash_cursors.clear()  # the process restarted: what was hashed ahead is lost
+    restarted = LocalStorage(local.root)
+    for number in (3, 4):
+        send(restarted, upload_id, number, slices(data)[number - 1])
+    stored = restarted.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1) == (len(data), sha1(data))
+    assert reads_at_complete == [(0, len(data))]
+    assert read(restarted, stored) == data
+
+
+@pytest.mark.parametrize("order", [(4, 3, 2, 1), (2, 4, 1, 3), (1, 3, 4, 2)])
+def test_local_parts_out_of_order_are_hashed_once_the_gap_is_filled(local, reads_at_complete, order):
+    data = random_bytes(3 * PART + 77)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number in order:
+        send(local, upload_id, number, slices(data)[number - 1])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1, read(local, stored)) == (len(data), sha1(data), data)
+    assert reads_at_complete == [(len(data), 0)]
+
+
+def test_local_hashing_ahead_stops_at_its_budget_and_complete_hashes_the_rest(local, reads_at_complete,
+                                                                              monkeypatch):
+    monkeypatch.setattr(local_storage, "HASH_AHEAD_BYTES", 1)  # at most one part per request
+    data = random_bytes(4 * PART + 1)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number in (5, 4, 3, 2, 1):  # part 1 arrives last: only it is hashed by its request
+        send(local, upload_id, number, slices(data)[number - 1])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert stored.sha1 == sha1(data)
+    assert reads_at_complete == [(PART, len(data) - PART)]
+
+
+def test_local_part_sent_again_with_other_bytes_is_the_one_completed(local, reads_at_complete):
+    data = random_bytes(3 * PART + 10)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    first = [send(local, upload_id, number, piece) for number, piece in enumerate(slices(data), start=1)]
+    assert first == infos(data)
+    assert send(local, upload_id, 2, slices(data)[1]) == first[1]  # the same bytes again: nothing changes
+
+    other = slices(data)[1][:-1] + bytes([slices(data)[1][-1] ^ 0xFF])  # one byte differs
+    replaced = send(local, upload_id, 2, other)
+    new_data = slices(data)[0] + other + slices(data)[2] + slices(data)[3]
+    assert local.list_parts(KEY, upload_id) == infos(new_data) and replaced == infos(new_data)[1]
+    with pytest.raises(StorageError):  # the old part 2 is not there any more
+        local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    stored = local.complete_multipart(KEY, upload_id, infos(new_data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(new_data), new_data)
+    assert local.stat(KEY, KEY).sha1 == sha1(new_data)
+    assert reads_at_complete[-1] == (0, len(new_data))  # what was hashed ahead included the old part 2
+
+
+def test_local_part_changed_by_another_process_is_not_trusted_from_the_hash_ahead(local, reads_at_complete):
+    """A part sent again through another process (whose cursor this one never sees):
+    complete compares what its cursor hashed with the records and hashes again."""
+    data = random_bytes(2 * PART + 10)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    cursor = local_storage._hash_cursors.pop((str(local.root), upload_id))
+    other = random_bytes(PART, seed=5)
+    send(LocalStorage(local.root), upload_id, 1, other)  # "another process"
+    local_storage._hash_cursors[(str(local.root), upload_id)] = cursor
+    new_data = other + data[PART:]
+
+    stored = local.complete_multipart(KEY, upload_id, infos(new_data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(new_data), new_data)
+    assert reads_at_complete == [(0, len(new_data))]
+
+
+def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, monkeypatch):
+    """While a request hashes part 2 ahead, part 2 is sent again twice: once cut off
+    part-way (other bytes in place, no record), then with the original bytes. The
+    record looks the same as before, but what was read was not those bytes: the
+    cursor notices (the record is not the one it saw) and complete gets it right."""
+    data = random_bytes(2 * PART + 10)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    folder = str(local.root / ".multipart" / upload_id)
+    send(local, upload_id, 2, slices(data)[1])
+    real = local_storage._hash_range
+    rewrites: list[int] = []
+
+    def hash_range(fd, offset, length, digest, buffer):
+        if offset != PART or rewrites:
+            return real(fd, offset, length, digest, buffer)
+        rewrites.append(offset)
+        os.unlink(os.path.join(folder, "2.part"))  # sent again, cut off after its bytes were written
+        os.pwrite(fd, bytes(length), offset)
+        try:
+            return real(fd, offset, length, digest, buffer)
+        finally:  # and sent again once more, with the original bytes
+            os.pwrite(fd, slices(data)[1], offset)
+            local_storage._write_part_record(folder, 2, PART, sha1(slices(data)[1]))
+
+    monkeypatch.setattr(local_storage, "_hash_range", hash_range)
+    send(local, upload_id, 1, slices(data)[0])  # its request hashes parts 1 and 2 ahead
+    monkeypatch.undo()
+    assert rewrites == [PART]
+    send(local, upload_id, 3, slices(data)[2])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
+def test_local_parts_must_have_the_part_size_but_the_last(local):
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    consumed: list[int] = []
+
+    def source(data: bytes) -> Iterator[bytes]:
+        consumed.append(1)
+        yield data
+
+    with pytest.raises(ValueError):  # larger than the part size: refused before reading
+        local.put_part(KEY, upload_id, 1, source(bytes(PART + 1)), size=PART + 1)
+    assert consumed == [] and local.list_parts(KEY, upload_id) == []
+
+    short, last = random_bytes(PART - 1), random_bytes(100, seed=2)
+    parts = [send(local, upload_id, 1, short), send(local, upload_id, 2, last)]
+    with pytest.raises(ValueError) as refused:  # a part but the last that is short
+        local.complete_multipart(KEY, upload_id, parts, content_type="video/mp4")
+    assert "part 1" in str(refused.value)
+    assert local.stat(KEY, KEY) is None and local.list_parts(KEY, upload_id) == parts
+
+    data = random_bytes(PART) + last
+    send(local, upload_id, 1, data[:PART])
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
+def test_local_bytes_written_past_the_last_part_are_cut_off(local):
+    """Part 3 sent, then the file turns out to end in part 2 (the caller's list says
+    so after part 3 failed part-way): only the recorded parts make the object."""
+    data = random_bytes(PART + 500)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+
+    def failing() -> Iterator[bytes]:
+        yield random_bytes(1000, seed=3)
+        raise UploadAborted("client went away")
+
+    with pytest.raises(UploadAborted):
+        local.put_part(KEY, upload_id, 3, failing(), size=2000)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1, read(local, stored)) == (len(data), sha1(data), data)
+    assert os.path.getsize(local.root / KEY) == len(data)
+
+
+def test_local_one_writer_per_part_and_no_complete_while_a_part_is_written(local):
+    data = random_bytes(2 * PART)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    send(local, upload_id, 1, slices(data)[0])
+    started, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def slow() -> Iterator[bytes]:
+        yield slices(data)[1][:1000]
+        started.set()
+        release.wait(10)
+        yield slices(data)[1][1000:]
+
+    def sending() -> None:
+        outcome.append(local.put_part(KEY, upload_id, 2, slow(), size=PART))
+
+    writer = threading.Thread(target=sending)
+    writer.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(StorageError) as busy:  # the same part from another request
+            send(LocalStorage(local.root), upload_id, 2, slices(data)[1])
+        assert busy.value.retryable and "Part 2" in str(busy.value)
+        with pytest.raises(StorageError) as arriving:
+            local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+        assert arriving.value.retryable
+        send(local, upload_id, 1, slices(data)[0])  # other parts go on meanwhile
+    finally:
+        release.set()
+        writer.join(10)
+    assert outcome == [infos(data)[1]]
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
+def test_local_part_arriving_after_complete_finds_the_upload_gone(local):
+    data = random_bytes(PART + 3)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    with pytest.raises(ObjectNotFound):
+        send(local, upload_id, 2, slices(data)[1])
+    assert read(local, stored) == data
+
+
+def test_local_complete_again_after_the_object_was_placed_does_not_touch_it(local, monkeypatch):
+    """Killed after the rename, before the folder went: the data file is the object now;
+    complete again returns it, removes the folder, and never recreates the data file."""
+    data = random_bytes(2 * PART + 1)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    monkeypatch.setattr(LocalStorage, "_remove_upload", staticmethod(lambda folder: None))
+    first = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    monkeypatch.undo()
+    local_storage._hash_cursors.clear()
+    with pytest.raises(ObjectNotFound):  # a late part cannot bring the data file back
+        send(LocalStorage(local.root), upload_id, 1, slices(data)[0])
+
+    again = LocalStorage(local.root).complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (again.size, again.sha1) == (first.size, first.sha1) == (len(data), sha1(data))
+    assert read(local, again) == data
+    assert everything_stored(local) == [KEY, KEY + ".meta.json"]
+
+
+def test_local_upload_started_by_the_old_layout_cannot_go_on_but_can_be_aborted(local):
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    folder = local.root / ".multipart" / upload_id
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["part_size"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "data").unlink()
+    (folder / "1.part").write_bytes(b"part bytes, old style")
+
+    for call in (
+        lambda: send(local, upload_id, 2, b"x"),
+        lambda: local.list_parts(KEY, upload_id),
+        lambda: local.complete_multipart(KEY, upload_id, [PartInfo(1, 21, sha1(b"x"))], content_type="video/mp4"),
+    ):
+        with pytest.raises(StorageError) as refused:
+            call()
+        assert not refused.value.retryable and "start again" in str(refused.value)
+    assert [upload.upload_id for upload in local.list_unfinished("")] == [upload_id]
+    local.abort_multipart(KEY, upload_id)
+    assert everything_stored(local) == []
 
 
 # Multipart, B2 only ---------------------------------------------------------------
