@@ -8,9 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import Engine
+
+from course_app.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT = float(os.environ.get("COURSE_TEST_SERVER_TIMEOUT", "600"))
@@ -89,3 +94,27 @@ class AppServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
         if getattr(self, "log", None):
             self.log.close()
+
+
+@contextmanager
+def separate_app(tmp_path_factory, name: str, env: dict[str, str]) -> Iterator[AppServer]:
+    """Another production build of the app, with its own data and web build folders
+    (so it never clashes with the session's app), for tests that need other settings."""
+    home = tmp_path_factory.mktemp(name)
+    server = AppServer(data_dir=home / "data", log_path=home / "server.log",
+                       extra_env={"REFLEX_WEB_WORKDIR": str(home / "web"), **env})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def engine_of(server: AppServer) -> Iterator[Engine]:
+    """The server's own database, for assertions."""
+    engine = make_engine(server.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

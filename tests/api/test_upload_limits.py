@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from course_app.api.videos import FORM_OVERHEAD
-from course_app.db import make_engine, session_scope
+from course_app.db import session_scope
 from course_app.services import users
 from tests.api.support import PASSWORD, assert_json_error
 from tests.api.test_videos_api import (
@@ -26,7 +26,7 @@ from tests.api.test_videos_api import (
     upload,
 )
 from tests.media import make_video
-from tests.server import AppServer
+from tests.server import engine_of, separate_app
 
 LIMIT = 200_000
 UPLOADS_PER_MINUTE = 3
@@ -36,26 +36,17 @@ UPLOADS_PER_MINUTE = 3
 def small_server(tmp_path_factory):
     """The app with a 200,000-byte upload limit and 3 uploads a minute, in its own
     data folder and web build folder (so it never clashes with the session's app)."""
-    home = tmp_path_factory.mktemp("small-limits")
-    server = AppServer(
-        data_dir=home / "data",
-        log_path=home / "server.log",
-        extra_env={
-            "COURSE_MAX_UPLOAD_BYTES": str(LIMIT),
-            "COURSE_UPLOAD_RATE_LIMIT": f"{UPLOADS_PER_MINUTE}/minute",
-            "REFLEX_WEB_WORKDIR": str(tmp_path_factory.mktemp("web2")),
-        },
-    )
-    server.start()
-    yield server
-    server.stop()
+    with separate_app(tmp_path_factory, "small-limits", {
+        "COURSE_MAX_UPLOAD_BYTES": str(LIMIT),
+        "COURSE_UPLOAD_RATE_LIMIT": f"{UPLOADS_PER_MINUTE}/minute",
+    }) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def small_engine(small_server):
-    engine = make_engine(small_server.database_url)
-    yield engine
-    engine.dispose()
+    with engine_of(small_server) as engine:
+        yield engine
 
 
 @pytest.fixture

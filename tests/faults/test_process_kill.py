@@ -26,9 +26,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from course_app.db import make_engine, session_scope
+from course_app.db import session_scope
 from course_app.services import reconcile, users
-from tests.server import AppServer
+from tests.server import engine_of, separate_app
 
 PASSWORD = "correct horse battery"
 BOUNDARY = "fault-test-3f9c2b"
@@ -38,23 +38,14 @@ PART_BYTES = 65536
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("killed-app")
-    app = AppServer(
-        data_dir=home / "data",
-        log_path=home / "server.log",
-        extra_env={"REFLEX_WEB_WORKDIR": str(tmp_path_factory.mktemp("web-killed")),
-                   "COURSE_UPLOAD_CHUNK_BYTES": str(PART_BYTES)},
-    )
-    app.start()
-    yield app
-    app.stop()
+    with separate_app(tmp_path_factory, "killed-app", {"COURSE_UPLOAD_CHUNK_BYTES": str(PART_BYTES)}) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
 def engine(server):
-    engine = make_engine(server.database_url)
-    yield engine
-    engine.dispose()
+    with engine_of(server) as engine:
+        yield engine
 
 
 def video_bytes(size: int, seed: int) -> bytes:

@@ -21,12 +21,12 @@ import httpx
 import pytest
 
 from course_app.api.body_limit import MAX_BODY_BYTES
-from course_app.db import make_engine, session_scope
+from course_app.db import session_scope
 from course_app.services import users
 from tests.api.support import PASSWORD, assert_json_error
 from tests.api.test_upload_limits import form_fields, padded
 from tests.api.test_videos_api import MULTIPART, multipart, new_course, nothing_stored
-from tests.server import AppServer
+from tests.server import engine_of, separate_app
 
 LIMIT = 200_000
 PART = 65536
@@ -39,30 +39,21 @@ SIGNUPS_PER_HOUR = 2
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     """The app with small size and rate limits, in its own data and web build folders."""
-    home = tmp_path_factory.mktemp("security-limits")
-    server = AppServer(
-        data_dir=home / "data",
-        log_path=home / "server.log",
-        extra_env={
-            "COURSE_MAX_UPLOAD_BYTES": str(LIMIT),
-            "COURSE_UPLOAD_CHUNK_BYTES": str(PART),
-            "COURSE_UPLOAD_RATE_LIMIT": f"{UPLOADS_PER_MINUTE}/minute",
-            "COURSE_PART_RATE_LIMIT": f"{PARTS_PER_MINUTE}/minute",
-            "COURSE_LOGIN_RATE_LIMIT": f"{LOGINS_PER_MINUTE}/minute",
-            "COURSE_SIGNUP_RATE_LIMIT": f"{SIGNUPS_PER_HOUR}/hour",
-            "REFLEX_WEB_WORKDIR": str(tmp_path_factory.mktemp("security-limits-web")),
-        },
-    )
-    server.start()
-    yield server
-    server.stop()
+    with separate_app(tmp_path_factory, "security-limits", {
+        "COURSE_MAX_UPLOAD_BYTES": str(LIMIT),
+        "COURSE_UPLOAD_CHUNK_BYTES": str(PART),
+        "COURSE_UPLOAD_RATE_LIMIT": f"{UPLOADS_PER_MINUTE}/minute",
+        "COURSE_PART_RATE_LIMIT": f"{PARTS_PER_MINUTE}/minute",
+        "COURSE_LOGIN_RATE_LIMIT": f"{LOGINS_PER_MINUTE}/minute",
+        "COURSE_SIGNUP_RATE_LIMIT": f"{SIGNUPS_PER_HOUR}/hour",
+    }) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def limited_engine(limited):
-    engine = make_engine(limited.database_url)
-    yield engine
-    engine.dispose()
+    with engine_of(limited) as engine:
+        yield engine
 
 
 def _account(engine) -> tuple[str, int]:
