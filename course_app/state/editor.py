@@ -18,11 +18,18 @@ from course_app.models import User
 from course_app.services import courses
 from course_app.services.courses import CourseTree
 from course_app.services.uploads import run_pending_deletions
-from course_app.state.session import call_service, current_user, login_redirect, user_message
+from course_app.state.session import (
+    call_service,
+    current_user,
+    is_id,
+    login_redirect,
+    route_course_id,
+    user_message,
+    user_or_redirect,
+)
 from course_app.state.videos import VideosState
 from course_app.storage import get_storage
 
-MAX_ID_LENGTH = 64
 
 
 @dataclasses.dataclass
@@ -30,10 +37,6 @@ class ChapterRow:
     id: str
     title: str
     saving: bool = False  # shown before the database has given the row its id
-
-
-def _is_id(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
 
 
 class EditorState(rx.State):
@@ -71,7 +74,7 @@ class EditorState(rx.State):
         self.loaded = False
         self.load_error = ""
         self.error = ""
-        self.course_id = str(self.router.page.params.get("course_id", ""))[:MAX_ID_LENGTH]
+        self.course_id = route_course_id(self)
         user = await current_user(self)
         if user is None:
             return login_redirect(self.router.url.path)
@@ -89,12 +92,6 @@ class EditorState(rx.State):
 
     # Shared plumbing ---------------------------------------------------------
 
-    async def _user_or_redirect(self) -> tuple[User | None, Any]:
-        user = await current_user(self)
-        if user is None:
-            return None, login_redirect(self.router.url.path)
-        return user, None
-
     async def _persist(self, user: User, target: str, fn: Callable[..., Any], **kwargs: Any) -> bool:
         """Save through a service; on failure reload from the database and show why."""
         try:
@@ -109,7 +106,7 @@ class EditorState(rx.State):
         return True
 
     def _index(self, chapter_id: object) -> int | None:
-        if not _is_id(chapter_id):
+        if not is_id(chapter_id):
             return None
         return next((i for i, row in enumerate(self.chapters) if row.id == chapter_id), None)
 
@@ -126,7 +123,7 @@ class EditorState(rx.State):
 
     @rx.event
     async def save_title(self, value: str):
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -141,7 +138,7 @@ class EditorState(rx.State):
 
     @rx.event
     async def save_description(self, value: str):
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -156,7 +153,7 @@ class EditorState(rx.State):
 
     @rx.event
     async def toggle_published(self):
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -169,7 +166,7 @@ class EditorState(rx.State):
 
     @rx.event
     async def add_chapter(self, form_data: dict):
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -189,7 +186,7 @@ class EditorState(rx.State):
 
     @rx.event
     async def rename_chapter(self, chapter_id: str, title: str):
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -205,7 +202,7 @@ class EditorState(rx.State):
 
     @rx.event
     async def delete_chapter(self, chapter_id: str):
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -230,7 +227,7 @@ class EditorState(rx.State):
     @rx.event
     async def move_chapter(self, chapter_id: str, offset: int):
         """Keyboard reorder: the move up / move down buttons."""
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -248,12 +245,12 @@ class EditorState(rx.State):
 
     @rx.event
     def drag_start(self, chapter_id: str):
-        self._drag_id = chapter_id if _is_id(chapter_id) else ""
+        self._drag_id = chapter_id if is_id(chapter_id) else ""
 
     @rx.event
     async def drop_on(self, target_id: str):
         """Drag-and-drop reorder: the dragged chapter takes the target's place."""
-        user, redirect = await self._user_or_redirect()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return

@@ -29,6 +29,25 @@ def _user_for_cookie(cookie_header: str) -> User | None:
 call_service = run_in_session  # a service function in its own transaction, off the event loop
 
 
+MAX_ID_LENGTH = 64
+
+
+def is_id(value: object) -> bool:
+    """A handler argument that can be an id (ids are checked again by the services)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def route_course_id(state: rx.State) -> str:
+    """The course id in the page's URL (/courses/[course_id])."""
+    return str(state.router.page.params.get("course_id", ""))[:MAX_ID_LENGTH]
+
+
+async def user_or_redirect(state: rx.State):
+    """(user, None) for a logged-in socket, else (None, the redirect to log in)."""
+    user = await current_user(state)
+    return user, (None if user else login_redirect(state.router.url.path))
+
+
 def login_redirect(path: str) -> rx.event.EventSpec:
     return rx.redirect(f"/login?next={quote(path or '/dashboard', safe='/')}")
 

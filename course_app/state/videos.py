@@ -15,10 +15,17 @@ import reflex as rx
 
 from course_app.models import User, Video
 from course_app.services import upload_sessions, uploads, videos
-from course_app.state.session import call_service, current_user, login_redirect, user_message
+from course_app.state.session import (
+    call_service,
+    current_user,
+    is_id,
+    login_redirect,
+    route_course_id,
+    user_message,
+    user_or_redirect,
+)
 from course_app.storage import get_storage
 
-MAX_ID_LENGTH = 64
 STATUS_LABELS = {"uploading": "Uploading…", "ready": "Ready", "failed": "Failed"}
 
 
@@ -79,10 +86,6 @@ def _row(video: Video) -> VideoRow:
     )
 
 
-def _is_id(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
-
-
 class VideosState(rx.State):
     by_chapter: dict[str, list[VideoRow]] = {}
     # Unfinished resumable uploads per chapter id, from the ledger (not progress
@@ -94,7 +97,7 @@ class VideosState(rx.State):
     error_target: str = ""  # a chapter id or a video id
 
     def _course_id(self) -> str:
-        return str(self.router.page.params.get("course_id", ""))[:MAX_ID_LENGTH]
+        return route_course_id(self)
 
     async def _reload(self, user: User) -> None:
         grouped = await call_service(videos.videos_by_chapter, user=user, course_id=self._course_id())
@@ -138,7 +141,7 @@ class VideosState(rx.State):
     # Plumbing -----------------------------------------------------------------
 
     def _find(self, video_id: object) -> tuple[str, int] | None:
-        if not _is_id(video_id):
+        if not is_id(video_id):
             return None
         for chapter_id, rows in self.by_chapter.items():
             for index, row in enumerate(rows):
@@ -160,15 +163,11 @@ class VideosState(rx.State):
         self.error = self.error_target = ""
         return result
 
-    async def _user(self):
-        user = await current_user(self)
-        return user, (None if user else login_redirect(self.router.url.path))
-
     # Edits --------------------------------------------------------------------
 
     @rx.event
     async def rename(self, video_id: str, title: str):
-        user, redirect = await self._user()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -186,7 +185,7 @@ class VideosState(rx.State):
     @rx.event
     async def move(self, video_id: str, offset: int):
         """Move up (-1) or down (+1) within the chapter."""
-        user, redirect = await self._user()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -208,12 +207,12 @@ class VideosState(rx.State):
 
     @rx.event
     async def move_to_chapter(self, video_id: str, chapter_id: str):
-        user, redirect = await self._user()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
         found = self._find(video_id)
-        if found is None or not _is_id(chapter_id):
+        if found is None or not is_id(chapter_id):
             self.error, self.error_target = "That video or chapter is no longer in this course.", ""
             return
         source_id, index = found
@@ -227,7 +226,7 @@ class VideosState(rx.State):
 
     @rx.event
     async def delete(self, video_id: str):
-        user, redirect = await self._user()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
@@ -248,7 +247,7 @@ class VideosState(rx.State):
 
     @rx.event
     async def play(self, video_id: str):
-        user, redirect = await self._user()
+        user, redirect = await user_or_redirect(self)
         if user is None:
             yield redirect
             return
