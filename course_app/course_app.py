@@ -15,10 +15,9 @@ from course_app.pages.settings import settings_page
 from course_app.settings import load_settings_or_exit
 from course_app.state.auth_forms import AuthFormState
 from course_app.state.dashboard import DashboardState
-from course_app.state.editor import EditorState
+from course_app.state.course import CourseState
 from course_app.state.session import IdentityGuard, SessionState
 from course_app.state.settings_page import TokensState
-from course_app.state.videos import VideosState
 
 load_settings_or_exit()
 
@@ -40,7 +39,7 @@ async def _background_upkeep() -> None:
     from course_app.auth.tokens import purge_expired_sessions
     from course_app.db import run_in_session, session_scope
     from course_app.services.upload_sessions import sweep
-    from course_app.services.uploads import run_pending_deletions
+    from course_app.services import outbox
     from course_app.storage import get_storage
 
     settings = load_settings_or_exit()
@@ -52,7 +51,7 @@ async def _background_upkeep() -> None:
                 await asyncio.to_thread(sweep, session_factory=session_scope, storage=get_storage(),
                                         stale_after=timedelta(hours=settings.upload_stale_hours))
                 await run_in_session(purge_expired_sessions)
-            await run_pending_deletions(get_storage())
+            await outbox.carry_out()
         except Exception:
             logging.getLogger(__name__).exception("Background upkeep failed; trying again later")
         await asyncio.sleep(OUTBOX_INTERVAL_SECONDS)
@@ -76,6 +75,6 @@ app.add_page(signup_page, route="/signup", title="Sign up · Course Studio",
 app.add_page(dashboard_page, route="/dashboard", title="My courses · Course Studio",
              on_load=[SessionState.require_login, DashboardState.load])
 app.add_page(editor_page, route="/courses/[course_id]", title="Course editor · Course Studio",
-             on_load=[SessionState.require_login, EditorState.load, VideosState.load])
+             on_load=[SessionState.require_login, CourseState.load])
 app.add_page(settings_page, route="/settings", title="Settings · Course Studio",
              on_load=[SessionState.require_login, TokensState.load])

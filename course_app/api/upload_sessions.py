@@ -18,7 +18,8 @@ from course_app.api.deps import CurrentUser, drain_small_body, enforce_rate_limi
 from course_app.api.schemas import VideoPublic
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError, InvalidInput
-from course_app.services import upload_sessions, uploads
+from course_app.services import outbox, upload_sessions
+from course_app.services.byte_pump import stream_to_thread
 from course_app.services.upload_sessions import LedgerView, MissingParts
 from course_app.services.videos import format_size
 from course_app.settings import get_settings
@@ -131,7 +132,7 @@ async def put_part(upload_id: str, number: int, request: Request, user: CurrentU
         raise
     client_sha1 = request.headers.get("x-part-sha1")
     storage = get_storage()
-    part, _ = await uploads.stream_to_thread(
+    part, _ = await stream_to_thread(
         lambda source: upload_sessions.store_part(
             session_factory=session_scope, storage=storage, user=user, upload_id=upload_id, number=number,
             size=size, chunks=source, client_sha1=client_sha1,
@@ -161,5 +162,5 @@ async def complete_upload(upload_id: str, user: CurrentUser, body: UploadComplet
 async def abort_upload(upload_id: str, user: CurrentUser) -> Response:
     await run_in_session(upload_sessions.abort, user=user, upload_id=upload_id)
     # Storage is told now (the parts and any partial object); the outbox retries if it is down.
-    await uploads.run_pending_deletions(get_storage())
+    await outbox.carry_out()
     return Response(status_code=204)

@@ -1,5 +1,6 @@
-"""Video upload, details, playback and deletion. Storage is reached only here and
-in services: the browser never sees a storage credential."""
+"""Video upload, details, playback and deletion. Storage is reached only on the
+server (these routes, services and the editor's State): the browser never sees a
+storage credential."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multip
 from course_app.api.schemas import VideoPublic
 from course_app.db import run_in_session
 from course_app.errors import Conflict, InvalidInput, TooLarge
-from course_app.services import courses, uploads, videos
+from course_app.services import courses, outbox, uploads, videos
 from course_app.settings import get_settings
 from course_app.storage import get_storage
 
@@ -100,7 +101,7 @@ def get_video(video_id: str, user: CurrentUser, db: DbSession) -> VideoPublic:
 @router.delete("/api/videos/{video_id}", status_code=204, summary="Delete a video and its stored file")
 async def delete_video(video_id: str, user: CurrentUser) -> Response:
     pending = await run_in_session(videos.delete_video, user=user, video_id=video_id)
-    await uploads.run_pending_deletions(get_storage(), ids=[pending.id])
+    await outbox.carry_out(ids=[pending.id])
     return Response(status_code=204)
 
 

@@ -4,10 +4,15 @@ Removing a video row records its stored file's deletion in the same
 transaction; ``process_pending_deletions`` carries them out afterwards and
 retries each until storage confirms, so a storage outage never leaves an
 orphaned file or a dangling row.
+
+Both doors (API routes and Reflex State) tell storage at once with
+``await carry_out(ids=[...])`` after the transaction that queued the rows;
+the upkeep task calls ``carry_out()`` for whatever is still due.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -15,7 +20,9 @@ from datetime import timedelta
 
 from sqlmodel import Session, delete, select
 
+from course_app.db import session_scope
 from course_app.models import StorageDeletion, Video, utcnow
+from course_app.storage import get_storage
 from course_app.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -98,3 +105,14 @@ def process_pending_deletions(
             session.exec(delete(StorageDeletion).where(StorageDeletion.id == deletion_id))
             done += 1
     return done, failed
+
+
+async def run_pending_deletions(storage: Storage, ids: Sequence[int] | None = None) -> tuple[int, int]:
+    """``process_pending_deletions`` off the event loop, each row in its own session."""
+    return await asyncio.to_thread(process_pending_deletions, session_factory=session_scope, storage=storage, ids=ids)
+
+
+async def carry_out(ids: Sequence[int] | None = None) -> None:
+    """Tell the configured storage now about the given outbox rows (all due rows
+    when ``ids`` is None). What storage refuses stays queued and is retried later."""
+    await run_pending_deletions(get_storage(), ids=ids)

@@ -40,7 +40,7 @@ from sqlmodel import Session, select
 from course_app.errors import DomainError
 from course_app.models import StorageDeletion, UploadSession, User, Video, utcnow
 from course_app.services import outbox, upload_sessions, videos
-from course_app.services.uploads import SNIFF_BYTES, sniff_video_type
+from course_app.services.video_types import SNIFF_BYTES, sniff_video_type
 from course_app.storage.base import Leftover, MultipartStorage, Storage, StorageError, StoredObject
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, Quota
 from course_app.models import Course, UploadPart, UploadSession, User, Video, utcnow
 from course_app.services import outbox, videos
 from course_app.services.courses import owned_chapter, owned_course
-from course_app.services.uploads import sniff_video_type
 from course_app.services.validation import parse_uuid
+from course_app.services.video_types import sniff_video_type
 from course_app.storage.base import MultipartStorage, PartInfo, StorageError, StoredObject, UploadAborted
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
-"""The one upload service behind the API route and the editor: sniff the type,
-write the row, stream the bytes to storage while counting them, then mark the
-row ready (or clean up), in an order that a crash at any step leaves repairable.
+"""The single-request upload (``POST /api/upload``): sniff the type, write the
+row, stream the bytes to storage while counting them, then mark the row ready (or
+clean up), in an order that a crash at any step leaves repairable. Resumable
+uploads in parts are services/upload_sessions.py.
 
 1. the first bytes must look like a video (magic bytes), else nothing is written;
 2. the row is written with status ``uploading`` (the intent);
@@ -15,36 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
-import filetype
 from sqlalchemy.exc import OperationalError
 
-from course_app.db import run_in_session, session_scope
-from course_app.errors import DatabaseUnavailable, InvalidInput, StorageUnavailable, TooLarge, UnsupportedType
+from course_app.db import run_in_session
+from course_app.errors import DatabaseUnavailable, InvalidInput, StorageUnavailable, TooLarge
 from course_app.models import User, Video
 from course_app.services import outbox, videos
-from course_app.storage.base import Storage, StorageError, StoredObject, UploadAborted
+from course_app.services.byte_pump import stream_to_thread
+from course_app.services.outbox import run_pending_deletions  # moved; callers in state/ switch soon
+from course_app.services.video_types import SNIFF_BYTES, sniff_video_type
+from course_app.storage.base import Storage, StorageError, StoredObject
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-SNIFF_BYTES = 8192
-QUEUE_CHUNKS = 8
-BATCH_BYTES = 1024 * 1024
 # Waits before retrying to mark an upload ready while the database is unreachable.
 FINISH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
-NOT_A_VIDEO = "That file is not a video we can use. Upload an MP4, WebM, MOV, MKV or another video file."
-
-
-def sniff_video_type(head: bytes) -> str:
-    """The MIME type from the file's first bytes; refuses anything but video."""
-    kind = filetype.guess(head)
-    if kind is None or not kind.mime.startswith("video/"):
-        raise UnsupportedType(NOT_A_VIDEO)
-    return kind.mime
 
 
 async def _read_head(chunks: AsyncIterator[bytes]) -> tuple[bytes, bool]:
@@ -55,89 +43,6 @@ async def _read_head(chunks: AsyncIterator[bytes]) -> tuple[bytes, bool]:
         if len(head) >= SNIFF_BYTES:
             return bytes(head), False
     return bytes(head), True
-
-
-class _Feed:
-    """Hands chunks from the event loop to the storage thread, at most
-    QUEUE_CHUNKS batches in flight (so memory stays bounded)."""
-
-    _END = object()
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
-        self.consumer: asyncio.Future | None = None  # the storage thread's future
-
-    def chunks(self) -> Iterator[bytes]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    async def put(self, item) -> None:
-        while self.consumer is None or not self.consumer.done():
-            try:
-                self._queue.put_nowait(item)
-                return
-            except queue.Full:
-                await asyncio.sleep(0.002)
-
-    async def end(self) -> None:
-        await self.put(self._END)
-
-    async def abort(self, reason: str) -> None:
-        await self.put(UploadAborted(reason))
-
-
-async def stream_to_thread(
-    work: Callable[[Iterator[bytes]], T],
-    chunks: AsyncIterator[bytes],
-    *,
-    limit: int,
-    too_large: str,
-    head: bytes = b"",
-) -> T:
-    """Run ``work(source)`` in a worker thread, feeding ``source`` with ``head`` and
-    then ``chunks`` through a small bounded queue (memory stays bounded; a slow
-    storage slows the reading). Past ``limit`` bytes raises TooLarge. On any error
-    the work is stopped (its source raises UploadAborted) and awaited before the
-    error propagates, so the storage call can clean up after itself."""
-    feed = _Feed()
-    task = asyncio.ensure_future(asyncio.to_thread(work, feed.chunks()))
-    feed.consumer = task
-    try:
-        # A batch is kept as the received chunks and joined once when sent: one copy
-        # of every byte (a bytearray grown and then copied to bytes made two).
-        received = len(head)
-        batch: list[bytes] = [head] if head else []
-        batched = received
-        if received > limit:  # the head alone (one big first chunk) may already be over
-            raise TooLarge(too_large)
-        async for chunk in chunks:
-            received += len(chunk)
-            if received > limit:
-                raise TooLarge(too_large)
-            if task.done():  # the work gave up early; stop reading
-                break
-            batch.append(chunk)
-            batched += len(chunk)
-            if batched >= BATCH_BYTES:
-                await feed.put(b"".join(batch))
-                batch, batched = [], 0
-        if batch:
-            await feed.put(b"".join(batch))
-        await feed.end()
-        return await task
-    except BaseException as exc:
-        if not task.done():
-            await feed.abort(type(exc).__name__)
-        try:
-            await asyncio.shield(task)
-        except BaseException:
-            pass
-        raise
 
 
 async def ingest(
@@ -229,13 +134,7 @@ async def _settle_failed(video: Video, exc: BaseException, storage: Storage) -> 
         return
     if pending is not None:
         try:
-            await run_pending_deletions(storage, ids=[pending.id])
+            await outbox.run_pending_deletions(storage, ids=[pending.id])
         except Exception:
             log.exception("Could not clean up after the failed upload of video %s", video.id)
-
-
-async def run_pending_deletions(storage: Storage, ids: list[int] | None = None) -> tuple[int, int]:
-    return await asyncio.to_thread(
-        outbox.process_pending_deletions, session_factory=session_scope, storage=storage, ids=ids
-    )
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from course_app.db import run_in_session
 from course_app.errors import InvalidInput
 from course_app.models import StorageDeletion, Video
-from course_app.services import courses, uploads, videos
+from course_app.services import courses, outbox, videos
 from course_app.storage.b2 import B2Storage
 from course_app.storage.base import StorageError
 from tests.faults.conftest import (
@@ -32,7 +32,7 @@ def delete_like_the_api(user, video_id, storage) -> None:
 
     async def run():
         pending = await run_in_session(videos.delete_video, user=user, video_id=video_id)
-        await uploads.run_pending_deletions(storage, ids=[pending.id])
+        await outbox.run_pending_deletions(storage, ids=[pending.id])
 
     asyncio.run(run())
 
@@ -70,7 +70,7 @@ def test_crash_before_the_row_is_deleted_keeps_the_video(
 def test_crash_between_the_row_delete_and_the_storage_delete(
         engine, storage, dying, process, place, finished, doomed, monkeypatch):
     kept = finished()
-    monkeypatch.setattr(uploads, "run_pending_deletions", lambda *_a, **_k: process.crash("before storage delete"))
+    monkeypatch.setattr(outbox, "run_pending_deletions", lambda *_a, **_k: process.crash("before storage delete"))
 
     with crash_expected(process):
         delete_like_the_api(place.user, doomed.id, dying(storage))

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 import course_app.db
 from course_app.errors import InvalidInput, StorageUnavailable, TooLarge, UnsupportedType
 from course_app.models import StorageDeletion, Video
-from course_app.services import courses, uploads
+from course_app.services import courses, outbox, uploads
 from course_app.storage.base import StorageError, StoredObject
 from course_app.storage.local import LocalStorage
 from tests.media import make_video
@@ -92,7 +92,7 @@ def files_under(storage: LocalStorage) -> list[Path]:
 
 
 def drain_outbox(storage) -> tuple[int, int]:
-    return asyncio.run(uploads.run_pending_deletions(storage))
+    return asyncio.run(outbox.run_pending_deletions(storage))
 
 
 def assert_nothing_left(engine, storage) -> None:

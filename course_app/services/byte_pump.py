@@ -1,0 +1,101 @@
+"""The byte pump between an async request body and a blocking storage call: the
+event loop reads, a worker thread writes, and a small bounded queue between them
+keeps memory flat (a slow storage slows the reading)."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+from course_app.errors import TooLarge
+from course_app.storage.base import UploadAborted
+
+T = TypeVar("T")
+
+QUEUE_CHUNKS = 8
+BATCH_BYTES = 1024 * 1024
+
+
+class _Feed:
+    """Hands chunks from the event loop to the storage thread, at most
+    QUEUE_CHUNKS batches in flight (so memory stays bounded)."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self.consumer: asyncio.Future | None = None  # the storage thread's future
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def put(self, item) -> None:
+        while self.consumer is None or not self.consumer.done():
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.002)
+
+    async def end(self) -> None:
+        await self.put(self._END)
+
+    async def abort(self, reason: str) -> None:
+        await self.put(UploadAborted(reason))
+
+
+async def stream_to_thread(
+    work: Callable[[Iterator[bytes]], T],
+    chunks: AsyncIterator[bytes],
+    *,
+    limit: int,
+    too_large: str,
+    head: bytes = b"",
+) -> T:
+    """Run ``work(source)`` in a worker thread, feeding ``source`` with ``head`` and
+    then ``chunks`` through a small bounded queue (memory stays bounded; a slow
+    storage slows the reading). Past ``limit`` bytes raises TooLarge. On any error
+    the work is stopped (its source raises UploadAborted) and awaited before the
+    error propagates, so the storage call can clean up after itself."""
+    feed = _Feed()
+    task = asyncio.ensure_future(asyncio.to_thread(work, feed.chunks()))
+    feed.consumer = task
+    try:
+        # A batch is kept as the received chunks and joined once when sent: one copy
+        # of every byte (a bytearray grown and then copied to bytes made two).
+        received = len(head)
+        batch: list[bytes] = [head] if head else []
+        batched = received
+        if received > limit:  # the head alone (one big first chunk) may already be over
+            raise TooLarge(too_large)
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limit:
+                raise TooLarge(too_large)
+            if task.done():  # the work gave up early; stop reading
+                break
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BATCH_BYTES:
+                await feed.put(b"".join(batch))
+                batch, batched = [], 0
+        if batch:
+            await feed.put(b"".join(batch))
+        await feed.end()
+        return await task
+    except BaseException as exc:
+        if not task.done():
+            await feed.abort(type(exc).__name__)
+        try:
+            await asyncio.shield(task)
+        except BaseException:
+            pass
+        raise
