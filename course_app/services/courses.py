@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from course_app.models import COURSE_STATUSES, DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, User, Video, utcnow
-from course_app.services.ordering import in_requested_order, renumber
+from course_app.services.ordering import current, in_requested_order, lock_course, parse_id_list, renumber
 from course_app.services.outbox import remove_videos_of
 from course_app.services.users import can_create_courses
 from course_app.services.validation import clean_text, parse_uuid
 
 MAX_CHAPTERS = 500
+MAX_BATCH = 1000  # ids in one batch request
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,15 @@ def owned_chapter(*, session: Session, user: User, chapter_id: object, course_id
 
 
 def ordered_chapters(*, session: Session, course_id: uuid.UUID) -> list[Chapter]:
-    return list(session.exec(select(Chapter).where(Chapter.course_id == course_id).order_by(Chapter.position)))
+    """The course's chapters as stored now (rows already in the session are refreshed)."""
+    return list(
+        session.exec(
+            select(Chapter)
+            .where(Chapter.course_id == course_id)
+            .order_by(Chapter.position)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def list_courses(*, session: Session, user: User) -> list[CourseSummary]:
@@ -125,6 +133,7 @@ def set_course_status(*, session: Session, user: User, course_id: object, status
 
 def delete_course(*, session: Session, user: User, course_id: object) -> None:
     course = owned_course(session=session, user=user, course_id=course_id)
+    lock_course(session, course.id)  # no upload or move lands in the course while it goes
     remove_videos_of(session=session, course_id=course.id)
     for chapter in ordered_chapters(session=session, course_id=course.id):
         session.delete(chapter)
@@ -146,6 +155,7 @@ def _touch(session: Session, course_id: uuid.UUID) -> None:
 def add_chapter(*, session: Session, user: User, course_id: object, title: object) -> Chapter:
     course = owned_course(session=session, user=user, course_id=course_id)
     title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
+    lock_course(session, course.id)  # also marks the course changed
     count, top = session.exec(
         select(func.count(Chapter.id), func.max(Chapter.position)).where(Chapter.course_id == course.id)
     ).one()
@@ -153,11 +163,7 @@ def add_chapter(*, session: Session, user: User, course_id: object, title: objec
         raise Conflict(f"A course has at most {MAX_CHAPTERS} chapters.")
     chapter = Chapter(course_id=course.id, title=title, position=(top + 1) if top is not None else 0)
     session.add(chapter)
-    try:
-        session.flush()
-    except IntegrityError:
-        raise Conflict("The course changed while you were adding a chapter. Try again.") from None
-    _touch(session, course.id)
+    session.flush()
     return chapter
 
 
@@ -171,23 +177,44 @@ def rename_chapter(*, session: Session, user: User, chapter_id: object, title: o
     return chapter
 
 
-def delete_chapter(*, session: Session, user: User, chapter_id: object) -> None:
-    chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
-    remove_videos_of(session=session, course_id=chapter.course_id, chapter_id=chapter.id)
-    course_id = chapter.course_id
-    session.delete(chapter)
+def delete_chapter(*, session: Session, user: User, chapter_id: object) -> list[int]:
+    """Delete a chapter and its videos; returns the outbox (StorageDeletion) ids of
+    the videos' files, for the caller to carry out at once."""
+    return delete_chapters(session=session, user=user, chapter_ids=[parse_uuid(chapter_id, what="chapter")])
+
+
+def delete_chapters(*, session: Session, user: User, chapter_ids: object) -> list[int]:
+    """Delete chapters of one course and their videos (through the outbox) in one
+    transaction, then renumber the remaining chapters. Returns the outbox ids."""
+    ids = parse_id_list(chapter_ids, what="chapter", limit=MAX_BATCH)
+    found = {c.id: c for c in session.exec(select(Chapter).where(Chapter.id.in_(ids)))}  # type: ignore[attr-defined]
+    if len(found) != len(ids):
+        raise NotFound("That chapter does not exist.")
+    course_ids = {c.course_id for c in found.values()}
+    for course_id in course_ids:
+        owned_course(session=session, user=user, course_id=course_id)
+    if len(course_ids) != 1:
+        raise InvalidInput("The chapters must all be part of one course.")
+    (course_id,) = course_ids
+    lock_course(session, course_id)
+    doomed = [current(session, found[i], gone="That chapter was deleted in the meantime.") for i in ids]
+    pending: list[int] = []
+    for chapter in doomed:
+        pending += remove_videos_of(session=session, course_id=course_id, chapter_id=chapter.id)
+    for chapter in doomed:
+        session.delete(chapter)
     session.flush()
     renumber(session, ordered_chapters(session=session, course_id=course_id))
-    _touch(session, course_id)
+    return pending
 
 
 def reorder_chapters(*, session: Session, user: User, course_id: object, chapter_ids: object) -> list[Chapter]:
     """Put the course's chapters in the given order; the list must name each chapter once."""
     course = owned_course(session=session, user=user, course_id=course_id)
+    lock_course(session, course.id)  # also marks the course changed
     ordered = in_requested_order(
         ordered_chapters(session=session, course_id=course.id), chapter_ids, what="chapter", parent="course",
         limit=MAX_CHAPTERS,
     )
     renumber(session, ordered)
-    _touch(session, course.id)
     return ordered

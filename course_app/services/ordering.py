@@ -1,15 +1,23 @@
 """Ordered children (chapters in a course, videos in a chapter): positions are
-0..n-1 and unique within their parent, and a new order must name every child once."""
+0..n-1 and unique within their parent, and a new order must name every child once.
+
+Every write that assigns or changes positions first takes its course's write
+lock (``lock_course``) and only then reads positions, so two requests never
+compute the same ``max(position) + 1`` or renumber from a stale list.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
+from sqlalchemy import update
+from sqlalchemy.exc import InvalidRequestError
 from sqlmodel import Session
 
-from course_app.errors import Conflict, InvalidInput
-from course_app.models import utcnow
+from course_app.errors import Conflict, InvalidInput, NotFound
+from course_app.models import Course, utcnow
 from course_app.services.validation import parse_uuid
 
 
@@ -19,6 +27,34 @@ class Positioned(Protocol):
 
 
 P = TypeVar("P", bound=Positioned)
+R = TypeVar("R")
+
+
+def lock_course(session: Session, course_id: uuid.UUID) -> None:
+    """Take the course's ordering write lock for the rest of the transaction (and
+    mark the course changed). Call it before reading any position.
+
+    It is an UPDATE of the course row. On PostgreSQL the row lock serializes the
+    ordering writes of one course, and under READ COMMITTED every later statement
+    sees what the previous holder committed. On SQLite the UPDATE starts the write
+    transaction (the driver runs earlier SELECTs outside one), so the database is
+    locked for other writers (they wait up to busy_timeout) and later reads are current.
+    Raises NotFound if the course was deleted meanwhile."""
+    result = session.exec(
+        update(Course).where(Course.id == course_id).values(updated_at=utcnow())  # type: ignore[arg-type]
+    )
+    if result.rowcount != 1:
+        raise NotFound("That course does not exist.")
+
+
+def current(session: Session, row: R, *, gone: str) -> R:
+    """``row`` reloaded after the lock (another transaction may have changed or
+    deleted it between the ownership check and the lock)."""
+    try:
+        session.refresh(row)
+    except InvalidRequestError:  # the row is gone
+        raise NotFound(gone) from None
+    return row
 
 
 def renumber(session: Session, rows: Sequence[P]) -> None:
@@ -33,6 +69,18 @@ def renumber(session: Session, rows: Sequence[P]) -> None:
         row.updated_at = utcnow()
         session.add(row)
     session.flush()
+
+
+def parse_id_list(values: object, *, what: str, limit: int) -> list[uuid.UUID]:
+    """A non-empty list (at most ``limit``) of distinct ids, in the given order."""
+    if not isinstance(values, (list, tuple)) or not values:
+        raise InvalidInput(f"Choose at least one {what}.")
+    if len(values) > limit:
+        raise InvalidInput(f"Choose at most {limit} {what}s at once.")
+    ids = [parse_uuid(value, what=what) for value in values]
+    if len(set(ids)) != len(ids):
+        raise InvalidInput(f"Each {what} may be listed only once.")
+    return ids
 
 
 def in_requested_order(rows: Sequence[P], requested: object, *, what: str, parent: str, limit: int) -> list[P]:

@@ -16,8 +16,8 @@ from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from course_app.models import TITLE_MAX, Chapter, StorageDeletion, User, Video, utcnow
-from course_app.services.courses import owned_chapter, owned_course
-from course_app.services.ordering import in_requested_order, renumber
+from course_app.services.courses import MAX_BATCH, owned_chapter, owned_course
+from course_app.services.ordering import current, in_requested_order, lock_course, parse_id_list, renumber
 from course_app.services.outbox import enqueue_storage_deletion, remove_video_row
 from course_app.services.validation import clean_text, parse_uuid
 from course_app.storage.base import StoredObject, video_key
@@ -39,7 +39,15 @@ def owned_video(*, session: Session, user: User, video_id: object) -> Video:
 
 
 def chapter_videos(*, session: Session, chapter_id: uuid.UUID) -> list[Video]:
-    return list(session.exec(select(Video).where(Video.chapter_id == chapter_id).order_by(Video.position)))
+    """The chapter's videos as stored now (rows already in the session are refreshed)."""
+    return list(
+        session.exec(
+            select(Video)
+            .where(Video.chapter_id == chapter_id)
+            .order_by(Video.position)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def course_videos(*, session: Session, course_id: uuid.UUID) -> list[Video]:
@@ -59,6 +67,10 @@ def stream_url(video_id: uuid.UUID) -> str:
 
 
 # Order -----------------------------------------------------------------------
+# Every function here takes the course's write lock (ordering.lock_course) before
+# it reads a position; rows loaded for the ownership check are reloaded after it.
+
+CHAPTER_FULL = f"A chapter holds at most {MAX_VIDEOS_PER_CHAPTER} videos."
 
 
 def _next_position(session: Session, chapter_id: uuid.UUID) -> int:
@@ -66,8 +78,34 @@ def _next_position(session: Session, chapter_id: uuid.UUID) -> int:
         select(func.count(Video.id), func.max(Video.position)).where(Video.chapter_id == chapter_id)
     ).one()
     if count >= MAX_VIDEOS_PER_CHAPTER:
-        raise Conflict(f"A chapter holds at most {MAX_VIDEOS_PER_CHAPTER} videos.")
+        raise Conflict(CHAPTER_FULL)
     return (top + 1) if top is not None else 0
+
+
+def _place(session: Session, moving: list[Video], target: Chapter, before: uuid.UUID | int | None) -> None:
+    """Put ``moving`` (in that order) into ``target`` before the video ``before``
+    (an id), at index ``before`` (an int), or at the end; renumber every chapter
+    they leave and the target, gap-free. Call with the course lock held."""
+    moving_ids = {v.id for v in moving}
+    sources = {v.chapter_id for v in moving} - {target.id}
+    stay = [v for v in chapter_videos(session=session, chapter_id=target.id) if v.id not in moving_ids]
+    if isinstance(before, uuid.UUID):
+        index = next((i for i, v in enumerate(stay) if v.id == before), None)
+        if index is None:
+            raise InvalidInput("Videos can only be placed before another video of the target chapter.")
+    else:
+        index = len(stay) if before is None else min(before, len(stay))
+    if len(stay) + len(moving) > MAX_VIDEOS_PER_CHAPTER:
+        raise Conflict(CHAPTER_FULL)
+    # Park the moving rows below any position renumber uses (-1..-n), then renumber.
+    for offset, video in enumerate(moving):
+        video.chapter_id = target.id
+        video.position = -(MAX_VIDEOS_PER_CHAPTER + 1 + offset)
+        session.add(video)
+    session.flush()
+    for chapter_id in sorted(sources):
+        renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
+    renumber(session, stay[:index] + moving + stay[index:])
 
 
 def rename_video(*, session: Session, user: User, video_id: object, title: object) -> Video:
@@ -81,6 +119,8 @@ def rename_video(*, session: Session, user: User, video_id: object, title: objec
 
 def reorder_videos(*, session: Session, user: User, chapter_id: object, video_ids: object) -> list[Video]:
     chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
+    lock_course(session, chapter.course_id)
+    current(session, chapter, gone="That chapter was deleted in the meantime.")
     ordered = in_requested_order(
         chapter_videos(session=session, chapter_id=chapter.id), video_ids, what="video", parent="chapter",
         limit=MAX_VIDEOS_PER_CHAPTER,
@@ -90,27 +130,51 @@ def reorder_videos(*, session: Session, user: User, chapter_id: object, video_id
 
 
 def move_video(*, session: Session, user: User, video_id: object, chapter_id: object, position: object = None) -> Video:
-    """Move a video to another chapter of the same course (at ``position``, default last)."""
+    """Move a video within its chapter or to another chapter of the same course
+    (at index ``position`` among the target's other videos, default last)."""
     video = owned_video(session=session, user=user, video_id=video_id)
     target = owned_chapter(session=session, user=user, chapter_id=chapter_id, course_id=video.course_id)
     if position is not None and (not isinstance(position, int) or isinstance(position, bool) or position < 0):
         raise InvalidInput("The position must be a whole number from 0.")
-    source_id = video.chapter_id
-    if target.id == source_id:
-        siblings = [v for v in chapter_videos(session=session, chapter_id=source_id) if v.id != video.id]
-        siblings.insert(min(position if position is not None else len(siblings), len(siblings)), video)
-        renumber(session, siblings)
-        return video
-    # Park the video outside both chapters' positions, then renumber both.
-    video.position = -(MAX_VIDEOS_PER_CHAPTER + 1)
-    video.chapter_id = target.id
-    session.add(video)
-    session.flush()
-    renumber(session, chapter_videos(session=session, chapter_id=source_id))
-    others = [v for v in chapter_videos(session=session, chapter_id=target.id) if v.id != video.id]
-    others.insert(min(position if position is not None else len(others), len(others)), video)
-    renumber(session, others)
+    lock_course(session, video.course_id)
+    current(session, video, gone="That video was deleted in the meantime.")
+    current(session, target, gone="That chapter was deleted in the meantime.")
+    _place(session, [video], target, position)
     return video
+
+
+def move_videos(
+    *, session: Session, user: User, video_ids: object, chapter_id: object, before_id: object = None
+) -> list[Video]:
+    """Move videos (from any chapters of the target's course) into ``chapter_id``,
+    in the listed order, before the video ``before_id`` (one of the target's that is
+    not itself moving) or at the end. One transaction: all of it or nothing.
+    Also a single move within a chapter: a one-id list and the row to land before."""
+    ids = parse_id_list(video_ids, what="video", limit=MAX_BATCH)
+    before = None if before_id is None else parse_uuid(before_id, what="video")
+    if before in ids:
+        raise InvalidInput("A video cannot be placed before itself.")
+    target = owned_chapter(session=session, user=user, chapter_id=chapter_id)
+    found = _owned_videos(session, user, ids, course_id=target.course_id)
+    lock_course(session, target.course_id)
+    current(session, target, gone="That chapter was deleted in the meantime.")
+    moving = [current(session, found[i], gone="A video was deleted in the meantime.") for i in ids]
+    _place(session, moving, target, before)
+    return moving
+
+
+def _owned_videos(session: Session, user: User, ids: list[uuid.UUID], *, course_id: uuid.UUID | None) -> dict[uuid.UUID, Video]:
+    """The videos by id, one query; each must exist, be the user's, and belong to
+    ``course_id`` (or, when None, all to one course)."""
+    found = {v.id: v for v in session.exec(select(Video).where(Video.id.in_(ids)))}  # type: ignore[attr-defined]
+    if len(found) != len(ids):
+        raise NotFound("That video does not exist.")
+    course_ids = {v.course_id for v in found.values()}
+    for other in sorted(course_ids):
+        owned_course(session=session, user=user, course_id=other)
+    if len(course_ids | ({course_id} if course_id is not None else set())) != 1:
+        raise InvalidInput("The videos must all be part of one course.")
+    return found
 
 
 # Deletion (through the outbox) ---------------------------------------------------
@@ -118,9 +182,26 @@ def move_video(*, session: Session, user: User, video_id: object, chapter_id: ob
 
 def delete_video(*, session: Session, user: User, video_id: object) -> StorageDeletion:
     video = owned_video(session=session, user=user, video_id=video_id)
+    lock_course(session, video.course_id)
+    current(session, video, gone="That video was deleted in the meantime.")
     chapter_id = video.chapter_id
     pending = remove_video_row(session=session, video=video, reason="video deleted")
     renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
+    return pending
+
+
+def delete_videos(*, session: Session, user: User, video_ids: object) -> list[int]:
+    """Delete videos of one course in one transaction: the rows go through the
+    outbox and their chapters are renumbered. Returns the outbox (StorageDeletion)
+    ids, for the caller to carry out at once."""
+    ids = parse_id_list(video_ids, what="video", limit=MAX_BATCH)
+    found = _owned_videos(session, user, ids, course_id=None)
+    lock_course(session, next(iter(found.values())).course_id)
+    doomed = [current(session, found[i], gone="A video was deleted in the meantime.") for i in ids]
+    chapters = sorted({v.chapter_id for v in doomed})
+    pending = [remove_video_row(session=session, video=v, reason="video deleted").id for v in doomed]
+    for chapter_id in chapters:
+        renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
     return pending
 
 
@@ -162,6 +243,8 @@ def begin_upload(
     name = clean_filename(filename)
     if title is None or (isinstance(title, str) and not title.strip()):
         title = title_from_filename(name)
+    lock_course(session, chapter.course_id)
+    current(session, chapter, gone="That chapter was deleted in the meantime.")
     video_id = uuid.uuid4()
     video = Video(
         id=video_id,
@@ -208,6 +291,13 @@ def fail_upload(*, session: Session, video_id: uuid.UUID, reason: str, remove_ro
     if video is None:
         return None
     if remove_row:
+        try:
+            lock_course(session, video.course_id)
+        except NotFound:  # the course, and so the row, was deleted meanwhile
+            return None
+        video = session.get(Video, video_id, populate_existing=True)
+        if video is None:  # deleted meanwhile, by itself or with its chapter
+            return None
         chapter_id = video.chapter_id
         pending = remove_video_row(session=session, video=video, reason="upload abandoned")
         renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
