@@ -4,7 +4,9 @@ sensitive event, never from a value cached in State."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import inspect
 import logging
 from urllib.parse import quote
 
@@ -46,6 +48,36 @@ async def user_or_redirect(state: rx.State):
     """(user, None) for a logged-in socket, else (None, the redirect to log in)."""
     user = await current_user(state)
     return user, (None if user else login_redirect(state.router.url.path))
+
+
+def requires_user(handler):
+    """An event handler that needs a logged-in user (the one guard of every door in
+    State): the user is resolved from the socket's session cookie on each call and
+    handed to the handler as its first argument; without one the tab goes to log in
+    and the handler does not run. Put it under ``@rx.event``."""
+
+    @functools.wraps(handler)
+    async def guarded(self, *args, **kwargs):
+        user = await current_user(self)
+        if user is None:
+            yield login_redirect(self.router.url.path)
+            return
+        result = handler(self, user, *args, **kwargs)
+        if inspect.isasyncgen(result):
+            async for update in result:
+                yield update
+            return
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None:
+            yield result
+
+    # Reflex reads the event's arguments from the signature: hide ``user`` from it.
+    signature = inspect.signature(handler)
+    params = list(signature.parameters.values())
+    guarded.__signature__ = signature.replace(parameters=[params[0], *params[2:]])
+    guarded.__annotations__ = {k: v for k, v in handler.__annotations__.items() if k != "user"}
+    return guarded
 
 
 def login_redirect(path: str) -> rx.event.EventSpec:

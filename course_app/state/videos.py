@@ -1,144 +1,41 @@
-"""The editor's videos: each chapter's ordered videos, and the one playing.
+"""The videos of the open chapters, the uploads' results, and the player.
 
-Kept apart from the chapter list (EditorState) so a video change does not
-resend the course tree. Same optimistic pattern: change, yield, persist,
-reload from the database on failure.
+Only open chapters (or, while a filter is on, the matching videos) are mirrored
+here; the outline keeps each chapter's counts. Every edit is optimistic: the rows
+move at once, a service saves, and a refusal reloads the editor from the database
+with a message next to the row.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
 
 import reflex as rx
 
-from course_app.models import User, Video
-from course_app.services import upload_sessions, uploads, videos
-from course_app.state.session import (
-    call_service,
-    current_user,
-    is_id,
-    login_redirect,
-    route_course_id,
-    user_message,
-    user_or_redirect,
-)
-from course_app.storage import get_storage
+from course_app.models import User
+from course_app.services import outbox, outline, upload_sessions, videos
+from course_app.state.editor_store import PendingUpload, VideoRow, grouped_rows, pending_row, persist
+from course_app.state.notice import show_error
+from course_app.state.session import call_service, is_id, requires_user, user_message
 
-STATUS_LABELS = {"uploading": "Uploading…", "ready": "Ready", "failed": "Failed"}
+MAX_BATCH = 1000
+GONE = "That video is no longer in this course."
 
 
-@dataclasses.dataclass
-class VideoRow:
-    id: str
-    chapter_id: str
-    title: str
-    filename: str
-    status: str
-    status_label: str
-    size: str
-    duration: str
-    error: str
-
-
-@dataclasses.dataclass
-class PendingUpload:
-    """An unfinished resumable upload from the server's ledger, shown in its
-    chapter's uploader with a Resume button (the browser needs the file again)."""
-
-    id: str
-    filename: str
-    size: int
-    confirmed_bytes: int
-    fingerprint: str
-
-
-def _pending(view: upload_sessions.LedgerView) -> PendingUpload:
-    upload = view.session
-    return PendingUpload(
-        id=str(upload.id),
-        filename=upload.filename,
-        size=upload.size_bytes,
-        confirmed_bytes=view.confirmed_bytes,
-        fingerprint=upload.fingerprint,
-    )
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    total = int(round(seconds))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}" if total >= 3600 else f"{total // 60}:{total % 60:02d}"
-
-
-def _row(video: Video) -> VideoRow:
-    return VideoRow(
-        id=str(video.id),
-        chapter_id=str(video.chapter_id),
-        title=video.title,
-        filename=video.filename,
-        status=video.status,
-        status_label=STATUS_LABELS.get(video.status, video.status),
-        size=videos.format_size(video.size_bytes) if video.size_bytes is not None else "",
-        duration=_duration(video.duration_seconds),
-        error=video.error or "",
-    )
+def video_ids(value: object) -> list[str] | None:
+    """A list of distinct ids from a handler argument, or None."""
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_BATCH or not all(is_id(v) for v in value):
+        return None
+    return list(dict.fromkeys(value))
 
 
 class VideosState(rx.State):
+    # chapter id -> its videos in order: the open chapters only (or the filter's matches)
     by_chapter: dict[str, list[VideoRow]] = {}
-    # Unfinished resumable uploads per chapter id, from the ledger (not progress
-    # ticks: those stay in the browser's uploader).
-    pending_by_chapter: dict[str, list[PendingUpload]] = {}
-    playing_id: str = ""
-    playing_title: str = ""
-    error: str = ""
-    error_target: str = ""  # a chapter id or a video id
+    # The ledger's unfinished uploads of the course (for the uploads panel's Resume).
+    pending: list[PendingUpload] = []
 
-    def _course_id(self) -> str:
-        return route_course_id(self)
-
-    async def _reload(self, user: User) -> None:
-        grouped = await call_service(videos.videos_by_chapter, user=user, course_id=self._course_id())
-        self.by_chapter = {str(chapter_id): [_row(v) for v in rows] for chapter_id, rows in grouped.items()}
-        unfinished = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=self._course_id())
-        pending: dict[str, list[PendingUpload]] = {}
-        for view in unfinished:
-            if view.session.chapter_id is not None:
-                pending.setdefault(str(view.session.chapter_id), []).append(_pending(view))
-        self.pending_by_chapter = pending
-
-    @rx.event
-    async def load(self):
-        self.playing_id = self.playing_title = self.error = self.error_target = ""
-        self.by_chapter = {}
-        self.pending_by_chapter = {}
-        user = await current_user(self)
-        if user is None:
-            return login_redirect(self.router.url.path)
-        try:
-            await self._reload(user)
-        except Exception:
-            self.by_chapter = {}  # the editor shows why the course cannot be opened
-            self.pending_by_chapter = {}
-
-    @rx.event
-    async def refresh(self, payload: dict | None = None):
-        """After an upload finished or failed in the browser: show the database's truth."""
-        user = await current_user(self)
-        if user is None:
-            return login_redirect(self.router.url.path)
-        try:
-            await self._reload(user)
-        except Exception as exc:
-            self.error, self.error_target = user_message(exc), ""
-
-    @rx.event
-    def dismiss_error(self):
-        self.error = self.error_target = ""
-
-    # Plumbing -----------------------------------------------------------------
+    # Plumbing (backend only) ---------------------------------------------------------------
 
     def _find(self, video_id: object) -> tuple[str, int] | None:
         if not is_id(video_id):
@@ -149,114 +46,163 @@ class VideosState(rx.State):
                     return chapter_id, index
         return None
 
-    async def _persist(self, user: User, target: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        try:
-            result = await call_service(fn, user=user, **kwargs)
-        except Exception as exc:
-            message = user_message(exc)
-            try:
-                await self._reload(user)
-            except Exception:
-                pass
-            self.error, self.error_target = message, target
-            return None
-        self.error = self.error_target = ""
-        return result
+    def _row(self, video_id: str) -> VideoRow | None:
+        found = self._find(video_id)
+        return self.by_chapter[found[0]][found[1]] if found else None
 
-    # Edits --------------------------------------------------------------------
+    async def _outline(self):
+        from course_app.state.outline import OutlineState
+
+        return await self.get_state(OutlineState)
+
+    async def _course_id(self) -> str:
+        from course_app.state.course import CourseState
+
+        return (await self.get_state(CourseState)).course_id
+
+    async def _refresh(self, user: User, chapter_ids: list[str]) -> None:
+        """The database's truth for these chapters (if shown), the counts and the ledger."""
+        course_id = await self._course_id()
+        chapters = await self._outline()
+        shown = [c for c in chapter_ids if c in self.by_chapter and not chapters.filtering]
+        try:
+            if shown:
+                grouped = grouped_rows(await call_service(
+                    outline.videos_of_chapters, user=user, course_id=course_id, chapter_ids=shown))
+                self.by_chapter = {**self.by_chapter, **{c: grouped.get(c, []) for c in shown}}
+            unfinished = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=course_id)
+        except Exception as exc:
+            await show_error(self, user_message(exc), "videos")
+            return
+        pending = [pending_row(v) for v in unfinished if v.session.chapter_id is not None]
+        if pending != self.pending:
+            self.pending = pending
+        await chapters._confirm_counts(user, course_id)
+
+    # Edits -----------------------------------------------------------------------------------
 
     @rx.event
-    async def rename(self, video_id: str, title: str):
-        user, redirect = await user_or_redirect(self)
-        if user is None:
-            yield redirect
-            return
+    @requires_user
+    async def rename(self, user: User, video_id: str, title: str):
         found = self._find(video_id)
         if found is None or not isinstance(title, str):
-            self.error, self.error_target = "That video is no longer in this course.", ""
+            await show_error(self, GONE, "videos")
             return
         chapter_id, index = found
-        if title.strip() == self.by_chapter[chapter_id][index].title:
+        rows = self.by_chapter[chapter_id]
+        if title.strip() == rows[index].title:
             return
-        self.by_chapter[chapter_id][index] = dataclasses.replace(self.by_chapter[chapter_id][index], title=title.strip())
+        rows[index] = dataclasses.replace(rows[index], title=title.strip())
         yield
-        await self._persist(user, video_id, videos.rename_video, video_id=video_id, title=title)
+        await persist(self, user, video_id, videos.rename_video, video_id=video_id, title=title)
 
     @rx.event
-    async def move(self, video_id: str, offset: int):
-        """Move up (-1) or down (+1) within the chapter."""
-        user, redirect = await user_or_redirect(self)
-        if user is None:
-            yield redirect
-            return
+    @requires_user
+    async def move(self, user: User, video_id: str, offset: int):
+        """Keyboard: move up (-1) or down (+1) within the chapter."""
         found = self._find(video_id)
         if found is None or offset not in (-1, 1) or isinstance(offset, bool):
-            self.error, self.error_target = "That video cannot move there.", ""
+            await show_error(self, "That video cannot move there.", "videos")
             return
         chapter_id, index = found
-        rows = list(self.by_chapter[chapter_id])
+        rows = self.by_chapter[chapter_id]
         target = index + offset
         if not 0 <= target < len(rows):
             return
-        rows[index], rows[target] = rows[target], rows[index]
-        self.by_chapter[chapter_id] = rows
-        yield
-        await self._persist(
-            user, video_id, videos.reorder_videos, chapter_id=chapter_id, video_ids=[r.id for r in rows]
-        )
+        # Up: before the row above. Down: before the row after the next one (or last).
+        before = rows[target].id if offset == -1 else (rows[target + 1].id if target + 1 < len(rows) else None)
+        async for update in self._move(user, [video_id], chapter_id, before, target=video_id):
+            yield update
 
     @rx.event
-    async def move_to_chapter(self, video_id: str, chapter_id: str):
-        user, redirect = await user_or_redirect(self)
-        if user is None:
-            yield redirect
+    @requires_user
+    async def move_videos(self, user: User, payload: dict):
+        """Drag and drop: {video_ids, chapter_id, before_id} (before_id null: at the end)."""
+        payload = payload if isinstance(payload, dict) else {}
+        ids, chapter_id, before = video_ids(payload.get("video_ids")), payload.get("chapter_id"), payload.get("before_id")
+        if ids is None or not is_id(chapter_id) or not (before is None or is_id(before)):
+            await show_error(self, "Those videos cannot move there.", "videos")
             return
-        found = self._find(video_id)
-        if found is None or not is_id(chapter_id):
-            self.error, self.error_target = "That video or chapter is no longer in this course.", ""
+        async for update in self._move(user, ids, chapter_id, before, target=ids[0]):
+            yield update
+
+    async def _move(self, user: User, ids: list[str], chapter_id: str, before: str | None, *, target: str):
+        """Move videos into a chapter before ``before`` (or last): at once on the page,
+        then in the database in one transaction."""
+        chapters = await self._outline()
+        if chapters._index(chapter_id) is None:
+            await show_error(self, "That chapter is no longer in this course.", target)
             return
-        source_id, index = found
-        if source_id == chapter_id:
-            return
-        row = self.by_chapter[source_id][index]
-        self.by_chapter[source_id] = [r for r in self.by_chapter[source_id] if r.id != video_id]
-        self.by_chapter[chapter_id] = [*self.by_chapter.get(chapter_id, []), dataclasses.replace(row, chapter_id=chapter_id)]
+        if before in ids:
+            return  # dropped onto itself
+        moving = {i: row for i in ids if (row := self._row(i)) is not None}
+        for source, rows in list(self.by_chapter.items()):
+            left = [r for r in rows if r.id not in moving]
+            if len(left) != len(rows):
+                self.by_chapter[source] = left
+                chapters._recount(source, removed=[r for r in rows if r.id in moving])
+        arriving = [dataclasses.replace(moving[i], chapter_id=chapter_id) for i in ids if i in moving]
+        chapters._recount(chapter_id, added=arriving)
+        if chapter_id in self.by_chapter:
+            rows = list(self.by_chapter[chapter_id])
+            at = next((n for n, r in enumerate(rows) if r.id == before), len(rows))
+            self.by_chapter[chapter_id] = rows[:at] + arriving + rows[at:]
         yield
-        await self._persist(user, video_id, videos.move_video, video_id=video_id, chapter_id=chapter_id)
+        saved, _ = await persist(self, user, target, videos.move_videos, video_ids=ids, chapter_id=chapter_id,
+                                 before_id=before)
+        if saved:
+            from course_app.state.selection import SelectionState
+
+            (await self.get_state(SelectionState))._forget(video_ids=set(ids))
+            await chapters._confirm_counts(user, await self._course_id())
+
+    async def _delete(self, user: User, ids: list[str]):
+        """Delete videos (after the confirmation): rows at once, then the database
+        (their files through the outbox in the same transaction), then storage."""
+        from course_app.state.selection import SelectionState
+
+        chapters = await self._outline()
+        gone = set(ids)
+        for chapter_id, rows in list(self.by_chapter.items()):
+            left = [r for r in rows if r.id not in gone]
+            if len(left) != len(rows):
+                self.by_chapter[chapter_id] = left
+                chapters._recount(chapter_id, removed=[r for r in rows if r.id in gone])
+        player = await self.get_state(PlayerState)
+        if player.playing_id in gone:
+            player.playing_id = player.playing_title = ""
+        (await self.get_state(SelectionState))._forget(video_ids=gone)
+        yield
+        target = ids[0] if len(ids) == 1 else "videos"
+        saved, pending = await persist(self, user, target, videos.delete_videos, video_ids=ids)
+        if saved:
+            await chapters._confirm_counts(user, await self._course_id())
+            if pending:
+                await outbox.carry_out(pending)
+
+    # Results of uploads (from the uploads panel) ---------------------------------------------------
 
     @rx.event
-    async def delete(self, video_id: str):
-        user, redirect = await user_or_redirect(self)
-        if user is None:
-            yield redirect
-            return
-        found = self._find(video_id)
-        if found is None:
-            self.error, self.error_target = "That video is no longer in this course.", ""
-            return
-        chapter_id, _ = found
-        self.by_chapter[chapter_id] = [r for r in self.by_chapter[chapter_id] if r.id != video_id]
-        if self.playing_id == video_id:
-            self.playing_id = self.playing_title = ""
-        yield
-        pending = await self._persist(user, chapter_id, videos.delete_video, video_id=video_id)
-        if pending is not None:
-            # The row is gone and the deletion recorded; storage is told now, and
-            # the outbox retries later if storage is down.
-            await uploads.run_pending_deletions(get_storage(), ids=[pending.id])
+    @requires_user
+    async def upload_changed(self, user: User, payload: dict):
+        """An upload finished, failed, started or was cancelled: show the database's truth."""
+        chapter_id = payload.get("chapter_id") if isinstance(payload, dict) else None
+        await self._refresh(user, [chapter_id] if is_id(chapter_id) else list(self.by_chapter))
+
+
+class PlayerState(rx.State):
+    """The video playing in the editor (apart: opening the player re-renders nothing else)."""
+
+    playing_id: str = ""
+    playing_title: str = ""
 
     @rx.event
-    async def play(self, video_id: str):
-        user, redirect = await user_or_redirect(self)
-        if user is None:
-            yield redirect
-            return
-        found = self._find(video_id)
-        if found is None:
-            return
-        chapter_id, index = found
-        row = self.by_chapter[chapter_id][index]
-        if row.status == "ready":
+    @requires_user
+    async def play(self, user: User, video_id: str):
+        row = (await self.get_state(VideosState))._row(video_id)
+        if row is None:
+            await show_error(self, GONE, "videos")
+        elif row.status == "ready":
             self.playing_id, self.playing_title = row.id, row.title
 
     @rx.event

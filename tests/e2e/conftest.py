@@ -86,3 +86,50 @@ def add_chapter(page: Page, title: str) -> None:
     expect(page.get_by_label(f"Chapter {count + 1} title")).to_have_value(title)
     # the row's real id has come back from the database
     expect(page.get_by_test_id("chapter-row")).to_have_count(count + 1)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> bytes:
+    """A small real video, uploaded under many names by the tests that need a full course."""
+    from tests.media import make_video
+
+    return make_video(tmp_path_factory.mktemp("e2e-clip") / "clip.mp4", seconds=1, seed=7).read_bytes()
+
+
+def seed_course(page: Page, base_url: str, title: str, chapters: dict[str, list[str]], clip: bytes) -> dict:
+    """A course made through the JSON API with the page's own log-in: chapters in
+    order, each with videos uploaded under the given titles (file "<title>.mp4").
+    Returns {"course": id, "chapters": {title: id}, "videos": {title: id}}."""
+    from tests.api.test_videos_api import MULTIPART, multipart
+
+    api = page.request
+    response = api.post(f"{base_url}/api/courses", data={"title": title})
+    assert response.status == 201, response.text()
+    made = {"course": response.json()["id"], "chapters": {}, "videos": {}}
+    for chapter, videos in chapters.items():
+        response = api.post(f"{base_url}/api/courses/{made['course']}/chapters", data={"title": chapter})
+        assert response.status == 201, response.text()
+        chapter_id = made["chapters"][chapter] = response.json()["id"]
+        for video in videos:
+            body = multipart([("course_id", made["course"]), ("chapter_id", chapter_id), ("title", video)], clip,
+                             filename=f"{video}.mp4")
+            response = api.post(f"{base_url}/api/upload", data=body, headers={"content-type": MULTIPART})
+            assert response.status == 201, response.text()
+            made["videos"][video] = response.json()["id"]
+    return made
+
+
+def open_editor(page: Page, base_url: str, course_id: str) -> None:
+    page.goto(f"{base_url}/courses/{course_id}")
+    wait_live(page)
+    expect(page.locator("ol[aria-label=Chapters]")).to_be_visible()
+
+
+def chapter(page: Page, title: str):
+    """A chapter's row (its header and, when open, its videos)."""
+    return page.get_by_test_id("chapter-row").filter(has=page.get_by_role("button", name=f"Videos of {title}", exact=True))
+
+
+def video_titles(page: Page, chapter_title: str) -> list[str]:
+    rows = chapter(page, chapter_title).get_by_test_id("video-row")
+    return [rows.nth(i).get_by_role("textbox").input_value() for i in range(rows.count())]

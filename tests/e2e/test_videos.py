@@ -63,8 +63,8 @@ def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine
     page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 1 && v.duration > 1; }")
 
     # Move "tour" to the second chapter.
-    page.get_by_label("Move tour to chapter").click()
-    page.get_by_role("option", name="Deep dive").click()
+    page.get_by_role("button", name="Move video tour to another chapter").click()
+    page.get_by_role("dialog", name="Move to chapter").get_by_role("button", name="Move to chapter 2: Deep dive").click()
     deep = page.get_by_role("list", name="Videos of Deep dive")
     expect(deep.get_by_test_id("video-row")).to_have_count(1)
     expect(intro.get_by_test_id("video-row")).to_have_count(1)
@@ -73,7 +73,7 @@ def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine
 
     # Delete "welcome" after confirming.
     page.get_by_role("button", name="Delete video welcome").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Delete video").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
     expect(page.get_by_role("list", name="Videos of Intro")).to_have_count(0)
     expect(page.get_by_text("No videos yet").first).to_be_visible()
 

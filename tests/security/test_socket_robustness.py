@@ -183,7 +183,7 @@ def test_a_payload_over_the_socket_limit_drops_only_that_connection(world, size)
         tab = await _stranger_tab(world)
         bystander = await _stranger_tab(world)
         before = world.snapshot()
-        await tab.emit(full_name("EditorState.save_title"), {"value": "x" * size})
+        await tab.emit(full_name("CourseState.save_title"), {"value": "x" * size})
         await asyncio.wait_for(tab.disconnected.wait(), timeout=15)
         changes = world.unchanged(before)
         bystander_alive = bystander.sio.connected

@@ -41,12 +41,13 @@ def full_name(handler: str) -> str:
 
 # What each handler is sent: steps of (handler, payload), aimed at A's things --------------------
 
-SETVAR = [{"var_name": "course_id", "value": "{course}"}, {"var_name": "_drag_id", "value": "{chapter1}"},
+SETVAR = [{"var_name": "course_id", "value": "{course}"}, {"var_name": "_move_ids", "value": ["{chapter1}"]},
           {"var_name": "tokens", "value": []}, {"var_name": "is_hydrated", "value": True}]
 
 
 def steps(a) -> dict[str, list[tuple[str, dict]]]:
     v1 = a.videos[a.chapters[0]][0]
+    c1, c2 = a.chapters[0], a.chapters[1]
     cases = {
         "AuthFormState.load": [("AuthFormState.load", {})],
         "DashboardState.load": [("DashboardState.load", {})],
@@ -54,28 +55,52 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
                                           {"form_data": {"title": "hacked", "owner_id": a.id, "id": a.course}})],
         "DashboardState.delete_course": [("DashboardState.delete_course", {"course_id": a.course})],
         "DashboardState.dismiss_error": [("DashboardState.dismiss_error", {})],
-        "EditorState.load": [("EditorState.load", {})],
-        "EditorState.save_title": [("EditorState.save_title", {"value": "hacked"})],
-        "EditorState.save_description": [("EditorState.save_description", {"value": "hacked"})],
-        "EditorState.toggle_published": [("EditorState.toggle_published", {})],
-        "EditorState.add_chapter": [("EditorState.add_chapter", {"form_data": {"title": "hacked"}})],
-        "EditorState.rename_chapter": [("EditorState.rename_chapter", {"chapter_id": a.chapters[0], "title": "hacked"})],
-        "EditorState.delete_chapter": [("EditorState.delete_chapter", {"chapter_id": a.chapters[1]})],
-        "EditorState.move_chapter": [("EditorState.move_chapter", {"chapter_id": a.chapters[0], "offset": 1}),
-                                     ("EditorState.move_chapter", {"chapter_id": a.chapters[1], "offset": -1})],
-        "EditorState.drag_start": [("EditorState.drag_start", {"chapter_id": a.chapters[1]})],
-        "EditorState.drop_on": [("EditorState.drag_start", {"chapter_id": a.chapters[1]}),
-                                ("EditorState.drop_on", {"target_id": a.chapters[0]})],
-        "EditorState.dismiss_error": [("EditorState.dismiss_error", {})],
-        "VideosState.load": [("VideosState.load", {})],
-        "VideosState.refresh": [("VideosState.refresh", {"payload": {"id": v1, "course_id": a.course}})],
+        "CourseState.load": [("CourseState.load", {})],
+        "CourseState.save_title": [("CourseState.save_title", {"value": "hacked"})],
+        "CourseState.save_description": [("CourseState.save_description", {"value": "hacked"})],
+        "CourseState.toggle_published": [("CourseState.toggle_published", {})],
+        "OutlineState.add_chapter": [("OutlineState.add_chapter", {"form_data": {"title": "hacked"}})],
+        "OutlineState.rename_chapter": [("OutlineState.rename_chapter", {"chapter_id": c1, "title": "hacked"})],
+        "OutlineState.move_chapter": [("OutlineState.move_chapter", {"chapter_id": c1, "offset": 1}),
+                                      ("OutlineState.move_chapter", {"chapter_id": c2, "offset": -1})],
+        "OutlineState.drop_chapter": [("OutlineState.drop_chapter", {"payload": {"chapter_id": c2, "target_id": c1}})],
+        "OutlineState.toggle_open": [("OutlineState.toggle_open", {"chapter_id": c1})],
+        "OutlineState.expand_all": [("OutlineState.expand_all", {})],
+        "OutlineState.collapse_all": [("OutlineState.collapse_all", {})],
+        "OutlineState.set_filter": [("OutlineState.set_filter", {"text": "video"})],
+        "OutlineState.toggle_status_filter": [("OutlineState.toggle_status_filter", {"status": "failed"})],
+        "OutlineState.clear_filter": [("OutlineState.clear_filter", {})],
         "VideosState.rename": [("VideosState.rename", {"video_id": v1, "title": "hacked"})],
         "VideosState.move": [("VideosState.move", {"video_id": v1, "offset": 1})],
-        "VideosState.move_to_chapter": [("VideosState.move_to_chapter", {"video_id": v1, "chapter_id": a.chapters[1]})],
-        "VideosState.delete": [("VideosState.delete", {"video_id": v1})],
-        "VideosState.play": [("VideosState.play", {"video_id": v1})],
-        "VideosState.stop_playing": [("VideosState.stop_playing", {})],
-        "VideosState.dismiss_error": [("VideosState.dismiss_error", {})],
+        "VideosState.move_videos": [("VideosState.move_videos",
+                                     {"payload": {"video_ids": [v1], "chapter_id": c2, "before_id": None}})],
+        "VideosState.upload_changed": [("VideosState.upload_changed", {"payload": {"chapter_id": c1}})],
+        "PlayerState.play": [("PlayerState.play", {"video_id": v1})],
+        "PlayerState.stop_playing": [("PlayerState.stop_playing", {})],
+        "SelectionState.toggle_video": [("SelectionState.toggle_video", {"video_id": v1, "shift": False})],
+        "SelectionState.toggle_chapter_videos": [("SelectionState.toggle_chapter_videos", {"chapter_id": c1})],
+        "SelectionState.toggle_chapter": [("SelectionState.toggle_chapter", {"chapter_id": c1})],
+        "SelectionState.clear": [("SelectionState.clear", {})],
+        "DialogState.open_move": [("DialogState.open_move", {"video_id": v1}),
+                                  ("DialogState.move_to", {"chapter_id": c2})],
+        "DialogState.open_move_selected": [("SelectionState.toggle_video", {"video_id": v1, "shift": False}),
+                                           ("DialogState.open_move_selected", {}),
+                                           ("DialogState.move_to", {"chapter_id": c2})],
+        "DialogState.move_to": [("DialogState.move_to", {"chapter_id": c2})],
+        "DialogState.close_move": [("DialogState.close_move", {})],
+        "DialogState.ask_delete_video": [("DialogState.ask_delete_video", {"video_id": v1}),
+                                         ("DialogState.confirm", {})],
+        "DialogState.ask_delete_selected_videos": [("SelectionState.toggle_video", {"video_id": v1, "shift": False}),
+                                                   ("DialogState.ask_delete_selected_videos", {}),
+                                                   ("DialogState.confirm", {})],
+        "DialogState.ask_delete_chapter": [("DialogState.ask_delete_chapter", {"chapter_id": c2}),
+                                           ("DialogState.confirm", {})],
+        "DialogState.ask_delete_selected_chapters": [("SelectionState.toggle_chapter", {"chapter_id": c2}),
+                                                     ("DialogState.ask_delete_selected_chapters", {}),
+                                                     ("DialogState.confirm", {})],
+        "DialogState.close_confirm": [("DialogState.close_confirm", {})],
+        "DialogState.confirm": [("DialogState.confirm", {})],
+        "NoticeState.dismiss": [("NoticeState.dismiss", {})],
         "SessionState.require_login": [("SessionState.require_login", {})],
         "SessionState.redirect_if_logged_in": [("SessionState.redirect_if_logged_in", {})],
         "TokensState.load": [("TokensState.load", {})],
@@ -85,11 +110,16 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
     }
     for state in STATES:
         cases[f"{state}.setvar"] = [
-            (f"{state}.setvar", {k: (v.format(course=a.course, chapter1=a.chapters[0]) if isinstance(v, str) else v)
-                                 for k, v in payload.items()})
+            (f"{state}.setvar", {k: (_fill(v, a) if isinstance(v, (str, list)) else v) for k, v in payload.items()})
             for payload in SETVAR
         ]
     return cases
+
+
+def _fill(value, a):
+    if isinstance(value, list):
+        return [_fill(v, a) for v in value]
+    return value.format(course=a.course, chapter1=a.chapters[0])
 
 
 # Handlers that touch no data of anyone's: still sent (above), but they owe no
@@ -97,10 +127,11 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
 ALLOW_LIST = {
     "AuthFormState.load": "reads only the page's own URL (a signed message, the e-mail and next path typed there)",
     "DashboardState.dismiss_error": "clears the tab's own error message",
-    "EditorState.dismiss_error": "clears the tab's own error message",
-    "VideosState.dismiss_error": "clears the tab's own error message",
-    "EditorState.drag_start": "remembers a dragged chapter id in a backend-only var; drop_on checks it against the tab's own list",
-    "VideosState.stop_playing": "closes the tab's own player",
+    "NoticeState.dismiss": "clears the tab's own error message",
+    "PlayerState.stop_playing": "closes the tab's own player",
+    "SelectionState.clear": "empties the tab's own selection of rows (ids only, no data)",
+    "DialogState.close_move": "closes the tab's own move dialog and forgets the ids it was opened for",
+    "DialogState.close_confirm": "closes the tab's own delete confirmation and forgets the ids it was opened for",
     "TokensState.clear_new_token": "forgets the token value shown once to the tab's own user",
     "SessionState.redirect_if_logged_in": "on_load of the log-in page: sends a logged-in user to the dashboard, nobody elsewhere",
     **{f"{state}.setvar": "Reflex's generic setter: with state_auto_setters off no State has a set_<var> method, "
@@ -109,10 +140,15 @@ ALLOW_LIST = {
 
 # Handlers that, called by the stranger on A's things, must say why they refused.
 STRANGER_SEES_AN_ERROR = {
-    "DashboardState.delete_course", "EditorState.load", "EditorState.save_title", "EditorState.save_description",
-    "EditorState.toggle_published", "EditorState.add_chapter", "EditorState.rename_chapter",
-    "EditorState.delete_chapter", "EditorState.move_chapter", "VideosState.refresh", "VideosState.rename",
-    "VideosState.move", "VideosState.move_to_chapter", "VideosState.delete", "TokensState.revoke_token",
+    "DashboardState.delete_course", "CourseState.load", "CourseState.save_title", "CourseState.save_description",
+    "CourseState.toggle_published", "OutlineState.add_chapter", "OutlineState.rename_chapter",
+    "OutlineState.move_chapter", "OutlineState.drop_chapter", "OutlineState.toggle_open", "OutlineState.expand_all",
+    "OutlineState.set_filter", "OutlineState.toggle_status_filter", "OutlineState.clear_filter",
+    "VideosState.rename", "VideosState.move", "VideosState.move_videos", "VideosState.upload_changed",
+    "PlayerState.play", "SelectionState.toggle_video", "SelectionState.toggle_chapter_videos",
+    "SelectionState.toggle_chapter", "DialogState.open_move", "DialogState.open_move_selected",
+    "DialogState.ask_delete_video", "DialogState.ask_delete_selected_videos", "DialogState.ask_delete_chapter",
+    "DialogState.ask_delete_selected_chapters", "TokensState.revoke_token",
 }
 # Handlers that create things of the caller's own: the stranger's new rows are no attack.
 OWN_THINGS = {"DashboardState.create_course", "TokensState.create_token"}
@@ -217,24 +253,39 @@ def _first(person) -> str:
 
 
 MIXED = {
-    "move B's video into A's chapter":
-        lambda a, b: [("VideosState.move_to_chapter", {"video_id": _first(b), "chapter_id": a.chapters[0]})],
-    "move A's video into B's chapter":
-        lambda a, b: [("VideosState.move_to_chapter", {"video_id": _first(a), "chapter_id": b.chapters[0]})],
+    "move B's video into A's chapter": lambda a, b: [
+        ("VideosState.move_videos", {"payload": {"video_ids": [_first(b)], "chapter_id": a.chapters[0], "before_id": None}})],
+    "move A's video into B's chapter": lambda a, b: [
+        ("VideosState.move_videos", {"payload": {"video_ids": [_first(a)], "chapter_id": b.chapters[0], "before_id": None}})],
+    "move B's video before A's": lambda a, b: [
+        ("VideosState.move_videos", {"payload": {"video_ids": [_first(b)], "chapter_id": b.chapters[0],
+                                                 "before_id": _first(a)}})],
+    "move A's and B's videos together": lambda a, b: [
+        ("VideosState.move_videos", {"payload": {"video_ids": [_first(b), _first(a)], "chapter_id": b.chapters[0],
+                                                 "before_id": None}})],
     "rename A's video": lambda a, b: [("VideosState.rename", {"video_id": _first(a), "title": "hacked"})],
     "reorder A's video": lambda a, b: [("VideosState.move", {"video_id": _first(a), "offset": 1})],
-    "delete A's video": lambda a, b: [("VideosState.delete", {"video_id": _first(a)})],
-    "play A's video": lambda a, b: [("VideosState.play", {"video_id": _first(a)})],
-    "rename A's chapter": lambda a, b: [("EditorState.rename_chapter", {"chapter_id": a.chapters[0], "title": "hacked"})],
-    "delete A's chapter": lambda a, b: [("EditorState.delete_chapter", {"chapter_id": a.chapters[0]})],
-    "move A's chapter": lambda a, b: [("EditorState.move_chapter", {"chapter_id": a.chapters[1], "offset": -1})],
-    "drag A's chapter onto B's": lambda a, b: [("EditorState.drag_start", {"chapter_id": a.chapters[0]}),
-                                              ("EditorState.drop_on", {"target_id": b.chapters[0]})],
-    "drag B's chapter onto A's": lambda a, b: [("EditorState.drag_start", {"chapter_id": b.chapters[0]}),
-                                              ("EditorState.drop_on", {"target_id": a.chapters[0]})],
+    "delete A's video": lambda a, b: [("DialogState.ask_delete_video", {"video_id": _first(a)}),
+                                      ("DialogState.confirm", {})],
+    "select A's video, then delete the selection": lambda a, b: [
+        ("SelectionState.toggle_video", {"video_id": _first(a), "shift": False}),
+        ("DialogState.ask_delete_selected_videos", {}), ("DialogState.confirm", {})],
+    "play A's video": lambda a, b: [("PlayerState.play", {"video_id": _first(a)})],
+    "open A's chapter": lambda a, b: [("OutlineState.toggle_open", {"chapter_id": a.chapters[0]})],
+    "rename A's chapter": lambda a, b: [("OutlineState.rename_chapter", {"chapter_id": a.chapters[0], "title": "hacked"})],
+    "delete A's chapter": lambda a, b: [("DialogState.ask_delete_chapter", {"chapter_id": a.chapters[0]}),
+                                        ("DialogState.confirm", {})],
+    "select A's chapter, then delete the selection": lambda a, b: [
+        ("SelectionState.toggle_chapter", {"chapter_id": a.chapters[0]}),
+        ("DialogState.ask_delete_selected_chapters", {}), ("DialogState.confirm", {})],
+    "move A's chapter": lambda a, b: [("OutlineState.move_chapter", {"chapter_id": a.chapters[1], "offset": -1})],
+    "drag A's chapter onto B's": lambda a, b: [
+        ("OutlineState.drop_chapter", {"payload": {"chapter_id": a.chapters[0], "target_id": b.chapters[0]}})],
+    "drag B's chapter onto A's": lambda a, b: [
+        ("OutlineState.drop_chapter", {"payload": {"chapter_id": b.chapters[0], "target_id": a.chapters[0]}})],
     "delete A's course from B's page": lambda a, b: [("DashboardState.delete_course", {"course_id": a.course})],
     "revoke A's token": lambda a, b: [("TokensState.revoke_token", {"token_id": a.token_id})],
-    "refresh naming A's course": lambda a, b: [("VideosState.refresh", {"payload": {"course_id": a.course}})],
+    "refresh naming A's chapter": lambda a, b: [("VideosState.upload_changed", {"payload": {"chapter_id": a.chapters[0]}})],
 }
 
 
@@ -280,7 +331,7 @@ def test_the_next_page_load_in_the_same_tab_shows_nothing_of_the_previous_user(w
                  if k.startswith("new_token") and v]
         assert shown and shown[0].startswith("cst_")  # the owner sees the new value once
         await owner.send(full_name("DashboardState.load"))
-        await owner.send(full_name("EditorState.load"))
+        await owner.send(full_name("CourseState.load"))
         await owner.close()
         path = next_page.format(course=a.course)
         for _ in range(20):

@@ -1,0 +1,165 @@
+"""The editor's shared widgets: one "Move to chapter" dialog, one delete
+confirmation, the selection toolbars, the filter bar and the player. Each exists
+once per page and acts on the row it was opened for or on the selection."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from course_app.state.editor_store import ChapterRow
+from course_app.state.outline import OutlineState
+from course_app.state.selection import DialogState, SelectionState
+from course_app.state.videos import PlayerState
+
+TOOLBAR_STYLE = {"padding": "6px 10px", "border": "1px solid var(--accent-a6)", "border_radius": "8px",
+                 "background": "var(--accent-a2)", "width": "100%"}
+
+
+def _target(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
+    number = (index + 1).to_string()
+    return rx.button(
+        number + ". " + chapter.title,
+        on_click=DialogState.move_to(chapter.id),
+        aria_label="Move to chapter " + number + ": " + chapter.title,
+        variant="soft",
+        width="100%",
+        justify="start",
+    )
+
+
+def move_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Move to chapter"),
+            rx.dialog.description("Choose the chapter for " + DialogState.move_what + ". It goes to the end."),
+            rx.vstack(rx.foreach(OutlineState.chapters, _target), max_height="60vh", overflow_y="auto",
+                      spacing="1", margin_y="12px"),
+            rx.hstack(rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")), justify="end"),
+        ),
+        open=DialogState.move_open,
+        on_open_change=lambda _open: DialogState.close_move(),
+    )
+
+
+def confirm_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(DialogState.confirm_title),
+            rx.alert_dialog.description(DialogState.confirm_text),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button(DialogState.confirm_label, color_scheme="red",
+                                                 on_click=DialogState.confirm)),
+                spacing="3",
+                justify="end",
+                margin_top="16px",
+            ),
+        ),
+        open=DialogState.confirm_open,
+        on_open_change=lambda _open: DialogState.close_confirm(),
+    )
+
+
+def selection_toolbars() -> rx.Component:
+    return rx.fragment(
+        rx.cond(
+            SelectionState.video_count > 0,
+            rx.hstack(
+                rx.text(SelectionState.video_count.to_string() + " selected", weight="medium"),
+                rx.spacer(),
+                rx.button("Move to chapter…", on_click=DialogState.open_move_selected, size="1",
+                          aria_label="Move selected videos"),
+                rx.button("Delete", on_click=DialogState.ask_delete_selected_videos, size="1", color_scheme="red",
+                          aria_label="Delete selected videos"),
+                rx.button("Clear", on_click=SelectionState.clear, size="1", variant="soft",
+                          aria_label="Clear selection"),
+                role="toolbar",
+                aria_label="Selected videos",
+                align="center",
+                style=TOOLBAR_STYLE,
+            ),
+        ),
+        rx.cond(
+            SelectionState.chapter_count > 0,
+            rx.hstack(
+                rx.text(SelectionState.chapter_count.to_string() + " chapters selected", weight="medium"),
+                rx.spacer(),
+                rx.button("Delete", on_click=DialogState.ask_delete_selected_chapters, size="1", color_scheme="red",
+                          aria_label="Delete selected chapters"),
+                rx.button("Clear", on_click=SelectionState.clear, size="1", variant="soft",
+                          aria_label="Clear chapter selection"),
+                role="toolbar",
+                aria_label="Selected chapters",
+                align="center",
+                style=TOOLBAR_STYLE,
+            ),
+        ),
+    )
+
+
+def _status_filter(status: str, label: str) -> rx.Component:
+    on = OutlineState.filter_statuses.contains(status)
+    return rx.button(label, on_click=OutlineState.toggle_status_filter(status), aria_pressed=rx.cond(on, "true", "false"),
+                     variant=rx.cond(on, "solid", "outline"), size="1")
+
+
+def filter_bar() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.button("Expand all", on_click=OutlineState.expand_all, size="1", variant="soft"),
+            rx.button("Collapse all", on_click=OutlineState.collapse_all, size="1", variant="soft"),
+            rx.spacer(),
+            rx.input(
+                value=OutlineState.filter_text,
+                on_change=OutlineState.set_filter,
+                debounce_timeout=250,
+                placeholder="Filter by title or file name",
+                aria_label="Filter videos",
+                size="1",
+                width="16em",
+            ),
+            _status_filter("failed", "Failed"),
+            _status_filter("uploading", "Uploading"),
+            rx.cond(OutlineState.filtering,
+                    rx.button("Clear filter", on_click=OutlineState.clear_filter, size="1", variant="ghost")),
+            width="100%",
+            align="center",
+            wrap="wrap",
+        ),
+        rx.cond(
+            OutlineState.filtering,
+            rx.text(
+                rx.cond(OutlineState.hits.length() > 0, "Showing only the videos that match.",
+                        "No video matches the filter."),
+                size="2", color_scheme="gray", role="status",
+            ),
+        ),
+        width="100%",
+        spacing="1",
+    )
+
+
+def player() -> rx.Component:
+    return rx.cond(
+        PlayerState.playing_id != "",
+        rx.card(
+            rx.vstack(
+                rx.hstack(
+                    rx.heading("Now playing: " + PlayerState.playing_title, size="3", as_="h3"),
+                    rx.spacer(),
+                    rx.button("Close player", on_click=PlayerState.stop_playing, size="1", variant="soft"),
+                    width="100%",
+                ),
+                rx.el.video(
+                    src="/api/videos/" + PlayerState.playing_id + "/stream",
+                    controls=True,
+                    auto_play=True,
+                    aria_label="Video player",
+                    key=PlayerState.playing_id,
+                    style={"width": "100%", "max_height": "420px", "background": "black"},
+                ),
+                width="100%",
+            ),
+            width="100%",
+        ),
+    )

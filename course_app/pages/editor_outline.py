@@ -1,0 +1,238 @@
+"""The course outline: chapter rows, and the video rows of open chapters.
+
+Rows are ``rx.memo`` components with primitive props, so React skips every row whose
+props did not change (a rename re-renders one row, not a thousand). Rows carry no
+course-wide widgets: moving to another chapter and confirming a deletion open the
+one shared dialog (``editor_dialogs.py``), and drag and drop is handled for the
+whole outline by ``outline_dnd`` through the rows' data attributes.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from course_app.components.elements import BLUR_ON_ENTER
+from course_app.components.layout import error_callout
+from course_app.models import TITLE_MAX
+from course_app.state.editor_store import ChapterRow, VideoRow
+from course_app.state.notice import NoticeState
+from course_app.state.outline import OutlineState
+from course_app.state.selection import DialogState, SelectionState
+from course_app.state.videos import PlayerState, VideosState
+
+ROW_STYLE = {"list_style": "none", "padding": "4px 0"}
+UPLOAD_BUTTON_STYLE = {
+    "display": "inline-flex", "align_items": "center", "gap": "4px", "padding": "2px 8px", "cursor": "pointer",
+    "border": "1px solid var(--gray-a6)", "border_radius": "var(--radius-2)", "background": "var(--gray-a2)",
+    "color": "var(--gray-12)", "font_size": "var(--font-size-1)", "white_space": "nowrap",
+}
+CHAPTER_STYLE = {
+    "list_style": "none",
+    "padding": "8px 12px",
+    "border": "1px solid var(--gray-a5)",
+    "border_radius": "8px",
+    "background": "var(--color-panel-solid)",
+}
+
+
+def _notice(message: rx.Var) -> rx.Component:
+    return error_callout(message, on_dismiss=NoticeState.dismiss, size="1")
+
+
+def _grip(**attrs) -> rx.Component:
+    return rx.el.span(
+        rx.icon("grip_vertical", size=16, color="var(--gray-9)"),
+        custom_attrs={"draggable": "true", **attrs},
+        title="Drag to move",
+        style={"cursor": "grab", "display": "inline-flex"},
+    )
+
+
+@rx.memo
+def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], status: rx.Var[str],
+              status_label: rx.Var[str], size: rx.Var[str], duration: rx.Var[str], problem: rx.Var[str],
+              selected: rx.Var[bool], first: rx.Var[bool], last: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
+    return rx.el.li(
+        rx.hstack(
+            _grip(**{"data-drag-video": video_id}),
+            rx.el.input(
+                type="checkbox",
+                checked=selected,
+                read_only=True,
+                on_click=lambda event: SelectionState.toggle_video(video_id, event.shift_key),
+                aria_label="Select " + title,
+                custom_attrs={"data-select-video": video_id},
+            ),
+            rx.input(
+                default_value=title,
+                key=video_id + title,
+                aria_label="Title of " + filename,
+                max_length=TITLE_MAX,
+                on_blur=lambda value: VideosState.rename(video_id, value),
+                on_key_down=BLUR_ON_ENTER,
+                size="1",
+                flex="1",
+            ),
+            rx.badge(
+                status_label,
+                color_scheme=rx.match(status, ("ready", "green"), ("uploading", "blue"), ("failed", "red"), "gray"),
+                aria_label="Status: " + status_label,
+            ),
+            rx.text(size, size="1", color_scheme="gray"),
+            rx.cond(duration != "", rx.text(duration, size="1", color_scheme="gray")),
+            rx.button("Play", on_click=PlayerState.play(video_id), disabled=status != "ready",
+                      aria_label="Play " + title, size="1", variant="soft"),
+            rx.icon_button(rx.icon("arrow_up", size=14), on_click=VideosState.move(video_id, -1), disabled=first,
+                           aria_label="Move video " + title + " up", size="1", variant="ghost"),
+            rx.icon_button(rx.icon("arrow_down", size=14), on_click=VideosState.move(video_id, 1), disabled=last,
+                           aria_label="Move video " + title + " down", size="1", variant="ghost"),
+            rx.button("Move…", on_click=DialogState.open_move(video_id),
+                      aria_label="Move video " + title + " to another chapter", size="1", variant="soft"),
+            rx.button("Delete", on_click=DialogState.ask_delete_video(video_id), aria_label="Delete video " + title,
+                      size="1", variant="soft", color_scheme="red"),
+            align="center",
+            width="100%",
+            spacing="2",
+        ),
+        rx.cond(problem != "", rx.text(problem, color_scheme="red", size="1")),
+        _notice(notice),
+        custom_attrs={"data-testid": "video-row", "data-video-id": video_id},
+        style=ROW_STYLE,
+    )
+
+
+@rx.memo
+def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[str], count: rx.Var[int],
+                   size: rx.Var[str], summary: rx.Var[str], is_open: rx.Var[bool], selected: rx.Var[bool],
+                   first: rx.Var[bool], last: rx.Var[bool], saving: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
+    return rx.fragment(
+        rx.hstack(
+            _grip(**{"data-drag-chapter": chapter_id}),
+            rx.icon_button(
+                rx.cond(is_open, rx.icon("chevron_down"), rx.icon("chevron_right")),
+                on_click=OutlineState.toggle_open(chapter_id),
+                disabled=saving,
+                aria_expanded=rx.cond(is_open, "true", "false"),
+                aria_controls="videos-" + chapter_id,
+                aria_label="Videos of " + title,
+                variant="ghost",
+            ),
+            rx.el.input(
+                type="checkbox",
+                checked=selected,
+                read_only=True,
+                disabled=saving,
+                on_click=SelectionState.toggle_chapter(chapter_id),
+                aria_label="Select chapter " + title,
+            ),
+            rx.text(number + ".", weight="bold", min_width="2em"),
+            rx.input(
+                default_value=title,
+                key=chapter_id + title,
+                aria_label="Chapter " + number + " title",
+                max_length=TITLE_MAX,
+                read_only=saving,
+                on_blur=lambda value: OutlineState.rename_chapter(chapter_id, value),
+                on_key_down=BLUR_ON_ENTER,
+                flex="1",
+            ),
+            rx.text(count.to_string() + rx.cond(count == 1, " video", " videos"), size="2", color_scheme="gray",
+                    white_space="nowrap"),
+            rx.cond(size != "", rx.text(size, size="2", color_scheme="gray", white_space="nowrap")),
+            rx.cond(summary != "", rx.badge(summary, color_scheme="orange", aria_label="Status: " + summary)),
+            rx.el.button(
+                rx.icon("upload", size=14), "Upload",
+                custom_attrs={"data-upload-for": chapter_id},
+                disabled=saving,
+                aria_label="Upload videos to " + title,
+                type="button",
+                style=UPLOAD_BUTTON_STYLE,
+            ),
+            rx.el.input(
+                type="file",
+                multiple=True,
+                accept="video/*",
+                hidden=True,
+                tab_index=-1,
+                aria_label="Upload videos to chapter " + number + ": " + title,
+                custom_attrs={"data-upload-chapter": chapter_id},
+            ),
+            rx.icon_button(rx.icon("arrow_up"), on_click=OutlineState.move_chapter(chapter_id, -1),
+                           disabled=first | saving, aria_label="Move " + title + " up", variant="ghost"),
+            rx.icon_button(rx.icon("arrow_down"), on_click=OutlineState.move_chapter(chapter_id, 1),
+                           disabled=last | saving, aria_label="Move " + title + " down", variant="ghost"),
+            rx.button("Delete", on_click=DialogState.ask_delete_chapter(chapter_id), disabled=saving,
+                      aria_label="Delete " + title, color_scheme="red", variant="soft"),
+            align="center",
+            width="100%",
+            spacing="2",
+        ),
+        _notice(notice),
+    )
+
+
+def _videos(chapter: ChapterRow) -> rx.Component:
+    rows = VideosState.by_chapter.get(chapter.id, []).to(list[VideoRow])
+    count = rows.length()
+    return rx.vstack(
+        rx.cond(
+            count > 0,
+            rx.hstack(
+                rx.button("Select all", on_click=SelectionState.toggle_chapter_videos(chapter.id), size="1",
+                          variant="ghost", aria_label="Select all videos in " + chapter.title),
+                width="100%",
+            ),
+        ),
+        rx.cond(
+            count > 0,
+            rx.el.ul(
+                rx.foreach(rows, lambda v, i: video_row(
+                    video_id=v.id.to(str), title=v.title.to(str), filename=v.filename.to(str), status=v.status.to(str),
+                    status_label=v.status_label.to(str), size=v.size.to(str), duration=v.duration.to(str),
+                    problem=v.error.to(str), selected=SelectionState.videos.contains(v.id),
+                    first=i == 0, last=i == count - 1,
+                    notice=rx.cond(NoticeState.error_target == v.id, NoticeState.error, ""),
+                )),
+                aria_label="Videos of " + chapter.title,
+                style={"padding": "0", "margin": "0", "width": "100%"},
+            ),
+            rx.text(
+                rx.cond(chapter.count > 0, "Loading videos…",
+                        "No videos yet. Drop video files here or use Upload."),
+                size="2", color_scheme="gray",
+            ),
+        ),
+        id="videos-" + chapter.id,
+        width="100%",
+        padding_left="36px",
+        spacing="1",
+    )
+
+
+def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
+    is_open = rx.cond(OutlineState.filtering, OutlineState.hits.contains(chapter.id),
+                      OutlineState.open_ids.contains(chapter.id))
+    return rx.cond(
+        ~OutlineState.filtering | OutlineState.hits.contains(chapter.id),
+        rx.el.li(
+            chapter_header(
+                chapter_id=chapter.id.to(str), number=(index + 1).to_string(), title=chapter.title.to(str),
+                count=chapter.count.to(int), size=chapter.size.to(str), summary=chapter.summary.to(str),
+                is_open=is_open, selected=SelectionState.chapters.contains(chapter.id),
+                first=index == 0, last=index == OutlineState.chapters.length() - 1, saving=chapter.saving.to(bool),
+                notice=rx.cond(NoticeState.error_target == chapter.id, NoticeState.error, ""),
+            ),
+            rx.cond(is_open, _videos(chapter)),
+            custom_attrs={"data-testid": "chapter-row", "data-chapter-id": chapter.id},
+            aria_busy=chapter.saving,
+            style=CHAPTER_STYLE,
+        ),
+    )
+
+
+def outline_list() -> rx.Component:
+    return rx.el.ol(
+        rx.foreach(OutlineState.chapters, _chapter),
+        aria_label="Chapters",
+        style={"display": "flex", "flex_direction": "column", "gap": "8px", "padding": "0", "width": "100%"},
+    )

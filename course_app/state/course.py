@@ -1,0 +1,80 @@
+"""The course's own details in the editor: title, description, publishing.
+
+Apart from the outline, so publishing or renaming the course re-renders neither the
+chapters nor the videos. ``load`` (the page's on_load) fills every editor State."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from course_app.models import Course, User
+from course_app.services import courses
+from course_app.state.editor_store import load_editor, persist
+from course_app.state.notice import show_error
+from course_app.state.session import requires_user, route_course_id
+
+
+class CourseState(rx.State):
+    course_id: str = ""
+    title: str = ""
+    description: str = ""
+    status: str = "draft"
+    loaded: bool = False
+    load_error: str = ""
+
+    def _apply(self, course: Course) -> None:
+        self.course_id = str(course.id)
+        self.title = course.title
+        self.description = course.description
+        self.status = course.status
+
+    def _clear(self) -> None:
+        self.title = self.description = ""
+        self.status = "draft"
+
+    @rx.event
+    @requires_user
+    async def load(self, user: User):
+        """on_load: mirror the course named in the URL (idempotent)."""
+        from course_app.state.outline import OutlineState
+        from course_app.state.selection import DialogState, SelectionState
+        from course_app.state.videos import PlayerState
+
+        self.loaded = False
+        self.course_id = route_course_id(self)
+        for cls in (SelectionState, DialogState, PlayerState):
+            (await self.get_state(cls)).reset()
+        remembered = (await self.get_state(OutlineState))._restore_open(self.course_id)
+        await load_editor(self, user, first_visit=not remembered)
+        self.loaded = True
+
+    @rx.event
+    @requires_user
+    async def save_title(self, user: User, value: str):
+        if not isinstance(value, str):
+            await show_error(self, "The course title must be text.", "course")
+            return
+        if value.strip() == self.title:
+            return
+        self.title = value.strip()
+        yield
+        await persist(self, user, "course", courses.update_course, course_id=self.course_id, title=value)
+
+    @rx.event
+    @requires_user
+    async def save_description(self, user: User, value: str):
+        if not isinstance(value, str):
+            await show_error(self, "The description must be text.", "course")
+            return
+        if value.strip() == self.description:
+            return
+        self.description = value.strip()
+        yield
+        await persist(self, user, "course", courses.update_course, course_id=self.course_id, description=value)
+
+    @rx.event
+    @requires_user
+    async def toggle_published(self, user: User):
+        self.status = "draft" if self.status == "published" else "published"
+        yield
+        await persist(self, user, "course", courses.set_course_status, course_id=self.course_id, status=self.status)

@@ -1,0 +1,192 @@
+"""What the course editor's States mirror, and the two moves every handler shares.
+
+The editor is split into States by how often each part changes (figures in
+NOTES.md): the course's details (``CourseState``), the chapter outline
+(``OutlineState``), the videos of the open chapters (``VideosState``), the
+selection, the dialogs, the player and the one error message each live apart, so
+a change to one neither resends nor re-renders the others.
+
+- ``load_editor``: fill them all from the database in one service call (a constant
+  number of queries at any course size);
+- ``persist``: save a change already shown (optimistic) through a service; on
+  failure reload everything from the database, the single source of truth, and
+  show why next to what the user touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import reflex as rx
+
+from course_app.errors import Forbidden, NotFound
+from course_app.models import User, Video
+from course_app.services import outline, upload_sessions
+from course_app.services.outline import ChapterSummary
+from course_app.services.videos import format_size
+from course_app.state.notice import clear_error, show_error
+from course_app.state.session import call_service, user_message
+
+STATUS_LABELS = {"uploading": "Uploading…", "ready": "Ready", "failed": "Failed"}
+NO_ACCESS = "This course does not exist or you do not have access to it."
+
+
+@dataclasses.dataclass
+class ChapterRow:
+    id: str
+    title: str
+    count: int = 0
+    size_bytes: int = 0
+    uploading: int = 0
+    failed: int = 0
+    size: str = ""  # "1.2 GiB"
+    summary: str = ""  # "2 uploading, 1 failed"
+    saving: bool = False  # shown before the database has given the row its id
+
+
+@dataclasses.dataclass
+class VideoRow:
+    id: str
+    chapter_id: str
+    title: str
+    filename: str
+    status: str
+    status_label: str
+    size_bytes: int
+    size: str
+    duration: str
+    error: str
+
+
+@dataclasses.dataclass
+class PendingUpload:
+    """An unfinished resumable upload from the server's ledger, listed in the uploads
+    panel with a Resume button (the browser needs the file again)."""
+
+    id: str
+    chapter_id: str
+    filename: str
+    size: int
+    confirmed_bytes: int
+    fingerprint: str
+
+
+# Rows -----------------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    total = int(round(seconds))
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}" if total >= 3600 else f"{total // 60}:{total % 60:02d}"
+
+
+def video_row(video: Video) -> VideoRow:
+    return VideoRow(
+        id=str(video.id),
+        chapter_id=str(video.chapter_id),
+        title=video.title,
+        filename=video.filename,
+        status=video.status,
+        status_label=STATUS_LABELS.get(video.status, video.status),
+        size_bytes=video.size_bytes or 0,
+        size=format_size(video.size_bytes) if video.size_bytes is not None else "",
+        duration=_duration(video.duration_seconds),
+        error=video.error or "",
+    )
+
+
+def summarized(row: ChapterRow) -> ChapterRow:
+    """The row with its size and status texts computed from its counts."""
+    parts = [f"{n} {what}" for n, what in ((row.uploading, "uploading"), (row.failed, "failed")) if n]
+    return dataclasses.replace(row, size=format_size(row.size_bytes) if row.count else "", summary=", ".join(parts))
+
+
+def chapter_row(summary: ChapterSummary) -> ChapterRow:
+    counts = summary.status_counts
+    return summarized(ChapterRow(
+        id=str(summary.chapter.id), title=summary.chapter.title, count=summary.video_count,
+        size_bytes=summary.total_bytes, uploading=counts.get("uploading", 0), failed=counts.get("failed", 0),
+    ))
+
+
+def recounted(row: ChapterRow, added: Iterable[VideoRow] = (), removed: Iterable[VideoRow] = ()) -> ChapterRow:
+    """The chapter's counts after videos came in or went out (the optimistic view)."""
+    count, size, uploading, failed = row.count, row.size_bytes, row.uploading, row.failed
+    for sign, videos in ((1, added), (-1, removed)):
+        for video in videos:
+            count += sign
+            size += sign * video.size_bytes
+            uploading += sign * (video.status == "uploading")
+            failed += sign * (video.status == "failed")
+    return summarized(dataclasses.replace(row, count=count, size_bytes=size, uploading=uploading, failed=failed))
+
+
+def grouped_rows(grouped: dict[Any, list[Video]]) -> dict[str, list[VideoRow]]:
+    return {str(chapter_id): [video_row(v) for v in videos] for chapter_id, videos in grouped.items()}
+
+
+def pending_row(view: upload_sessions.LedgerView) -> PendingUpload:
+    upload = view.session
+    return PendingUpload(
+        id=str(upload.id), chapter_id=str(upload.chapter_id or ""), filename=upload.filename,
+        size=upload.size_bytes, confirmed_bytes=view.confirmed_bytes, fingerprint=upload.fingerprint,
+    )
+
+
+# Loading ----------------------------------------------------------------------------------
+
+
+async def load_editor(state: rx.State, user: User, *, first_visit: bool = False) -> bool:
+    """Mirror the course in the URL into every editor State; False (and the reason
+    shown in place of the editor) when it cannot be opened. On a ``first_visit`` of
+    this browser to the course, small courses open whole, large ones at chapter 1."""
+    from course_app.state.course import CourseState
+    from course_app.state.outline import OutlineState
+    from course_app.state.videos import VideosState
+
+    course = await state.get_state(CourseState)
+    chapters = await state.get_state(OutlineState)
+    videos = await state.get_state(VideosState)
+    try:
+        snapshot = await call_service(
+            outline.editor_outline, user=user, course_id=course.course_id, open_chapter_ids=chapters._open_list()
+        )
+        if first_visit:
+            chapters._apply([chapter_row(s) for s in snapshot.chapters])
+            snapshot = dataclasses.replace(snapshot, videos=await call_service(
+                outline.videos_of_chapters, user=user, course_id=course.course_id,
+                chapter_ids=chapters._open_by_default()))
+            chapters._remember(course.course_id)
+        pending = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=course.course_id)
+    except Exception as exc:  # the course vanished, is someone else's, or the database is down
+        course._clear()
+        chapters.chapters, videos.by_chapter, videos.pending = [], {}, []
+        course.load_error = NO_ACCESS if isinstance(exc, (NotFound, Forbidden)) or getattr(
+            exc, "status_code", 0) == 400 else user_message(exc)
+        return False
+    course._apply(snapshot.course)
+    chapters._apply([chapter_row(s) for s in snapshot.chapters])
+    if chapters.filtering:
+        await chapters._run_filter(user)
+    else:
+        videos.by_chapter = grouped_rows(snapshot.videos)
+    videos.pending = [pending_row(view) for view in pending if view.session.chapter_id is not None]
+    course.load_error = ""
+    return True
+
+
+async def persist(state: rx.State, user: User, target: str, fn: Callable[..., Any], **kwargs: Any) -> tuple[bool, Any]:
+    """Save through a service what the page already shows; on failure reload from
+    the database and say why at ``target``. Returns (saved, the service's result)."""
+    try:
+        result = await call_service(fn, user=user, **kwargs)
+    except Exception as exc:
+        message = user_message(exc)
+        await load_editor(state, user)
+        await show_error(state, message, target)
+        return False, None
+    await clear_error(state)
+    return True, result
