@@ -89,18 +89,19 @@ def _chapters() -> rx.Component:
             size="2", color_scheme="gray",
         ),
         filter_bar(),
-        selection_toolbars(),
         _error_for("chapters", "videos"),
         player(),
         rx.cond(
             OutlineState.chapters.length() > 0,
             outline_dnd(
+                selection_toolbars(),
                 outline_list(),
                 course_id=CourseState.course_id,
                 max_bytes=get_settings().max_upload_bytes,
                 on_move_videos=VideosState.move_videos,
                 on_move_chapter=OutlineState.drop_chapter,
-                style={"width": "100%"},
+                on_retried=VideosState.upload_retried,
+                style={"width": "100%", "display": "flex", "flex_direction": "column", "gap": "8px"},
             ),
             rx.callout.root(
                 rx.callout.text("No chapters yet. Add the first one below."), color_scheme="blue", width="100%"

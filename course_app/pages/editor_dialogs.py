@@ -71,6 +71,8 @@ def selection_toolbars() -> rx.Component:
                           aria_label="Move selected videos"),
                 rx.button("Delete", on_click=DialogState.ask_delete_selected_videos, size="1", color_scheme="red",
                           aria_label="Delete selected videos"),
+                rx.button("Retry failed uploads", size="1", variant="soft", custom_attrs={"data-retry-selected": "true"},
+                          aria_label="Retry the selected videos' failed uploads"),
                 rx.button("Clear", on_click=SelectionState.clear, size="1", variant="soft",
                           aria_label="Clear selection"),
                 role="toolbar",

@@ -96,7 +96,7 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
         ),
         rx.cond(problem != "", rx.text(problem, color_scheme="red", size="1")),
         _notice(notice),
-        custom_attrs={"data-testid": "video-row", "data-video-id": video_id},
+        custom_attrs={"data-testid": "video-row", "data-video-id": video_id, "data-status": status},
         style=ROW_STYLE,
     )
 

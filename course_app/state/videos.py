@@ -189,6 +189,20 @@ class VideosState(rx.State):
         chapter_id = payload.get("chapter_id") if isinstance(payload, dict) else None
         await self._refresh(user, [chapter_id] if is_id(chapter_id) else list(self.by_chapter))
 
+    @rx.event
+    @requires_user
+    async def upload_retried(self, user: User, payload: dict):
+        """After "Retry failed uploads" on the selection: say what could not be retried."""
+        payload = payload if isinstance(payload, dict) else {}
+        retried, missing = payload.get("retried"), payload.get("missing")
+        if not isinstance(retried, int) or not isinstance(missing, list):
+            return
+        if missing:
+            await show_error(self, f"{len(missing)} of the selected uploads cannot be retried from this tab: their files "
+                                   "are not here any more. Choose the files again with Upload.", "videos")
+        elif retried == 0:
+            await show_error(self, "None of the selected videos has a failed upload to retry.", "videos")
+
 
 class PlayerState(rx.State):
     """The video playing in the editor (apart: opening the player re-renders nothing else)."""

@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import chapter, open_editor, seed_course, sign_up, video_titles, wait_live
-from tests.e2e.test_resumable_uploads import PARTS_URL, HoldBack, _big_video
+from tests.e2e.test_resumable_uploads import PARTS_URL, HoldBack, _big_video, _eventually
 from tests.e2e.test_videos import check_videos
 
 
@@ -30,6 +31,11 @@ def _db_order(engine, course_id: str) -> dict[str, list[str]]:
         if video_title is not None:
             order[chapter_title].append(video_title)
     return order
+
+
+def _expect_db_order(page: Page, engine, course_id: str, expected: dict[str, list[str]]) -> None:
+    """The database comes to hold what the page shows (the page shows it first)."""
+    _eventually(page, lambda: _db_order(engine, course_id) == expected, f"the database to hold {expected}")
 
 
 def _row(page: Page, title: str):
@@ -109,7 +115,7 @@ def test_videos_move_by_drag_and_drop_within_and_across_chapters(page: Page, bas
     expect(chapter(page, "Intro").get_by_test_id("video-row")).to_have_count(1)
     expect(chapter(page, "Intro")).to_contain_text("1 video")
 
-    assert _db_order(server_engine, made["course"]) == {"Intro": ["a3"], "Middle": ["a1", "b1"], "End": ["c1", "a2"]}
+    _expect_db_order(page, server_engine, made["course"], {"Intro": ["a3"], "Middle": ["a1", "b1"], "End": ["c1", "a2"]})
     page.reload()
     wait_live(page)
     expect(chapter(page, "End").get_by_test_id("video-row")).to_have_count(0)  # still collapsed
@@ -140,7 +146,7 @@ def test_videos_move_by_keyboard(page: Page, base_url, clip, server_engine):
     expect(dialog).to_have_count(0)
     expect(chapter(page, "Second").get_by_test_id("video-row")).to_have_count(2)
 
-    assert _db_order(server_engine, made["course"]) == {"First": ["k3", "k1"], "Second": ["k4", "k2"]}
+    _expect_db_order(page, server_engine, made["course"], {"First": ["k3", "k1"], "Second": ["k4", "k2"]})
     page.reload()
     wait_live(page)
     expect(chapter(page, "Second").get_by_test_id("video-row")).to_have_count(2)
@@ -164,7 +170,7 @@ def test_batch_move_delete_and_a_refused_batch_undone(page: Page, base_url, clip
     assert video_titles(page, "Target") == ["t1", "s1", "s2", "s3"]
     assert video_titles(page, "Source") == ["s4"]
     expect(toolbar).to_have_count(0)  # moved rows leave the selection
-    assert _db_order(server_engine, made["course"]) == {"Source": ["s4"], "Target": ["t1", "s1", "s2", "s3"]}
+    _expect_db_order(page, server_engine, made["course"], {"Source": ["s4"], "Target": ["t1", "s1", "s2", "s3"]})
 
     # Select all in a chapter, delete after one confirmation: rows and stored files go.
     with server_engine.connect() as conn:
@@ -178,10 +184,10 @@ def test_batch_move_delete_and_a_refused_batch_undone(page: Page, base_url, clip
     confirm.get_by_role("button", name="Delete").click()
     expect(chapter(page, "Target").get_by_test_id("video-row")).to_have_count(0)
     expect(chapter(page, "Target")).to_contain_text("0 videos")
-    assert _db_order(server_engine, made["course"]) == {"Source": ["s4"], "Target": []}
+    _expect_db_order(page, server_engine, made["course"], {"Source": ["s4"], "Target": []})
     storage = app_server.data_dir / "storage"
-    for title in ("t1", "s1", "s2", "s3"):
-        assert not (storage / keys[title]).exists(), title
+    _eventually(page, lambda: not any((storage / keys[t]).exists() for t in ("t1", "s1", "s2", "s3")),
+                "storage to delete the four files")
     assert (storage / keys["s4"]).exists()
     report = check_videos(app_server)
     assert report["ok"], report
@@ -201,7 +207,7 @@ def test_batch_move_delete_and_a_refused_batch_undone(page: Page, base_url, clip
     finally:
         with server_engine.begin() as conn:
             conn.execute(sa.text("DROP TRIGGER IF EXISTS refuse_s4"))
-    assert _db_order(server_engine, made["course"]) == {"Source": ["s4"], "Target": []}
+    _expect_db_order(page, server_engine, made["course"], {"Source": ["s4"], "Target": []})
 
 
 def test_an_upload_keeps_its_progress_in_the_panel_while_its_chapter_is_collapsed(
@@ -251,7 +257,7 @@ def test_an_upload_keeps_its_progress_in_the_panel_while_its_chapter_is_collapse
     group.get_by_label("Chapter for the new videos").select_option(label="1. Open")
     group.get_by_role("button", name="Upload here").click()
     expect(chapter(page, "Open").get_by_test_id("video-row")).to_have_count(2)
-    assert _db_order(server_engine, made["course"]) == {"Open": ["o1", "small"], "Lessons": ["lecture"]}
+    _expect_db_order(page, server_engine, made["course"], {"Open": ["o1", "small"], "Lessons": ["lecture"]})
 
 
 def make_small(tmp_path, clip: bytes):
@@ -290,3 +296,64 @@ def test_the_filter_narrows_the_outline_to_matching_and_failing_videos(page: Pag
     page.get_by_role("button", name="Clear filter").click()
     expect(page.get_by_test_id("chapter-row")).to_have_count(3)
     expect(page.get_by_test_id("video-row")).to_have_count(0)  # back to all collapsed
+
+
+def test_retry_the_failed_uploads_of_the_selection(page: Page, base_url, clip, tmp_path):
+    sign_up(page, base_url)
+    made = seed_course(page, base_url, "Retry course", {"Retries": []}, clip)
+    # An upload started from elsewhere: this tab does not hold its file.
+    data = clip + os.urandom(100_000)
+    response = page.request.post(f"{base_url}/api/uploads", data={
+        "course_id": made["course"], "chapter_id": made["chapters"]["Retries"], "filename": "elsewhere.mp4",
+        "size": len(data), "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(),
+        "head": base64.b64encode(data[:8192]).decode(),
+    })
+    assert response.status == 201, response.text()
+    open_editor(page, base_url, made["course"])
+
+    # The server refuses every part: both uploads fail at once (not worth retrying by themselves).
+    refuse = lambda route: route.fulfill(status=400, json={"error": "Refused for the test.", "code": "invalid_input",
+                                                            "retryable": False})
+    page.route(PARTS_URL, refuse)
+    files = [_big_video(tmp_path / "one.mp4", seed=31), _big_video(tmp_path / "two.mp4", seed=32)]
+    page.get_by_label("Upload videos to chapter 1: Retries").set_input_files([str(f) for f in files])
+    expect(page.get_by_role("button", name=re.compile("^Retry upload of"))).to_have_count(2)
+    expect(chapter(page, "Retries").get_by_test_id("video-row")).to_have_count(3)
+    page.unroute(PARTS_URL, refuse)
+
+    page.get_by_role("button", name="Select all videos in Retries").click()
+    toolbar = page.get_by_role("toolbar", name="Selected videos")
+    expect(toolbar).to_contain_text("3 selected")
+    toolbar.get_by_role("button", name="Retry the selected videos' failed uploads").click()
+    expect(page.get_by_role("alert").filter(has_text="1 of the selected uploads cannot be retried")).to_be_visible()
+    for name in ("one.mp4", "two.mp4"):
+        expect(page.get_by_role("progressbar", name=f"Upload progress of {name}")).to_have_attribute("aria-valuenow", "100")
+    expect(chapter(page, "Retries").get_by_label("Status: Ready")).to_have_count(2)
+
+
+def test_several_chapters_are_deleted_at_once_with_their_files(page: Page, base_url, clip, app_server, server_engine):
+    sign_up(page, base_url)
+    made = seed_course(page, base_url, "Chapters course", {"Keep": ["k"], "Drop one": ["d1", "d2"], "Drop two": ["d3"]},
+                       clip)
+    with server_engine.connect() as conn:
+        keys = dict(conn.execute(sa.text("SELECT title, storage_key FROM videos WHERE course_id = :c"),
+                                 {"c": made["course"].replace("-", "")}).all())
+    open_editor(page, base_url, made["course"])
+    page.get_by_label("Select chapter Drop one", exact=True).click()
+    page.get_by_label("Select chapter Drop two", exact=True).click()
+    toolbar = page.get_by_role("toolbar", name="Selected chapters")
+    expect(toolbar).to_contain_text("2 chapters selected")
+    toolbar.get_by_role("button", name="Delete selected chapters").click()
+    confirm = page.get_by_role("alertdialog")
+    expect(confirm).to_contain_text("2 chapters and their 3 videos")
+    confirm.get_by_role("button", name="Delete").click()
+    expect(page.get_by_test_id("chapter-row")).to_have_count(1)
+    _expect_db_order(page, server_engine, made["course"], {"Keep": ["k"]})
+    storage = app_server.data_dir / "storage"
+    _eventually(page, lambda: not any((storage / keys[t]).exists() for t in ("d1", "d2", "d3")),
+                "storage to delete the three files")
+    assert (storage / keys["k"]).exists()
+    page.reload()
+    wait_live(page)
+    expect(page.get_by_test_id("chapter-row")).to_have_count(1)
+    expect(page.get_by_label("Chapter 1 title")).to_have_value("Keep")

@@ -75,6 +75,7 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
         "VideosState.move_videos": [("VideosState.move_videos",
                                      {"payload": {"video_ids": [v1], "chapter_id": c2, "before_id": None}})],
         "VideosState.upload_changed": [("VideosState.upload_changed", {"payload": {"chapter_id": c1}})],
+        "VideosState.upload_retried": [("VideosState.upload_retried", {"payload": {"retried": 0, "missing": [v1]}})],
         "PlayerState.play": [("PlayerState.play", {"video_id": v1})],
         "PlayerState.stop_playing": [("PlayerState.stop_playing", {})],
         "SelectionState.toggle_video": [("SelectionState.toggle_video", {"video_id": v1, "shift": False})],

@@ -8,10 +8,12 @@
 //   [data-drag-video=<id>]         a video's drag handle (draggable); a selected row drags the selection
 //   input[data-select-video]       a video row's selection checkbox
 //   input[type=file][data-upload-chapter=<id>]  a chapter's file input; [data-upload-for=<id>] opens it
-// and tells Reflex only what was decided: onMoveVideos({video_ids, chapter_id, before_id})
-// and onMoveChapter({chapter_id, target_id}). Files go straight to the upload manager.
+//   [data-retry-selected]          retries the selected rows' failed uploads that this tab holds
+// and tells Reflex only what was decided: onMoveVideos({video_ids, chapter_id, before_id}),
+// onMoveChapter({chapter_id, target_id}) and onRetried({retried, missing}) (missing: the
+// selected failed rows whose files this tab does not hold). Files go straight to the upload manager.
 import { useRef } from "react";
-import { addFiles } from "./manager.js";
+import { addFiles, retryVideos } from "./manager.js";
 
 const VIDEOS = "application/x-course-videos";
 const CHAPTER = "application/x-course-chapter";
@@ -42,12 +44,12 @@ function selectedIds(root) {
     .map((row) => row.dataset.videoId);
 }
 
-export function OutlineDnd({ courseId, maxBytes, onMoveVideos, onMoveChapter, children, id, className, style }) {
+export function OutlineDnd({ courseId, maxBytes, onMoveVideos, onMoveChapter, onRetried, children, id, className, style }) {
   const root = useRef(null);
   const marked = useRef(null);
   // Reflex hands over new callback identities on every render: read the latest ones.
   const callbacks = useRef({});
-  callbacks.current = { onMoveVideos, onMoveChapter };
+  callbacks.current = { onMoveVideos, onMoveChapter, onRetried };
 
   const mark = (element) => {
     if (marked.current === element) return;
@@ -131,6 +133,14 @@ export function OutlineDnd({ courseId, maxBytes, onMoveVideos, onMoveChapter, ch
   };
 
   const onClick = (event) => {
+    if (event.target.closest?.("[data-retry-selected]")) {
+      const failed = selectedIds(root.current).filter(
+        (videoId) => root.current.querySelector(`li[data-video-id="${CSS.escape(videoId)}"]`)?.dataset.status === "failed" ||
+          root.current.querySelector(`li[data-video-id="${CSS.escape(videoId)}"]`)?.dataset.status === "uploading",
+      );
+      callbacks.current.onRetried?.(retryVideos(failed));
+      return;
+    }
     const button = event.target.closest?.("[data-upload-for]");
     if (!button) return;
     const chapterId = button.dataset.uploadFor;

@@ -15,7 +15,9 @@ handler like any other event argument):
 - ``on_failed``: ``{"filename", "error", "code", "chapter_id"}`` once a file finally failed;
 - ``on_changed``: ``{"chapter_id"}`` after a session was created, cancelled or discarded;
 - ``on_move_videos``: ``{"video_ids", "chapter_id", "before_id"}`` (``before_id`` null: at the end);
-- ``on_move_chapter``: ``{"chapter_id", "target_id"}`` (the dragged chapter takes the target's place).
+- ``on_move_chapter``: ``{"chapter_id", "target_id"}`` (the dragged chapter takes the target's place);
+- ``on_retried``: ``{"retried", "missing"}`` after "Retry failed uploads" on the selection
+  (``missing``: ids of selected failed rows whose files this tab does not hold).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class OutlineDnd(rx.Component):
 
     on_move_videos: rx.EventHandler[passthrough_event_spec(dict)]
     on_move_chapter: rx.EventHandler[passthrough_event_spec(dict)]
+    on_retried: rx.EventHandler[passthrough_event_spec(dict)]
 
 
 uploads_panel = UploadsPanel.create

@@ -282,6 +282,7 @@ async function run(job) {
 function adopt(job, session, created) {
   if (job.uploadId === session.id && job.status === "cancelled") return;
   job.uploadId = session.id;
+  job.videoId = session.video_id || null;
   job.chunkSize = session.chunk_size;
   job.partCount = session.part_count;
   const missing = new Set(session.missing_parts);
@@ -429,6 +430,7 @@ function addJob(file, { courseId, chapterId, maxBytes, name, fingerprint, head }
     fingerprint: fingerprint || null,
     head: head || null,
     uploadId: null,
+    videoId: null, // the video row the server made for this upload
     chunkSize: 0,
     partCount: 0,
     confirmed: new Set(),
@@ -528,4 +530,22 @@ export function addFiles(fileList, { courseId, chapterId, maxBytes, ...extra }) 
   }
   schedule();
   return added;
+}
+
+// Batch retry from the outline's selection: the failed uploads of these video rows
+// that this tab still holds the files of. Returns how many were retried and how many
+// of the given failed rows it could not (their files are not in this tab).
+export function retryVideos(videoIds) {
+  const wanted = new Set(videoIds);
+  let retried = 0;
+  for (const job of jobs) {
+    if (job.videoId && wanted.has(job.videoId) && job.status === "failed" && job.canRetry) {
+      wanted.delete(job.videoId);
+      retry(job.key);
+      retried++;
+    } else if (job.videoId && wanted.has(job.videoId) && BUSY.has(job.status)) {
+      wanted.delete(job.videoId); // already on its way
+    }
+  }
+  return { retried, missing: [...wanted] };
 }
