@@ -16,7 +16,12 @@ def hydration_marker() -> rx.Component:
 def header() -> rx.Component:
     return rx.el.header(
         rx.hstack(
-            rx.link(rx.heading("Course Studio", size="5"), href="/dashboard", underline="none"),
+            rx.link(
+                rx.hstack(rx.image(src="/logo.svg", alt="", width="28px", height="28px"),
+                          rx.heading("Course Studio", size="5"), align="center", spacing="2"),
+                href="/dashboard",
+                underline="none",
+            ),
             rx.spacer(),
             rx.cond(
                 SessionState.user_email != "",

@@ -7,7 +7,8 @@ import dataclasses
 import reflex as rx
 
 from course_app.services import courses
-from course_app.state.session import call_service, current_user, login_redirect, user_message
+from course_app.models import User
+from course_app.state.session import call_service, requires_user, user_message
 
 
 @dataclasses.dataclass
@@ -40,10 +41,8 @@ class DashboardState(rx.State):
         ]
 
     @rx.event
-    async def load(self):
-        user = await current_user(self)
-        if user is None:
-            return login_redirect(self.router.url.path)
+    @requires_user
+    async def load(self, user: User):
         try:
             await self._reload(user)
             self.error = ""
@@ -52,11 +51,8 @@ class DashboardState(rx.State):
         self.loaded = True
 
     @rx.event
-    async def create_course(self, form_data: dict):
-        user = await current_user(self)
-        if user is None:
-            yield login_redirect(self.router.url.path)
-            return
+    @requires_user
+    async def create_course(self, user: User, form_data: dict):
         title = form_data.get("title") if isinstance(form_data, dict) else None
         self.creating = True
         self.create_error = ""
@@ -71,11 +67,8 @@ class DashboardState(rx.State):
         yield rx.redirect(f"/courses/{course.id}")
 
     @rx.event
-    async def delete_course(self, course_id: str):
-        user = await current_user(self)
-        if user is None:
-            yield login_redirect(self.router.url.path)
-            return
+    @requires_user
+    async def delete_course(self, user: User, course_id: str):
         if not isinstance(course_id, str):
             self.error = "That course does not exist."
             return
