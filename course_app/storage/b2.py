@@ -15,259 +15,55 @@ in the database); ``stat``/``list`` report ``sha1=""`` (unknown) for such files.
 
 Uploads are the one place b2sdk does not retry (its HTTP layer sends upload calls
 once), so ``upload_file``/``upload_part``/``finish_large_file`` are retried here with
-backoff, each attempt on a fresh upload URL. Every b2sdk error leaves this module as
-a ``StorageError`` with a message that is safe to show.
+backoff, each attempt on a fresh upload URL. Every b2sdk error leaves the B2 modules
+as a ``StorageError`` with a message that is safe to show (b2_parts.py).
 
 ``file_id`` is B2's file id. ``list`` matches the prefix as plain text (like
 ``LocalStorage``): it pages ``b2_list_file_names`` itself, because ``Bucket.ls``
-treats its argument as a folder (it appends ``/``).
-
-Multipart (resumable) uploads are B2 large files driven by the caller: the upload
-id is the large file's fileId; ``start_multipart`` records a declared whole-file
-SHA1 as the ``large_file_sha1`` file info. B2 needs each part's length and SHA1
-before its bytes, so ``put_part`` buffers exactly one part (the caller bounds the
-part size; at most ``MAX_PART_SIZE``) and sends it with the same retries as
-``put_stream``. ``complete_multipart`` first compares the caller's parts with
-``b2_list_parts`` (a missing or different part fails before anything is
-finished, and the upload stays resumable), then finishes. A repeated finish is
-refused by B2 (400), so a finish that fails, or a second ``complete_multipart``,
-looks at the file first and counts an already finished file of the expected size
-as done. B2 checks every part's SHA1 but never the whole file's: the returned
-``sha1`` is the declared ``large_file_sha1`` (verified to be kept in the file
-info), or ``""`` when none was declared. ``abort_multipart`` cancels an
-unfinished file and leaves a finished one (an object by then) alone.
+treats its argument as a folder (it appends ``/``). Multipart (resumable) uploads
+are in b2_multipart.py.
 """
 
 from __future__ import annotations
 
-import bisect
-import collections
 import hashlib
-import io
-import itertools
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from b2sdk.v3 import B2Api, Bucket, InMemoryAccountInfo
-from b2sdk.v3.exception import (
-    AccessDenied,
-    B2Error,
-    BucketIdNotFound,
-    CapExceeded,
-    FileNotPresent,
-    MaxRetriesExceeded,
-    NonExistentBucket,
-    NotAllowedByAppKeyError,
-    RestrictedBucket,
-    TooManyRequests,
-    Unauthorized,
-)
+from b2sdk.v3.exception import B2Error, FileNotPresent, TooManyRequests
 
-from course_app.storage.base import (
-    MultipartStorage,
-    ObjectNotFound,
-    PartInfo,
-    Storage,
-    StorageError,
-    StoredObject,
-    UnfinishedUpload,
-    UploadAborted,
+from course_app.storage.b2_multipart import B2Multipart
+from course_app.storage.b2_parts import (
+    DAMAGED_IN_TRANSIT,
+    MAX_PART_COUNT,
+    MAX_PART_SIZE,
+    UNAVAILABLE,
+    Part,
+    PartBuffer,
+    is_transient,
+    storage_error,
+    stored_object,
 )
-from course_app.storage.keys import (
-    check_completed_parts,
-    check_key,
-    check_part_number,
-    check_part_size,
-    check_prefix,
-    check_range,
-    check_sha1,
-)
+from course_app.storage.base import ObjectNotFound, Storage, StorageError, StoredObject
+from course_app.storage.keys import check_key, check_prefix, check_range
 
 logger = logging.getLogger(__name__)
 
 READ_CHUNK_SIZE = 1024 * 1024
-MAX_PART_SIZE = 5 * 1000**3  # B2's largest part
-MAX_PART_COUNT = 10_000  # B2's most parts per large file
 MAX_LIST_PAGE = 10_000  # B2's largest b2_list_file_names page
-MAX_PARTS_PAGE = 1000  # B2's largest b2_list_parts page
-MAX_UNFINISHED_PAGE = 100  # B2's largest b2_list_unfinished_large_files page
 MAX_URL_SECONDS = 7 * 24 * 3600  # B2's longest download authorization
 DEFAULT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before attempts 2..5
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_SHA1_HEX = re.compile(r"[0-9a-f]{40}")
-_FILE_ID = re.compile(r"[0-9A-Za-z_-]{1,200}")
-
-UNAVAILABLE = "Storage is unavailable right now; try again."
-CREDENTIALS_REJECTED = "Storage refused the app's credentials; an administrator needs to check the B2 settings."
-BUCKET_MISSING = "The storage bucket does not exist; an administrator needs to check the B2 settings."
-STORAGE_FULL = "Storage is full (the B2 account cap was reached); an administrator needs to raise it."
-DAMAGED_IN_TRANSIT = "The file was damaged on its way to storage; try again."
 TOO_MANY_PARTS = "The file is too large for storage."
-REFUSED = "Storage refused the request."
-UPLOAD_MISSING = "The upload is not in progress (finished, cancelled or unknown); start it again."
-PART_DIFFERS = "Part {number} of the upload is missing or differs from what was sent; send it again."
-EXTRA_PARTS = "Storage holds parts beyond the last one given ({numbers}); cancel the upload and start again."
-COMPLETED_DIFFERENTLY = "The upload was already completed with different parts."
 
 T = TypeVar("T")
 
 
-def _is_transient(exc: B2Error) -> bool:
-    return bool(exc.should_retry_upload() or exc.should_retry_http())
-
-
-def storage_error(exc: B2Error) -> StorageError:
-    """The user-facing StorageError for a b2sdk error (the b2sdk error is logged, not shown)."""
-    if isinstance(exc, FileNotPresent) and not isinstance(exc, NonExistentBucket):
-        return ObjectNotFound()
-    if isinstance(exc, (NonExistentBucket, BucketIdNotFound)):
-        error = StorageError(BUCKET_MISSING, retryable=False)
-    elif isinstance(exc, (Unauthorized, AccessDenied, NotAllowedByAppKeyError, RestrictedBucket)):
-        error = StorageError(CREDENTIALS_REJECTED, retryable=False)
-    elif isinstance(exc, CapExceeded):
-        error = StorageError(STORAGE_FULL, retryable=False)
-    elif _is_transient(exc) or isinstance(exc, MaxRetriesExceeded):
-        error = StorageError(UNAVAILABLE, retryable=True)
-    else:
-        error = StorageError(REFUSED, retryable=False)
-    logger.warning("B2 call failed (%s: %s) -> %s", type(exc).__name__, exc, error)
-    return error
-
-
-def _multipart_error(exc: B2Error) -> StorageError:
-    """Like ``storage_error``, but "not found" means the upload is not in progress."""
-    if isinstance(exc, FileNotPresent) and not isinstance(exc, NonExistentBucket):
-        logger.info("B2 large file not found: %s", exc)
-        return ObjectNotFound(UPLOAD_MISSING)
-    return storage_error(exc)
-
-
-def check_upload_id(upload_id: str) -> str:
-    """A B2 fileId as the upload id: letters, digits, ``_`` and ``-`` only."""
-    if not isinstance(upload_id, str) or not _FILE_ID.fullmatch(upload_id):
-        raise ValueError("upload_id must be a B2 file id")
-    return upload_id
-
-
-def _known_sha1(version: Any) -> str:
-    info = getattr(version, "file_info", None) or {}
-    for candidate in (info.get("sha1"), info.get("large_file_sha1"), getattr(version, "content_sha1", None)):
-        if candidate and _SHA1_HEX.fullmatch(candidate):
-            return candidate
-    return ""
-
-
-def _stored(version: Any, *, sha1: str | None = None) -> StoredObject:
-    timestamp = getattr(version, "upload_timestamp", None)
-    return StoredObject(
-        key=version.file_name,
-        file_id=version.id_,
-        size=version.size,
-        sha1=sha1 if sha1 is not None else _known_sha1(version),
-        content_type=version.content_type or DEFAULT_CONTENT_TYPE,
-        uploaded_at=datetime.fromtimestamp(timestamp / 1000, tz=timezone.utc) if timestamp is not None else None,
-    )
-
-
-class _PartBuffer:
-    """Bytes received but not yet uploaded, kept as the chunks themselves: a part is
-    handed out as views of them, never copied into one new buffer, so memory stays
-    about one part."""
-
-    def __init__(self) -> None:
-        self._pieces: collections.deque[memoryview] = collections.deque()
-        self.size = 0
-
-    def add(self, data: bytes) -> None:
-        if data:
-            self._pieces.append(memoryview(data))
-            self.size += len(data)
-
-    def take(self, count: int) -> _Part:
-        taken: list[memoryview] = []
-        needed = count
-        while needed:
-            piece = self._pieces[0]
-            if len(piece) <= needed:
-                taken.append(self._pieces.popleft())
-                needed -= len(piece)
-            else:
-                taken.append(piece[:needed])
-                self._pieces[0] = piece[needed:]
-                needed = 0
-        self.size -= count
-        return _Part(taken)
-
-    def take_all(self) -> _Part:
-        return self.take(self.size)
-
-
-class _Part:
-    """The bytes of one upload call, as views; ``stream()`` gives a fresh file to send."""
-
-    def __init__(self, views: list[memoryview]) -> None:
-        self.views = views
-        self.size = sum(len(view) for view in views)
-        digest = hashlib.sha1()
-        for view in views:
-            digest.update(view)
-        self.sha1 = digest.hexdigest()
-
-    def stream(self) -> _PartStream:
-        return _PartStream(self.views, self.size)
-
-
-class _PartStream(io.RawIOBase):
-    """A read-only, seekable file over a list of byte views (b2sdk rewinds it before
-    every attempt; requests reads its length from ``len()``)."""
-
-    def __init__(self, views: list[memoryview], size: int) -> None:
-        super().__init__()
-        self._views = views
-        self._starts = list(itertools.accumulate((len(view) for view in views), initial=0))[:-1]
-        self._size = size
-        self._position = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._position = base + offset
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        written = 0
-        while written < len(target) and self._position < self._size:
-            index = bisect.bisect_right(self._starts, self._position) - 1
-            view = self._views[index]
-            offset = self._position - self._starts[index]
-            count = min(len(view) - offset, len(target) - written)
-            target[written : written + count] = view[offset : offset + count]
-            written += count
-            self._position += count
-        return written
-
-
-class B2Storage(Storage, MultipartStorage):
-    """Objects in one B2 bucket.
+class B2Storage(Storage, B2Multipart):
+    """Objects in one B2 bucket; multipart uploads from the B2Multipart mixin.
 
     ``api`` is an authorized ``b2sdk.v3.B2Api``. ``part_size`` (bytes) overrides the
     account's recommended part size; it must be at least the account's absolute
@@ -277,7 +73,6 @@ class B2Storage(Storage, MultipartStorage):
     """
 
     name = "b2"
-    max_parts = MAX_PART_COUNT
 
     def __init__(
         self,
@@ -336,7 +131,7 @@ class B2Storage(Storage, MultipartStorage):
         if not content_type or not isinstance(content_type, str):
             raise ValueError("content_type must be a non-empty string")
         whole = hashlib.sha1()
-        pending = _PartBuffer()
+        pending = PartBuffer()
         large: _LargeUpload | None = None
         try:
             for chunk in chunks:  # errors raised by the source propagate unchanged
@@ -359,7 +154,7 @@ class B2Storage(Storage, MultipartStorage):
                 large.cancel()
             raise
 
-    def _upload_single(self, key: str, part: _Part, content_type: str, sha1: str) -> StoredObject:
+    def _upload_single(self, key: str, part: Part, content_type: str, sha1: str) -> StoredObject:
         bucket_id = self._bucket.id_
         response = self._with_retries(
             lambda: self._api.session.upload_file(
@@ -375,9 +170,9 @@ class B2Storage(Storage, MultipartStorage):
             )
             self._delete_quietly(version.id_, key)
             raise StorageError(DAMAGED_IN_TRANSIT, retryable=True)
-        return _stored(version, sha1=sha1)
+        return stored_object(version, sha1=sha1)
 
-    def _upload_part(self, file_id: str, number: int, part: _Part, key: str) -> None:
+    def _upload_part(self, file_id: str, number: int, part: Part, key: str) -> None:
         """Send one part (retried, each attempt on a fresh part URL) and check B2's answer."""
         response = self._with_retries(
             lambda: self._api.session.upload_part(file_id, number, part.size, part.sha1, part.stream()),
@@ -411,7 +206,7 @@ class B2Storage(Storage, MultipartStorage):
         try:
             return self._bucket.get_file_info_by_id(file_id)
         except B2Error as exc:
-            if _is_transient(exc) and not quiet:
+            if is_transient(exc) and not quiet:
                 raise storage_error(exc) from exc
             return None
 
@@ -421,7 +216,7 @@ class B2Storage(Storage, MultipartStorage):
             try:
                 return operation()
             except B2Error as exc:
-                if not _is_transient(exc) or attempt == attempts - 1:
+                if not is_transient(exc) or attempt == attempts - 1:
                     raise storage_error(exc) from exc
                 delay = self._retry_delays[attempt]
                 if isinstance(exc, TooManyRequests) and exc.retry_after_seconds:
@@ -458,7 +253,7 @@ class B2Storage(Storage, MultipartStorage):
     def stat(self, key: str, file_id: str) -> StoredObject | None:
         check_key(key)
         version = self._version(key, file_id)
-        return None if version is None else _stored(version)
+        return None if version is None else stored_object(version)
 
     def open_range(self, key: str, file_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         check_key(key)
@@ -519,7 +314,7 @@ class B2Storage(Storage, MultipartStorage):
             for entry in page["files"]:
                 version = self._api.file_version_factory.from_api_response(entry)
                 if version.action == "upload" and version.file_name.startswith(prefix):
-                    yield _stored(version)
+                    yield stored_object(version)
             start_name = page.get("nextFileName")
             if start_name is None:
                 return
@@ -552,174 +347,6 @@ class B2Storage(Storage, MultipartStorage):
             raise storage_error(exc) from exc
         return f"{self._bucket.get_download_url(key)}?Authorization={quote(token, safe='')}"
 
-    # Multipart uploads ----------------------------------------------------
-
-    def recommended_part_size(self) -> int:
-        return self._part_size
-
-    def start_multipart(
-        self, key: str, *, content_type: str, sha1: str | None = None, part_size: int | None = None
-    ) -> str:
-        """``part_size`` is ignored: B2 keeps each part as sent (every part but the last
-        at least ``min_part_size``)."""
-        check_key(key)
-        if not content_type or not isinstance(content_type, str):
-            raise ValueError("content_type must be a non-empty string")
-        sha1 = check_sha1(sha1)
-        file_info = {"large_file_sha1": sha1} if sha1 else {}
-        try:
-            response = self._api.session.start_large_file(self._bucket.id_, key, content_type, file_info)
-        except B2Error as exc:
-            raise storage_error(exc) from exc
-        return response["fileId"]
-
-    def put_part(self, key: str, upload_id: str, number: int, chunks: Iterable[bytes], *, size: int) -> PartInfo:
-        """Buffers the part (``size`` bytes) in memory: B2 needs its SHA1 first. Raises
-        UploadAborted, sending nothing, when ``chunks`` yields fewer or more than
-        ``size`` bytes (reading stops at the first byte too many)."""
-        check_key(key)
-        check_upload_id(upload_id)
-        check_part_number(number, self.max_parts)
-        check_part_size(size, MAX_PART_SIZE)
-        pending = _PartBuffer()
-        for chunk in chunks:  # errors raised by the source propagate unchanged
-            if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                raise TypeError(f"chunks must be bytes, not {type(chunk).__name__}")
-            pending.add(bytes(chunk))  # a copy only if the source may reuse its buffer
-            del chunk
-            if pending.size > size:
-                raise UploadAborted(f"more than the announced {size} bytes")
-        if pending.size != size:
-            raise UploadAborted(f"{pending.size} bytes instead of the announced {size}")
-        part = pending.take_all()
-        try:
-            self._upload_part(upload_id, number, part, key)
-        except ObjectNotFound as exc:
-            raise ObjectNotFound(UPLOAD_MISSING) from exc.__cause__
-        return PartInfo(number=number, size=part.size, sha1=part.sha1)
-
-    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
-        check_key(key)
-        check_upload_id(upload_id)
-        try:
-            return self._held_parts(upload_id)
-        except B2Error as exc:
-            raise _multipart_error(exc) from exc
-
-    def _held_parts(self, upload_id: str) -> list[PartInfo]:
-        parts = [
-            PartInfo(number=part.part_number, size=part.content_length, sha1=part.content_sha1)
-            for part in self._api.list_parts(upload_id, batch_size=MAX_PARTS_PAGE)
-        ]
-        return sorted(parts, key=lambda part: part.number)
-
-    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo], *, content_type: str) -> StoredObject:
-        """The object keeps the content type given at start (B2 takes it then)."""
-        check_key(key)
-        check_upload_id(upload_id)
-        if not content_type or not isinstance(content_type, str):
-            raise ValueError("content_type must be a non-empty string")
-        ordered = check_completed_parts(parts, min_part_size=self.min_part_size, max_parts=self.max_parts)
-        total = sum(part.size for part in ordered)
-
-        declared_sha1: str | None = None
-        state = self._large_file(upload_id)
-        if state is not None:
-            if state.file_name != key:
-                raise ValueError("upload_id belongs to another key")
-            if state.action == "upload":  # completed by an earlier call
-                return self._already_completed(state, total)
-            declared_sha1 = (state.file_info or {}).get("large_file_sha1")
-
-        try:
-            held = {part.number: part for part in self._held_parts(upload_id)}
-        except B2Error as exc:
-            version = self._large_file(upload_id, quiet=True)
-            if version is not None and version.action == "upload" and version.file_name == key:
-                return self._already_completed(version, total)
-            raise _multipart_error(exc) from exc
-        for part in ordered:
-            if held.get(part.number) != part:
-                raise StorageError(PART_DIFFERS.format(number=part.number), retryable=False)
-        extra = sorted(set(held) - {part.number for part in ordered})
-        if extra:
-            raise StorageError(EXTRA_PARTS.format(numbers=", ".join(map(str, extra))), retryable=False)
-
-        try:
-            version = self._finish_large_file(upload_id, [part.sha1 for part in ordered])
-        except ObjectNotFound as exc:
-            raise ObjectNotFound(UPLOAD_MISSING) from exc.__cause__
-        if version.file_name != key:
-            raise ValueError("upload_id belongs to another key")
-        kept_sha1 = (version.file_info or {}).get("large_file_sha1")
-        if version.size != total or (declared_sha1 and kept_sha1 != declared_sha1):
-            logger.warning(
-                "B2 finished %s (%s) with %d bytes, large_file_sha1 %s; expected %d bytes, %s",
-                key, upload_id, version.size, kept_sha1, total, declared_sha1,
-            )
-            self._delete_quietly(version.id_, key)
-            raise StorageError(DAMAGED_IN_TRANSIT, retryable=True)
-        return _stored(version)
-
-    @staticmethod
-    def _already_completed(version: Any, total: int) -> StoredObject:
-        if version.size != total:
-            logger.warning("B2 file %s was completed with %d bytes, not %d", version.id_, version.size, total)
-            raise StorageError(COMPLETED_DIFFERENTLY, retryable=False)
-        return _stored(version)
-
-    def abort_multipart(self, key: str, upload_id: str) -> None:
-        """Cancels an unfinished upload; a finished one is an object by then and stays
-        (``delete`` removes it)."""
-        check_key(key)
-        check_upload_id(upload_id)
-        state = self._large_file(upload_id)
-        if state is not None:
-            if state.file_name != key:
-                raise ValueError("upload_id belongs to another key")
-            if state.action == "upload":
-                return
-        try:
-            self._api.cancel_large_file(upload_id)
-        except FileNotPresent as exc:
-            if isinstance(exc, NonExistentBucket):
-                raise storage_error(exc) from exc
-            return  # already cancelled, or never started
-        except B2Error as exc:
-            if not _is_transient(exc) and self._large_file(upload_id, quiet=True) is None:
-                logger.info("B2 refused to cancel %s (%s), which it no longer shows: %s", key, upload_id, exc)
-                return
-            raise storage_error(exc) from exc
-
-    def list_unfinished(self, prefix: str = "") -> Iterator[UnfinishedUpload]:
-        check_prefix(prefix)
-        return self._unfinished_pages(prefix)
-
-    def _unfinished_pages(self, prefix: str) -> Iterator[UnfinishedUpload]:
-        """Pages ``b2_list_unfinished_large_files`` itself (b2sdk's UnfinishedLargeFile
-        drops the upload timestamp)."""
-        session, bucket_id = self._api.session, self._bucket.id_
-        start_file_id: str | None = None
-        while True:
-            try:
-                page = session.list_unfinished_large_files(
-                    bucket_id, start_file_id, MAX_UNFINISHED_PAGE, prefix or None
-                )
-            except B2Error as exc:
-                raise storage_error(exc) from exc
-            for entry in page["files"]:
-                if not entry["fileName"].startswith(prefix):
-                    continue
-                timestamp = entry.get("uploadTimestamp")
-                yield UnfinishedUpload(
-                    key=entry["fileName"],
-                    upload_id=entry["fileId"],
-                    started_at=datetime.fromtimestamp(timestamp / 1000, tz=timezone.utc) if timestamp else None,
-                )
-            start_file_id = page.get("nextFileId")
-            if start_file_id is None:
-                return
-
 
 class _LargeUpload:
     """One B2 large file being uploaded part by part."""
@@ -737,7 +364,7 @@ class _LargeUpload:
             raise storage_error(exc) from exc
         self.file_id: str = response["fileId"]
 
-    def upload_part(self, part: _Part) -> None:
+    def upload_part(self, part: Part) -> None:
         number = len(self._part_sha1s) + 1
         if number > MAX_PART_COUNT:
             raise StorageError(TOO_MANY_PARTS, retryable=False)
@@ -752,7 +379,7 @@ class _LargeUpload:
             logger.warning("B2 finished %s with %d bytes; sent %d", self.key, version.size, self._size)
             self._storage._delete_quietly(self.file_id, self.key)
             raise StorageError(DAMAGED_IN_TRANSIT, retryable=True)
-        return _stored(version, sha1=sha1)
+        return stored_object(version, sha1=sha1)
 
     def cancel(self) -> None:
         """Best effort: an unfinished large file left behind by a failure here is

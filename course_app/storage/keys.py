@@ -91,6 +91,11 @@ def check_range(start: int, end: int | None) -> None:
 
 # Multipart uploads ------------------------------------------------------------------
 
+# What every backend says when a multipart upload is not as the caller thinks.
+UPLOAD_MISSING = "The upload is not in progress (finished, cancelled or unknown); start it again."
+PART_DIFFERS = "Part {number} of the upload is missing or differs from what was sent; send it again."
+EXTRA_PARTS = "Storage holds parts beyond the last one given ({numbers}); cancel the upload and start again."
+
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

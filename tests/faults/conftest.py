@@ -32,9 +32,9 @@ import course_app.db
 from course_app.db import session_scope
 from course_app.models import StorageDeletion, UploadSession, User, Video
 from course_app.services import courses, reconcile, upload_sessions, uploads
+from course_app.storage import local_disk
 from course_app.storage.b2 import B2Storage
 from course_app.storage.keys import TEMP_MARKER
-from course_app.storage import local as local_module
 from course_app.storage.local import LocalStorage
 from tests.unit.test_storage_contract import PART, b2, b2_storage, sleeps  # noqa: F401  (fixtures)
 
@@ -116,8 +116,8 @@ def storage(request, tmp_path, process, monkeypatch):
     process sees. On B2 the parts are PART bytes, so a 3-part file is under 1 MB."""
     if request.param == "local":
         # A dead process removes none of its temp files.
-        real_remove = local_module._remove_quietly
-        monkeypatch.setattr(local_module, "_remove_quietly", lambda path: None if process.dead else real_remove(path))
+        real_remove = local_disk.remove_quietly
+        monkeypatch.setattr(local_disk, "remove_quietly", lambda path: None if process.dead else real_remove(path))
         return LocalStorage(tmp_path / "storage")
     b2_store = request.getfixturevalue("b2_storage")
     sim = b2_store.api.session.raw_api

@@ -23,7 +23,7 @@ from course_app.errors import StorageUnavailable
 from course_app.models import UploadPart, Video
 from course_app.services import upload_sessions
 from course_app.services.upload_sessions import ChecksumMismatch
-from course_app.storage.b2 import CREDENTIALS_REJECTED, STORAGE_FULL, UNAVAILABLE
+from course_app.storage.b2_parts import CREDENTIALS_REJECTED, STORAGE_FULL, UNAVAILABLE
 from course_app.storage.base import StorageError
 from tests.faults.conftest import (
     PART,

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from course_app.models import UploadSession, Video
 from course_app.services import reconcile, upload_sessions, videos
-from course_app.storage import local as local_module
+from course_app.storage import local_disk, local_parts
 from course_app.storage.b2 import B2Storage
 from course_app.storage.base import PartInfo
 from course_app.storage.keys import TEMP_MARKER
@@ -150,7 +150,7 @@ def crash_mid_part(storage, process, monkeypatch, where: str) -> None:
                 out.write('{"size": ')
             process.crash("while recording the part")
 
-        monkeypatch.setattr(local_module, "_write_part_record", half_record)
+        monkeypatch.setattr(local_parts, "write_part_record", half_record)
 
 
 # B2 keeps no part records of its own: the "record" crash point exists on local disk only.
@@ -289,7 +289,7 @@ def test_crash_while_storage_joins_the_parts_completes_on_repair(
 
         monkeypatch.setattr(sim, "finish_large_file", finish_then_crash)
     elif when == "before placing":  # the data file is sealed (checked, hashed, cut, synced), not yet renamed
-        monkeypatch.setattr(LocalStorage, "_place", lambda *_a, **_k: process.crash("while joining"))
+        monkeypatch.setattr(local_disk, "place", lambda *_a, **_k: process.crash("while joining"))
     else:  # the data file is the object now; the upload's folder is still there
         monkeypatch.setattr(LocalStorage, "_remove_upload", staticmethod(lambda _folder: process.crash("cleanup")))
 

@@ -36,7 +36,7 @@ from course_app.storage import (
     get_storage,
     set_storage_for_tests,
 )
-from course_app.storage import local as local_storage
+from course_app.storage import local_parts
 from course_app.storage.b2 import B2Storage
 from course_app.storage.base import MultipartStorage, PartInfo
 from course_app.storage.local import LocalStorage
@@ -1186,7 +1186,7 @@ def test_local_multipart_memory_stays_bounded(tmp_path, restarted):
             parts.append(storage.put_part(KEY, upload_id, number, part_chunks(number), size=part_size))
             part_peaks.append(tracemalloc.get_traced_memory()[1] - base)
         if restarted:
-            local_storage._hash_cursors.clear()
+            local_parts._hash_cursors.clear()
             storage = LocalStorage(storage.root)
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
@@ -1206,31 +1206,31 @@ def test_local_multipart_memory_stays_bounded(tmp_path, restarted):
 
 @pytest.fixture
 def local(tmp_path):
-    local_storage._hash_cursors.clear()
+    local_parts._hash_cursors.clear()
     yield LocalStorage(tmp_path / "storage")
-    local_storage._hash_cursors.clear()
+    local_parts._hash_cursors.clear()
 
 
 @pytest.fixture
 def reads_at_complete(monkeypatch) -> list[tuple[int, int]]:
     """(offset, length) of every range complete_multipart reads to hash the file."""
     ranges: list[tuple[int, int]] = []
-    real = local_storage._whole_file_sha1
+    real = local_parts.whole_file_sha1
 
     def whole_file_sha1(key, fd, ordered, total):
-        real_hash_range = local_storage._hash_range
+        real_hash_range = local_parts.hash_range
 
         def hash_range(fd, offset, length, digest, buffer):
             ranges.append((offset, length))
             return real_hash_range(fd, offset, length, digest, buffer)
 
-        monkeypatch.setattr(local_storage, "_hash_range", hash_range)
+        monkeypatch.setattr(local_parts, "hash_range", hash_range)
         try:
             return real(key, fd, ordered, total)
         finally:
-            monkeypatch.setattr(local_storage, "_hash_range", real_hash_range)
+            monkeypatch.setattr(local_parts, "hash_range", real_hash_range)
 
-    monkeypatch.setattr(local_storage, "_whole_file_sha1", whole_file_sha1)
+    monkeypatch.setattr(local_parts, "whole_file_sha1", whole_file_sha1)
     return ranges
 
 
@@ -1252,7 +1252,7 @@ def test_local_complete_renames_the_parts_file_and_uses_the_sha1_hashed_ahead(lo
     path = local.root / KEY
     assert os.stat(path).st_ino == inode  # the parts' file became the object: no second write
     assert path.read_bytes() == data and local.stat(KEY, KEY).sha1 == sha1(data)  # the sidecar matches the file
-    assert everything_stored(local) == [KEY, KEY + ".meta.json"] and local_storage._hash_cursors == {}
+    assert everything_stored(local) == [KEY, KEY + ".meta.json"] and local_parts._hash_cursors == {}
 
 
 def test_local_complete_after_a_restart_hashes_the_file_once(local, reads_at_complete):
@@ -1261,7 +1261,7 @@ def test_local_complete_after_a_restart_hashes_the_file_once(local, reads_at_com
     for number, piece in enumerate(slices(data)[:2], start=1):
         send(local, upload_id, number, piece)
 
-    local_storage._hash_cursors.clear()  # the process restarted: what was hashed ahead is lost
+    local_parts._hash_cursors.clear()  # the process restarted: what was hashed ahead is lost
     restarted = LocalStorage(local.root)
     for number in (3, 4):
         send(restarted, upload_id, number, slices(data)[number - 1])
@@ -1287,7 +1287,7 @@ def test_local_parts_out_of_order_are_hashed_once_the_gap_is_filled(local, reads
 
 def test_local_hashing_ahead_stops_at_its_budget_and_complete_hashes_the_rest(local, reads_at_complete,
                                                                               monkeypatch):
-    monkeypatch.setattr(local_storage, "HASH_AHEAD_BYTES", 1)  # at most one part per request
+    monkeypatch.setattr(local_parts, "HASH_AHEAD_BYTES", 1)  # at most one part per request
     data = random_bytes(4 * PART + 1)
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     for number in (5, 4, 3, 2, 1):  # part 1 arrives last: only it is hashed by its request
@@ -1327,10 +1327,10 @@ def test_local_part_changed_by_another_process_is_not_trusted_from_the_hash_ahea
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     for number, piece in enumerate(slices(data), start=1):
         send(local, upload_id, number, piece)
-    cursor = local_storage._hash_cursors.pop((str(local.root), upload_id))
+    cursor = local_parts._hash_cursors.pop((str(local.root), upload_id))
     other = random_bytes(PART, seed=5)
     send(LocalStorage(local.root), upload_id, 1, other)  # "another process"
-    local_storage._hash_cursors[(str(local.root), upload_id)] = cursor
+    local_parts._hash_cursors[(str(local.root), upload_id)] = cursor
     new_data = other + data[PART:]
 
     stored = local.complete_multipart(KEY, upload_id, infos(new_data), content_type="video/mp4")
@@ -1348,7 +1348,7 @@ def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, mo
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     folder = str(local.root / ".multipart" / upload_id)
     send(local, upload_id, 2, slices(data)[1])
-    real = local_storage._hash_range
+    real = local_parts.hash_range
     rewrites: list[int] = []
 
     def hash_range(fd, offset, length, digest, buffer):
@@ -1361,9 +1361,9 @@ def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, mo
             return real(fd, offset, length, digest, buffer)
         finally:  # and sent again once more, with the original bytes
             os.pwrite(fd, slices(data)[1], offset)
-            local_storage._write_part_record(folder, 2, PART, sha1(slices(data)[1]))
+            local_parts.write_part_record(folder, 2, PART, sha1(slices(data)[1]))
 
-    monkeypatch.setattr(local_storage, "_hash_range", hash_range)
+    monkeypatch.setattr(local_parts, "hash_range", hash_range)
     send(local, upload_id, 1, slices(data)[0])  # its request hashes parts 1 and 2 ahead
     monkeypatch.undo()
     assert rewrites == [PART]
@@ -1477,7 +1477,7 @@ def test_local_complete_again_after_the_object_was_placed_does_not_touch_it(loca
     monkeypatch.setattr(LocalStorage, "_remove_upload", staticmethod(lambda folder: None))
     first = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
     monkeypatch.undo()
-    local_storage._hash_cursors.clear()
+    local_parts._hash_cursors.clear()
     with pytest.raises(ObjectNotFound):  # a late part cannot bring the data file back
         send(LocalStorage(local.root), upload_id, 1, slices(data)[0])
 
