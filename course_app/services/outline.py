@@ -116,7 +116,9 @@ def editor_outline(*, session: Session, user: User, course_id: object, open_chap
     return EditorOutline(course=course, chapters=_summaries(session, course.id, chapters), videos=videos)
 
 
-def videos_of_chapters(*, session: Session, user: User, course_id: object, chapter_ids: object) -> dict[uuid.UUID, list[Video]]:
+def videos_of_chapters(
+    *, session: Session, user: User, course_id: object, chapter_ids: object
+) -> dict[uuid.UUID, list[Video]]:
     """The videos of the given chapters of the course, each list in order, keyed in
     chapter order; every given chapter of this course has a list, maybe empty."""
     course = owned_course(session=session, user=user, course_id=course_id)

@@ -163,7 +163,9 @@ def move_videos(
     return moving
 
 
-def _owned_videos(session: Session, user: User, ids: list[uuid.UUID], *, course_id: uuid.UUID | None) -> dict[uuid.UUID, Video]:
+def _owned_videos(
+    session: Session, user: User, ids: list[uuid.UUID], *, course_id: uuid.UUID | None
+) -> dict[uuid.UUID, Video]:
     """The videos by id, one query; each must exist, be the user's, and belong to
     ``course_id`` (or, when None, all to one course)."""
     found = {v.id: v for v in session.exec(select(Video).where(Video.id.in_(ids)))}  # type: ignore[attr-defined]

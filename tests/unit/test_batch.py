@@ -41,7 +41,9 @@ def call(engine, fn, **kwargs):
 def order(engine, chapter: Chapter) -> list[uuid.UUID]:
     """The chapter's video ids as committed; positions must be exactly 0..n-1."""
     with Session(engine) as fresh:
-        rows = list(fresh.exec(select(Video.id, Video.position).where(Video.chapter_id == chapter.id).order_by(Video.position)))
+        rows = list(fresh.exec(
+            select(Video.id, Video.position).where(Video.chapter_id == chapter.id).order_by(Video.position)
+        ))
     assert [position for _, position in rows] == list(range(len(rows)))
     return [video_id for video_id, _ in rows]
 
@@ -325,7 +327,9 @@ def test_delete_chapters_removes_them_and_their_videos_through_the_outbox(sessio
     pending = call(engine, courses.delete_chapters, user=user, chapter_ids=[c2.id, str(c0.id)])
 
     with Session(engine) as fresh:
-        left = list(fresh.exec(select(Chapter.id, Chapter.position).where(Chapter.course_id == course.id).order_by(Chapter.position)))
+        left = list(fresh.exec(
+            select(Chapter.id, Chapter.position).where(Chapter.course_id == course.id).order_by(Chapter.position)
+        ))
         assert left == [(c1.id, 0), (c3.id, 1)]
         assert set(fresh.exec(select(Video.id))) == {rows[3][0].id}
     outbox = outbox_rows(engine)

@@ -15,10 +15,13 @@ from course_app.models import Chapter, Course, User, Video
 from course_app.services import courses, outline
 
 
-def build_course(session, user: User, chapters: int, videos_each: int, title: str = "Course") -> tuple[Course, list[Chapter], dict]:
+def build_course(
+    session, user: User, chapters: int, videos_each: int, title: str = "Course"
+) -> tuple[Course, list[Chapter], dict]:
     """A committed course; videos cycle through the statuses, ready ones 1000*(j+1) bytes."""
     course = courses.create_course(session=session, user=user, title=title)
-    made = [courses.add_chapter(session=session, user=user, course_id=course.id, title=f"Chapter {i}") for i in range(chapters)]
+    made = [courses.add_chapter(session=session, user=user, course_id=course.id, title=f"Chapter {i}")
+            for i in range(chapters)]
     by_chapter: dict[uuid.UUID, list[Video]] = {}
     for chapter in made:
         for j in range(videos_each):
@@ -32,7 +35,8 @@ def build_course(session, user: User, chapters: int, videos_each: int, title: st
     return course, made, by_chapter
 
 
-def add(session, chapter: Chapter, title: str, filename: str = "clip.mp4", status: str = "ready", position: int = 0) -> Video:
+def add(session, chapter: Chapter, title: str, filename: str = "clip.mp4", status: str = "ready",
+        position: int = 0) -> Video:
     video = Video(course_id=chapter.course_id, chapter_id=chapter.id, title=title, filename=filename,
                   storage_key=f"videos/x/{uuid.uuid4()}", status=status, position=position)
     session.add(video)
