@@ -634,7 +634,7 @@ def measure_tus(file: GeneratedFile, work: Path, label: str = "tus") -> dict:
 def simulated_b2():
     from b2sdk.v3 import B2Api, B2HttpApiConfig, InMemoryAccountInfo
 
-    from tests.unit.test_storage_contract import FaithfulRawSimulator
+    from tests.unit.storage.support import FaithfulRawSimulator
 
     api = B2Api(InMemoryAccountInfo(), api_config=B2HttpApiConfig(_raw_api_class=FaithfulRawSimulator))
     sim = api.session.raw_api

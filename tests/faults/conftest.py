@@ -36,7 +36,8 @@ from course_app.storage import local_disk
 from course_app.storage.b2 import B2Storage
 from course_app.storage.keys import TEMP_MARKER
 from course_app.storage.local import LocalStorage
-from tests.unit.test_storage_contract import PART, b2, b2_storage, sleeps  # noqa: F401  (fixtures)
+from tests.unit.conftest import b2, b2_storage, session_factory, sleeps  # noqa: F401  (fixtures)
+from tests.unit.storage.support import PART
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(100)
 MIB = 1024 * 1024
@@ -147,11 +148,6 @@ def app_database(engine, monkeypatch):
     monkeypatch.setattr(course_app.db, "get_engine", lambda: engine)
     monkeypatch.setattr(uploads, "FINISH_RETRY_DELAYS", (0.01, 0.01, 0.01))
     return engine
-
-
-@pytest.fixture
-def session_factory(engine):
-    return partial(session_scope, engine)
 
 
 @dataclass

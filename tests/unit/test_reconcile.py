@@ -11,7 +11,6 @@ import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from functools import partial
 
 import pytest
 from sqlalchemy import event
@@ -19,10 +18,8 @@ from sqlmodel import Session
 
 import course_app.cli
 import course_app.db
-from course_app.db import session_scope
 from course_app.models import Chapter, UploadSession, Video
 from course_app.services import courses, reconcile, upload_sessions, videos
-from course_app.storage import set_storage_for_tests
 from course_app.storage.base import Leftover
 from course_app.storage.keys import TEMP_MARKER
 from course_app.storage.local import LocalStorage
@@ -33,13 +30,8 @@ HOUR = 3600
 
 
 @pytest.fixture
-def storage(tmp_path) -> LocalStorage:
-    return LocalStorage(tmp_path / "storage")
-
-
-@pytest.fixture
-def session_factory(engine):
-    return partial(session_scope, engine)
+def storage(local_storage) -> LocalStorage:
+    return local_storage  # the checker's own logic: local disk is enough
 
 
 @pytest.fixture
@@ -305,18 +297,15 @@ def test_the_check_costs_one_listing_and_a_fixed_number_of_queries(session, engi
 
 
 @pytest.fixture
-def cli(engine, storage, monkeypatch, capsys):
+def cli(app_database, configured_storage, monkeypatch, capsys):
     """`course-app check-videos ...` on the test database and storage: (exit code, stdout)."""
-    monkeypatch.setattr(course_app.db, "get_engine", lambda: engine)
     monkeypatch.setattr(course_app.cli, "migrate", lambda: None)
-    set_storage_for_tests(storage)
 
     def run(*args: str) -> tuple[int, str]:
         code = course_app.cli.main(["check-videos", *args])
         return code, capsys.readouterr().out
 
-    yield run
-    set_storage_for_tests(None)
+    return run
 
 
 def test_cli_dry_run_prints_a_table_and_exits_1_then_repair_fixes_and_exits_0(cli, session, storage, chapter):

@@ -7,7 +7,6 @@ import hashlib
 import math
 import random
 import uuid
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -18,32 +17,9 @@ from course_app.models import StorageDeletion, UploadPart, UploadSession, Video,
 from course_app.services import courses, outbox, upload_sessions
 from course_app.services.upload_sessions import ChecksumMismatch, IncompletePart, MissingParts
 from course_app.storage.local import LocalStorage
-from tests.unit.test_storage_contract import b2, b2_storage, sleeps  # noqa: F401  (fixtures)
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(100)
 GIB = 1024**3
-
-
-@pytest.fixture(params=["local", "b2"])
-def storage(request, tmp_path):
-    if request.param == "local":
-        return LocalStorage(tmp_path / "storage")
-    return request.getfixturevalue("b2_storage")
-
-
-@pytest.fixture
-def session_factory(engine):
-    @contextmanager
-    def factory():
-        with Session(engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-
-    return factory
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-import course_app.db
 from course_app.errors import InvalidInput, StorageUnavailable, TooLarge, UnsupportedType
 from course_app.models import StorageDeletion, Video
 from course_app.services import courses, outbox, uploads
@@ -26,16 +25,12 @@ from tests.media import make_video
 MIB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def app_database(engine, monkeypatch):
-    """Point the services' own sessions (``session_scope()``) at the test database."""
-    monkeypatch.setattr(course_app.db, "get_engine", lambda: engine)
-    return engine
+pytestmark = pytest.mark.usefixtures("app_database")
 
 
 @pytest.fixture
-def storage(tmp_path) -> LocalStorage:
-    return LocalStorage(tmp_path / "storage")
+def storage(local_storage) -> LocalStorage:
+    return local_storage
 
 
 @pytest.fixture

@@ -7,17 +7,13 @@ import asyncio
 import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
-from functools import partial
 
 import pytest
 from sqlmodel import Session, select
 
-import course_app.db
-from course_app.db import session_scope
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from course_app.models import Chapter, Course, StorageDeletion, Video
 from course_app.services import courses, outbox, reconcile, videos
-from course_app.storage import set_storage_for_tests
 from course_app.storage.base import StorageError
 from course_app.storage.local import LocalStorage
 
@@ -38,12 +34,6 @@ class FlakyDeletes(LocalStorage):
 @pytest.fixture
 def storage(tmp_path) -> FlakyDeletes:
     return FlakyDeletes(tmp_path / "storage")
-
-
-@pytest.fixture
-def session_factory(engine):
-    """What the app passes to process_pending_deletions: committed sessions on the test engine."""
-    return partial(session_scope, engine)
 
 
 def course_with(session, user, *chapter_titles: str) -> tuple[Course, list[Chapter]]:
@@ -392,26 +382,23 @@ def test_process_pending_deletions_deletes_the_file_and_the_outbox_row(session, 
     assert stored_keys(storage) == {kept.storage_key}
 
 
-def test_carry_out_tells_the_configured_storage_about_the_given_rows(session, engine, make_user, storage, monkeypatch):
-    monkeypatch.setattr(course_app.db, "get_engine", lambda: engine)
-    set_storage_for_tests(storage)
-    try:
-        user = make_user()
-        _, (chapter,) = course_with(session, user, "Intro")
-        first, second, kept = (ready_video(session, storage, user, chapter) for _ in range(3))
-        pending = videos.delete_video(session=session, user=user, video_id=first.id)
-        videos.delete_video(session=session, user=user, video_id=second.id)
-        session.commit()
+def test_carry_out_tells_the_configured_storage_about_the_given_rows(
+        session, engine, make_user, app_database, configured_storage):
+    storage = configured_storage
+    user = make_user()
+    _, (chapter,) = course_with(session, user, "Intro")
+    first, second, kept = (ready_video(session, storage, user, chapter) for _ in range(3))
+    pending = videos.delete_video(session=session, user=user, video_id=first.id)
+    videos.delete_video(session=session, user=user, video_id=second.id)
+    session.commit()
 
-        asyncio.run(outbox.carry_out(ids=[pending.id]))
-        assert stored_keys(storage) == {second.storage_key, kept.storage_key}
-        assert [d.storage_key for d in committed_deletions(engine)] == [second.storage_key]
+    asyncio.run(outbox.carry_out(ids=[pending.id]))
+    assert stored_keys(storage) == {second.storage_key, kept.storage_key}
+    assert [d.storage_key for d in committed_deletions(engine)] == [second.storage_key]
 
-        asyncio.run(outbox.carry_out())  # every due row
-        assert stored_keys(storage) == {kept.storage_key}
-        assert committed_deletions(engine) == []
-    finally:
-        set_storage_for_tests(None)
+    asyncio.run(outbox.carry_out())  # every due row
+    assert stored_keys(storage) == {kept.storage_key}
+    assert committed_deletions(engine) == []
 
 
 def test_a_failed_storage_deletion_is_kept_and_retried_later(session, engine, make_user, storage, session_factory):

@@ -1,0 +1,72 @@
+"""Fixtures the unit tests share: committed sessions on the test database, and
+storage on local disk (a temp folder) or b2sdk's simulator. A module that runs on
+one backend only, or on a storage of its own, defines its own ``storage``."""
+
+from __future__ import annotations
+
+from functools import partial
+from types import SimpleNamespace
+
+import pytest
+from b2sdk.v3 import B2Api, B2HttpApiConfig, InMemoryAccountInfo
+
+import course_app.db
+from course_app.db import session_scope
+from course_app.storage import set_storage_for_tests
+from course_app.storage.b2 import B2Storage
+from course_app.storage.local import LocalStorage
+from tests.unit.storage.support import BUCKET, PART, FaithfulRawSimulator
+
+
+@pytest.fixture
+def session_factory(engine):
+    """What the app passes to services that commit step by step: committed sessions on the test engine."""
+    return partial(session_scope, engine)
+
+
+@pytest.fixture
+def app_database(engine, monkeypatch):
+    """Point the services' own sessions (``session_scope()``) at the test database."""
+    monkeypatch.setattr(course_app.db, "get_engine", lambda: engine)
+    return engine
+
+
+@pytest.fixture
+def configured_storage(storage):
+    """``get_storage()`` returns this test's ``storage`` (as the settings would choose it)."""
+    set_storage_for_tests(storage)
+    yield storage
+    set_storage_for_tests(None)
+
+
+@pytest.fixture
+def b2():
+    """A simulated B2 account with one private bucket."""
+    api = B2Api(InMemoryAccountInfo(), api_config=B2HttpApiConfig(_raw_api_class=FaithfulRawSimulator))
+    sim = api.session.raw_api
+    key_id, application_key = sim.create_account()
+    api.authorize_account(key_id, application_key)
+    bucket = api.create_bucket(BUCKET, "allPrivate")
+    return SimpleNamespace(api=api, sim=sim, bucket=bucket, application_key=application_key)
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The backoff delays B2Storage asked for (recorded, never slept)."""
+    return []
+
+
+@pytest.fixture
+def b2_storage(b2, sleeps) -> B2Storage:
+    return B2Storage(b2.api, BUCKET, part_size=PART, sleep=sleeps.append)
+
+
+@pytest.fixture
+def local_storage(tmp_path) -> LocalStorage:
+    return LocalStorage(tmp_path / "storage")
+
+
+@pytest.fixture(params=["local", "b2"])
+def storage(request):
+    """Every test that takes ``storage`` runs on both backends."""
+    return request.getfixturevalue(f"{request.param}_storage")

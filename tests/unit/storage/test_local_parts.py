@@ -1,0 +1,323 @@
+"""Local multipart: parts written in place, the whole-file SHA1 hashed ahead
+(course_app/storage/local_parts.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from course_app.storage import ObjectNotFound, StorageError, UploadAborted
+from course_app.storage import local_parts
+from course_app.storage.base import PartInfo
+from course_app.storage.local import LocalStorage
+from tests.unit.storage.support import KEY, PART, everything_stored, infos, random_bytes, read, send, sha1, slices
+
+
+@pytest.fixture
+def local(tmp_path):
+    local_parts._hash_cursors.clear()
+    yield LocalStorage(tmp_path / "storage")
+    local_parts._hash_cursors.clear()
+
+
+@pytest.fixture
+def reads_at_complete(monkeypatch) -> list[tuple[int, int]]:
+    """(offset, length) of every range complete_multipart reads to hash the file."""
+    ranges: list[tuple[int, int]] = []
+    real = local_parts.whole_file_sha1
+
+    def whole_file_sha1(key, fd, ordered, total):
+        real_hash_range = local_parts.hash_range
+
+        def hash_range(fd, offset, length, digest, buffer):
+            ranges.append((offset, length))
+            return real_hash_range(fd, offset, length, digest, buffer)
+
+        monkeypatch.setattr(local_parts, "hash_range", hash_range)
+        try:
+            return real(key, fd, ordered, total)
+        finally:
+            monkeypatch.setattr(local_parts, "hash_range", real_hash_range)
+
+    monkeypatch.setattr(local_parts, "whole_file_sha1", whole_file_sha1)
+    return ranges
+
+
+def data_inode(storage: LocalStorage, upload_id: str) -> int:
+    return os.stat(storage.root / ".multipart" / upload_id / "data").st_ino
+
+
+def test_local_complete_renames_the_parts_file_and_uses_the_sha1_hashed_ahead(local, reads_at_complete):
+    data = random_bytes(5 * PART + 99)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    inode = data_inode(local, upload_id)
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1) == (len(data), sha1(data))
+    assert reads_at_complete == [(len(data), 0)]  # nothing read again: the parts were hashed as they came
+    path = local.root / KEY
+    assert os.stat(path).st_ino == inode  # the parts' file became the object: no second write
+    assert path.read_bytes() == data and local.stat(KEY, KEY).sha1 == sha1(data)  # the sidecar matches the file
+    assert everything_stored(local) == [KEY, KEY + ".meta.json"] and local_parts._hash_cursors == {}
+
+
+def test_local_complete_after_a_restart_hashes_the_file_once(local, reads_at_complete):
+    data = random_bytes(3 * PART + 5)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    for number, piece in enumerate(slices(data)[:2], start=1):
+        send(local, upload_id, number, piece)
+
+    local_parts._hash_cursors.clear()  # the process restarted: what was hashed ahead is lost
+    restarted = LocalStorage(local.root)
+    for number in (3, 4):
+        send(restarted, upload_id, number, slices(data)[number - 1])
+    stored = restarted.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1) == (len(data), sha1(data))
+    assert reads_at_complete == [(0, len(data))]
+    assert read(restarted, stored) == data
+
+
+@pytest.mark.parametrize("order", [(4, 3, 2, 1), (2, 4, 1, 3), (1, 3, 4, 2)])
+def test_local_parts_out_of_order_are_hashed_once_the_gap_is_filled(local, reads_at_complete, order):
+    data = random_bytes(3 * PART + 77)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number in order:
+        send(local, upload_id, number, slices(data)[number - 1])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1, read(local, stored)) == (len(data), sha1(data), data)
+    assert reads_at_complete == [(len(data), 0)]
+
+
+def test_local_hashing_ahead_stops_at_its_budget_and_complete_hashes_the_rest(local, reads_at_complete,
+                                                                              monkeypatch):
+    monkeypatch.setattr(local_parts, "HASH_AHEAD_BYTES", 1)  # at most one part per request
+    data = random_bytes(4 * PART + 1)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number in (5, 4, 3, 2, 1):  # part 1 arrives last: only it is hashed by its request
+        send(local, upload_id, number, slices(data)[number - 1])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert stored.sha1 == sha1(data)
+    assert reads_at_complete == [(PART, len(data) - PART)]
+
+
+def test_local_part_sent_again_with_other_bytes_is_the_one_completed(local, reads_at_complete):
+    data = random_bytes(3 * PART + 10)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    first = [send(local, upload_id, number, piece) for number, piece in enumerate(slices(data), start=1)]
+    assert first == infos(data)
+    assert send(local, upload_id, 2, slices(data)[1]) == first[1]  # the same bytes again: nothing changes
+
+    other = slices(data)[1][:-1] + bytes([slices(data)[1][-1] ^ 0xFF])  # one byte differs
+    replaced = send(local, upload_id, 2, other)
+    new_data = slices(data)[0] + other + slices(data)[2] + slices(data)[3]
+    assert local.list_parts(KEY, upload_id) == infos(new_data) and replaced == infos(new_data)[1]
+    with pytest.raises(StorageError):  # the old part 2 is not there any more
+        local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    stored = local.complete_multipart(KEY, upload_id, infos(new_data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(new_data), new_data)
+    assert local.stat(KEY, KEY).sha1 == sha1(new_data)
+    assert reads_at_complete[-1] == (0, len(new_data))  # what was hashed ahead included the old part 2
+
+
+def test_local_part_changed_by_another_process_is_not_trusted_from_the_hash_ahead(local, reads_at_complete):
+    """A part sent again through another process (whose cursor this one never sees):
+    complete compares what its cursor hashed with the records and hashes again."""
+    data = random_bytes(2 * PART + 10)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    cursor = local_parts._hash_cursors.pop((str(local.root), upload_id))
+    other = random_bytes(PART, seed=5)
+    send(LocalStorage(local.root), upload_id, 1, other)  # "another process"
+    local_parts._hash_cursors[(str(local.root), upload_id)] = cursor
+    new_data = other + data[PART:]
+
+    stored = local.complete_multipart(KEY, upload_id, infos(new_data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(new_data), new_data)
+    assert reads_at_complete == [(0, len(new_data))]
+
+
+def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, monkeypatch):
+    """While a request hashes part 2 ahead, part 2 is sent again twice: once cut off
+    part-way (other bytes in place, no record), then with the original bytes. The
+    record looks the same as before, but what was read was not those bytes: the
+    cursor notices (the record is not the one it saw) and complete gets it right."""
+    data = random_bytes(2 * PART + 10)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    folder = str(local.root / ".multipart" / upload_id)
+    send(local, upload_id, 2, slices(data)[1])
+    real = local_parts.hash_range
+    rewrites: list[int] = []
+
+    def hash_range(fd, offset, length, digest, buffer):
+        if offset != PART or rewrites:
+            return real(fd, offset, length, digest, buffer)
+        rewrites.append(offset)
+        os.unlink(os.path.join(folder, "2.part"))  # sent again, cut off after its bytes were written
+        os.pwrite(fd, bytes(length), offset)
+        try:
+            return real(fd, offset, length, digest, buffer)
+        finally:  # and sent again once more, with the original bytes
+            os.pwrite(fd, slices(data)[1], offset)
+            local_parts.write_part_record(folder, 2, PART, sha1(slices(data)[1]))
+
+    monkeypatch.setattr(local_parts, "hash_range", hash_range)
+    send(local, upload_id, 1, slices(data)[0])  # its request hashes parts 1 and 2 ahead
+    monkeypatch.undo()
+    assert rewrites == [PART]
+    send(local, upload_id, 3, slices(data)[2])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
+def test_local_parts_must_have_the_part_size_but_the_last(local):
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    consumed: list[int] = []
+
+    def source(data: bytes) -> Iterator[bytes]:
+        consumed.append(1)
+        yield data
+
+    with pytest.raises(ValueError):  # larger than the part size: refused before reading
+        local.put_part(KEY, upload_id, 1, source(bytes(PART + 1)), size=PART + 1)
+    assert consumed == [] and local.list_parts(KEY, upload_id) == []
+
+    short, last = random_bytes(PART - 1), random_bytes(100, seed=2)
+    parts = [send(local, upload_id, 1, short), send(local, upload_id, 2, last)]
+    with pytest.raises(ValueError) as refused:  # a part but the last that is short
+        local.complete_multipart(KEY, upload_id, parts, content_type="video/mp4")
+    assert "part 1" in str(refused.value)
+    assert local.stat(KEY, KEY) is None and local.list_parts(KEY, upload_id) == parts
+
+    data = random_bytes(PART) + last
+    send(local, upload_id, 1, data[:PART])
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
+def test_local_bytes_written_past_the_last_part_are_cut_off(local):
+    """Part 3 sent, then the file turns out to end in part 2 (the caller's list says
+    so after part 3 failed part-way): only the recorded parts make the object."""
+    data = random_bytes(PART + 500)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+
+    def failing() -> Iterator[bytes]:
+        yield random_bytes(1000, seed=3)
+        raise UploadAborted("client went away")
+
+    with pytest.raises(UploadAborted):
+        local.put_part(KEY, upload_id, 3, failing(), size=2000)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1, read(local, stored)) == (len(data), sha1(data), data)
+    assert os.path.getsize(local.root / KEY) == len(data)
+
+
+def test_local_one_writer_per_part_and_no_complete_while_a_part_is_written(local):
+    data = random_bytes(2 * PART)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    send(local, upload_id, 1, slices(data)[0])
+    started, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def slow() -> Iterator[bytes]:
+        yield slices(data)[1][:1000]
+        started.set()
+        release.wait(10)
+        yield slices(data)[1][1000:]
+
+    def sending() -> None:
+        outcome.append(local.put_part(KEY, upload_id, 2, slow(), size=PART))
+
+    writer = threading.Thread(target=sending)
+    writer.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(StorageError) as busy:  # the same part from another request
+            send(LocalStorage(local.root), upload_id, 2, slices(data)[1])
+        assert busy.value.retryable and "Part 2" in str(busy.value)
+        with pytest.raises(StorageError) as arriving:
+            local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+        assert arriving.value.retryable
+        send(local, upload_id, 1, slices(data)[0])  # other parts go on meanwhile
+    finally:
+        release.set()
+        writer.join(10)
+    assert outcome == [infos(data)[1]]
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
+def test_local_part_arriving_after_complete_finds_the_upload_gone(local):
+    data = random_bytes(PART + 3)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    with pytest.raises(ObjectNotFound):
+        send(local, upload_id, 2, slices(data)[1])
+    assert read(local, stored) == data
+
+
+def test_local_complete_again_after_the_object_was_placed_does_not_touch_it(local, monkeypatch):
+    """Killed after the rename, before the folder went: the data file is the object now;
+    complete again returns it, removes the folder, and never recreates the data file."""
+    data = random_bytes(2 * PART + 1)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    monkeypatch.setattr(LocalStorage, "_remove_upload", staticmethod(lambda folder: None))
+    first = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    monkeypatch.undo()
+    local_parts._hash_cursors.clear()
+    with pytest.raises(ObjectNotFound):  # a late part cannot bring the data file back
+        send(LocalStorage(local.root), upload_id, 1, slices(data)[0])
+
+    again = LocalStorage(local.root).complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (again.size, again.sha1) == (first.size, first.sha1) == (len(data), sha1(data))
+    assert read(local, again) == data
+    assert everything_stored(local) == [KEY, KEY + ".meta.json"]
+
+
+def test_local_upload_started_by_the_old_layout_cannot_go_on_but_can_be_aborted(local):
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    folder = local.root / ".multipart" / upload_id
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["part_size"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "data").unlink()
+    (folder / "1.part").write_bytes(b"part bytes, old style")
+
+    for call in (
+        lambda: send(local, upload_id, 2, b"x"),
+        lambda: local.list_parts(KEY, upload_id),
+        lambda: local.complete_multipart(KEY, upload_id, [PartInfo(1, 21, sha1(b"x"))], content_type="video/mp4"),
+    ):
+        with pytest.raises(StorageError) as refused:
+            call()
+        assert not refused.value.retryable and "start again" in str(refused.value)
+    assert [upload.upload_id for upload in local.list_unfinished("")] == [upload_id]
+    local.abort_multipart(KEY, upload_id)
+    assert everything_stored(local) == []
