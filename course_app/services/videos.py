@@ -245,6 +245,7 @@ def begin_upload(
     name = clean_filename(filename)
     if title is None or (isinstance(title, str) and not title.strip()):
         title = title_from_filename(name)
+    title = clean_text(title, field="Video title", max_length=TITLE_MAX)
     lock_course(session, chapter.course_id)
     current(session, chapter, gone="That chapter was deleted in the meantime.")
     video_id = uuid.uuid4()
@@ -252,7 +253,7 @@ def begin_upload(
         id=video_id,
         course_id=chapter.course_id,
         chapter_id=chapter.id,
-        title=clean_text(title, field="Video title", max_length=TITLE_MAX),
+        title=title,
         filename=name,
         storage_key=video_key(user.id, video_id),
         content_type=content_type,

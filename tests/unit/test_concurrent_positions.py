@@ -177,3 +177,81 @@ def test_simultaneous_batch_moves_into_one_chapter(session, engine, make_user, b
     for group in per_source:  # each batch lands together, in its own order
         start = ids.index(group[0].id)
         assert ids[start:start + batch] == [v.id for v in group]
+
+
+# Rows that change between the ownership check and the lock --------------------------------------
+
+
+@pytest.fixture
+def meanwhile(engine, monkeypatch):
+    """``meanwhile(module, action)``: the next lock_course taken in ``module`` first
+    lets ``action(session)`` run and commit in another transaction, as if it had
+    won the race just before the lock."""
+    from course_app.services import ordering
+
+    def arrange(module, action: Callable[[Session], object]) -> None:
+        def lock_after_the_other_writer(session, course_id):
+            monkeypatch.setattr(module, "lock_course", ordering.lock_course)
+            with Session(engine) as other:
+                action(other)
+                other.commit()
+            ordering.lock_course(session, course_id)
+
+        monkeypatch.setattr(module, "lock_course", lock_after_the_other_writer)
+
+    return arrange
+
+
+def test_an_upload_into_a_chapter_deleted_meanwhile_is_not_found(session, engine, make_user, meanwhile):
+    from course_app.errors import NotFound
+
+    user = make_user()
+    _, (chapter, other) = setup_course(session, user, 2)
+    meanwhile(videos, lambda s: courses.delete_chapter(session=s, user=user, chapter_id=chapter.id))
+
+    with Session(engine) as s, pytest.raises(NotFound):
+        begin(s, user, chapter)
+
+    assert chapter_positions(engine, chapter.course_id) == [0]
+
+
+def test_moving_a_video_moved_meanwhile_renumbers_the_chapter_it_is_in_now(session, engine, make_user, meanwhile):
+    user = make_user()
+    _, (a, b, c) = setup_course(session, user, 3)
+    a0, a1 = begin(session, user, a, "a0.mp4"), begin(session, user, a, "a1.mp4")
+    b0 = begin(session, user, b, "b0.mp4")
+    session.commit()
+    meanwhile(videos, lambda s: videos.move_video(session=s, user=user, video_id=a0.id, chapter_id=b.id, position=0))
+
+    with Session(engine) as s:
+        videos.move_video(session=s, user=user, video_id=a0.id, chapter_id=c.id)
+        s.commit()
+
+    assert video_order(engine, a.id) == [(a1.id, 0)]
+    assert video_order(engine, b.id) == [(b0.id, 0)]
+    assert video_order(engine, c.id) == [(a0.id, 0)]
+
+
+def test_a_failed_upload_removed_meanwhile_is_left_alone(session, engine, make_user, meanwhile):
+    user = make_user()
+    _, (chapter,) = setup_course(session, user, 1)
+    video, kept = begin(session, user, chapter, "gone.mp4"), begin(session, user, chapter, "kept.mp4")
+    session.commit()
+    meanwhile(videos, lambda s: videos.delete_video(session=s, user=user, video_id=video.id))
+
+    with Session(engine) as s:
+        assert videos.fail_upload(session=s, video_id=video.id, reason="stopped", remove_row=True) is None
+        s.commit()
+
+    assert video_order(engine, chapter.id) == [(kept.id, 0)]
+
+
+def test_an_upload_into_a_course_deleted_meanwhile_is_not_found(session, engine, make_user, meanwhile):
+    from course_app.errors import NotFound
+
+    user = make_user()
+    course, (chapter,) = setup_course(session, user, 1)
+    meanwhile(videos, lambda s: courses.delete_course(session=s, user=user, course_id=course.id))
+
+    with Session(engine) as s, pytest.raises(NotFound):
+        begin(s, user, chapter)
