@@ -55,7 +55,7 @@ def _check_videos(args: argparse.Namespace) -> int:
 def _sweep_uploads(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from course_app.services.upload_sessions import sweep
+    from course_app.services.upload_sweep import sweep
     from course_app.storage import get_storage
 
     hours = args.older_than_hours or load_settings_or_exit().upload_stale_hours

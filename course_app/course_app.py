@@ -38,7 +38,7 @@ async def _background_upkeep() -> None:
 
     from course_app.auth.tokens import purge_expired_sessions
     from course_app.db import run_in_session, session_scope
-    from course_app.services.upload_sessions import sweep
+    from course_app.services.upload_sweep import sweep
     from course_app.services import outbox
     from course_app.storage import get_storage
 

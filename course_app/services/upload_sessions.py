@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 from sqlmodel import Session, func, select
 
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 FINGERPRINT_MAX = 200
-UNKNOWN_UPLOAD_GRACE = timedelta(hours=1)
 OPEN_STATUSES = ("active", "completing")
 
 
@@ -418,7 +416,7 @@ def _verify(stored: StoredObject, *, size: int, sha1: str | None) -> str | None:
     return None
 
 
-# Abort and sweep --------------------------------------------------------------------------------
+# Abort and close ---------------------------------------------------------------------------------
 
 
 def abort(*, session: Session, user: User, upload_id: object, reason: str = "upload cancelled") -> None:
@@ -427,10 +425,12 @@ def abort(*, session: Session, user: User, upload_id: object, reason: str = "upl
     upload = owned_session(session=session, user=user, upload_id=upload_id)
     if upload.status == "completed":
         raise Conflict("This upload has finished; delete the video instead.")
-    _close(session, upload, status="aborted", reason=reason, keep_video_as_failed=False)
+    close(session, upload, status="aborted", reason=reason, keep_video_as_failed=False)
 
 
-def _close(session: Session, upload: UploadSession, *, status: str, reason: str, keep_video_as_failed: bool) -> None:
+def close(session: Session, upload: UploadSession, *, status: str, reason: str, keep_video_as_failed: bool) -> None:
+    """End a session (``aborted`` or ``expired``): its storage upload is cancelled
+    through the outbox, its parts forgotten, its video removed or kept as ``failed``."""
     if upload.status in OPEN_STATUSES and upload.storage_upload_id:
         outbox.enqueue_multipart_abort(
             session=session, storage_key=upload.storage_key, upload_id=upload.storage_upload_id, reason=reason
@@ -453,76 +453,4 @@ def _close(session: Session, upload: UploadSession, *, status: str, reason: str,
 def expire_session(*, session: Session, upload: UploadSession, reason: str) -> None:
     """Close an open session that can no longer progress (the checker found it dead:
     its storage upload never started); its video becomes ``failed`` with ``reason``."""
-    _close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
-
-
-def _finish_interrupted_completions(session_factory: SessionFactory, storage: MultipartStorage, *,
-                                    before: datetime) -> None:
-    """A stale session stuck in ``completing`` had all its parts: finish it rather
-    than expire it (the instructor's upload is kept); expiry takes it only if
-    completing fails again."""
-    with session_factory() as session:
-        stuck = list(session.exec(select(UploadSession.id, UploadSession.owner_id).where(
-            UploadSession.status == "completing", UploadSession.updated_at < before)))
-    for upload_id, owner_id in stuck:
-        with session_factory() as session:
-            owner = session.get(User, owner_id)
-        try:
-            complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload_id)
-        except Exception as exc:  # left for the expiry below
-            log.warning("Could not finish interrupted upload %s: %s", upload_id, exc)
-
-
-@dataclass
-class SweepReport:
-    expired: list[str]
-    unknown_cancelled: list[str]
-    dry_run: bool
-
-    def as_dict(self) -> dict:
-        return {"dry_run": self.dry_run, "expired_sessions": self.expired, "unknown_uploads_cancelled": self.unknown_cancelled}
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def sweep(
-    *, session_factory: SessionFactory, storage: MultipartStorage, stale_after: timedelta, dry_run: bool = False,
-    now: datetime | None = None,
-) -> SweepReport:
-    """Expire sessions untouched for ``stale_after`` (their videos become ``failed``
-    with a reason the instructor sees) and cancel storage uploads no session knows."""
-    now = now or utcnow()
-    report = SweepReport(expired=[], unknown_cancelled=[], dry_run=dry_run)
-    reason = (f"Upload abandoned: no progress for {stale_after.total_seconds() / 3600:g} hours. "
-              "Upload the file again.")
-    if not dry_run:
-        _finish_interrupted_completions(session_factory, storage, before=now - stale_after)
-    with session_factory() as session:
-        stale = list(session.exec(
-            select(UploadSession).where(UploadSession.status.in_(OPEN_STATUSES),
-                                        UploadSession.updated_at < now - stale_after)
-        ))
-        for upload in stale:
-            report.expired.append(str(upload.id))
-            if not dry_run:
-                _close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
-        # Uploads of closed sessions are cancelled through the outbox; only those no
-        # session knows at all are the sweep's to cancel here.
-        known = set(session.exec(select(UploadSession.storage_upload_id).where(
-            UploadSession.storage_upload_id.is_not(None))))
-    for unfinished in storage.list_unfinished("videos/"):
-        started = _aware(unfinished.started_at)
-        if unfinished.upload_id in known or (started is not None and now - started < UNKNOWN_UPLOAD_GRACE):
-            continue
-        report.unknown_cancelled.append(f"{unfinished.key} ({unfinished.upload_id})")
-        if not dry_run:
-            try:
-                storage.abort_multipart(unfinished.key, unfinished.upload_id)
-            except StorageError as exc:
-                log.warning("Could not cancel unfinished upload %s: %s", unfinished.upload_id, exc)
-    return report
-
+    close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
