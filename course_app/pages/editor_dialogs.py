@@ -15,15 +15,20 @@ TOOLBAR_STYLE = {"padding": "6px 10px", "border": "1px solid var(--accent-a6)", 
                  "background": "var(--accent-a2)", "width": "100%"}
 
 
+TARGET_STYLE = {"width": "100%", "text_align": "left", "padding": "6px 10px", "cursor": "pointer",
+                "border": "1px solid var(--gray-a5)", "border_radius": "var(--radius-2)",
+                "background": "var(--gray-a2)", "color": "var(--gray-12)", "font": "inherit"}
+
+
 def _target(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
+    # A plain button: the dialog lists every chapter, so each costs as little as possible.
     number = (index + 1).to_string()
-    return rx.button(
+    return rx.el.button(
         number + ". " + chapter.title,
         on_click=DialogState.move_to(chapter.id),
         aria_label="Move to chapter " + number + ": " + chapter.title,
-        variant="soft",
-        width="100%",
-        justify="start",
+        type="button",
+        style=TARGET_STYLE,
     )
 
 

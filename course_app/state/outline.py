@@ -81,10 +81,16 @@ class OutlineState(rx.State):
             return None
         return next((i for i, row in enumerate(self.chapters) if row.id == chapter_id), None)
 
-    def _recount(self, chapter_id: str, added: list[VideoRow] = (), removed: list[VideoRow] = ()) -> None:
-        index = self._index(chapter_id)
-        if index is not None and (added or removed):
-            self.chapters[index] = recounted(self.chapters[index], added, removed)
+    def _recount(self, moves: dict[str, tuple[list[VideoRow], list[VideoRow]]]) -> None:
+        """Chapters' counts after videos came in or went out ({chapter id: (added,
+        removed)}); the outline is resent only when a count really changed."""
+        rows = list(self.chapters)
+        for chapter_id, (added, removed) in moves.items():
+            index = self._index(chapter_id)
+            if index is not None:
+                rows[index] = recounted(rows[index], added, removed)
+        if rows != self.chapters:
+            self.chapters = rows
 
     async def _confirm_counts(self, user: User, course_id: str) -> None:
         """The database's counts, sent only where they differ from the optimistic view."""

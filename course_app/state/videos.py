@@ -136,17 +136,21 @@ class VideosState(rx.State):
         if before in ids:
             return  # dropped onto itself
         moving = {i: row for i in ids if (row := self._row(i)) is not None}
-        for source, rows in list(self.by_chapter.items()):
+        shown = dict(self.by_chapter)
+        counts: dict[str, tuple[list[VideoRow], list[VideoRow]]] = {}
+        for source, rows in shown.items():
             left = [r for r in rows if r.id not in moving]
             if len(left) != len(rows):
-                self.by_chapter[source] = left
-                chapters._recount(source, removed=[r for r in rows if r.id in moving])
+                shown[source] = left
+                counts[source] = ([], [r for r in rows if r.id in moving])
         arriving = [dataclasses.replace(moving[i], chapter_id=chapter_id) for i in ids if i in moving]
-        chapters._recount(chapter_id, added=arriving)
-        if chapter_id in self.by_chapter:
-            rows = list(self.by_chapter[chapter_id])
+        counts[chapter_id] = (arriving, counts.get(chapter_id, ([], []))[1])
+        if chapter_id in shown:
+            rows = shown[chapter_id]
             at = next((n for n, r in enumerate(rows) if r.id == before), len(rows))
-            self.by_chapter[chapter_id] = rows[:at] + arriving + rows[at:]
+            shown[chapter_id] = rows[:at] + arriving + rows[at:]
+        self.by_chapter = shown
+        chapters._recount(counts)
         yield
         saved, _ = await persist(self, user, target, videos.move_videos, video_ids=ids, chapter_id=chapter_id,
                                  before_id=before)
@@ -163,11 +167,15 @@ class VideosState(rx.State):
 
         chapters = await self._outline()
         gone = set(ids)
-        for chapter_id, rows in list(self.by_chapter.items()):
+        shown = dict(self.by_chapter)
+        counts: dict[str, tuple[list[VideoRow], list[VideoRow]]] = {}
+        for chapter_id, rows in shown.items():
             left = [r for r in rows if r.id not in gone]
             if len(left) != len(rows):
-                self.by_chapter[chapter_id] = left
-                chapters._recount(chapter_id, removed=[r for r in rows if r.id in gone])
+                shown[chapter_id] = left
+                counts[chapter_id] = ([], [r for r in rows if r.id in gone])
+        self.by_chapter = shown
+        chapters._recount(counts)
         player = await self.get_state(PlayerState)
         if player.playing_id in gone:
             player.playing_id = player.playing_title = ""
