@@ -31,6 +31,7 @@ from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, Quota
 from course_app.models import Course, UploadPart, UploadSession, User, Video, utcnow
 from course_app.services import outbox, videos
 from course_app.services.courses import owned_chapter, owned_course
+from course_app.services.ordering import lock_course
 from course_app.services.validation import parse_uuid
 from course_app.services.video_types import sniff_video_type
 from course_app.storage.base import MultipartStorage, PartInfo, StorageError, StoredObject, UploadAborted
@@ -171,6 +172,10 @@ def create(
     fingerprint, size, sha1 = _check_request(fingerprint, size, sha1)
     with session_factory() as session:
         chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id, course_id=course_id)
+        # The course's write lock first: two starts of the same file meet one open
+        # session, and simultaneous starts into this course see each other's bytes
+        # in the quota (``begin_upload`` takes the same lock again, harmlessly).
+        lock_course(session, chapter.course_id)
         existing = session.exec(
             select(UploadSession).where(
                 UploadSession.owner_id == user.id,
