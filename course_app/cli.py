@@ -6,11 +6,10 @@ import argparse
 import json
 import sys
 
-from course_app.auth.tokens import create_api_token
 from course_app.db import migrate, session_scope
 from course_app.errors import DomainError
 from course_app.models import ROLES
-from course_app.services import users
+from course_app.services import api_tokens, users
 from course_app.settings import load_settings_or_exit
 
 
@@ -26,7 +25,7 @@ def _create_token(args: argparse.Namespace) -> int:
         user = users.get_user_by_email(session=session, email=args.email)
         if user is None:
             raise DomainError(f"No user with e-mail {args.email}.")
-        _, plain = create_api_token(session=session, user=user, name=args.name)
+        _, plain = api_tokens.create_api_token(session=session, user=user, name=args.name)
     print(plain)
     return 0
 

@@ -15,6 +15,7 @@ VIDEO_STATUSES = ("uploading", "ready", "failed")
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
 EMAIL_MAX = 254
+TOKEN_NAME_MAX = 100
 
 
 def utcnow() -> datetime:
@@ -54,7 +55,7 @@ class ApiToken(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
-    name: str = Field(max_length=100)
+    name: str = Field(max_length=TOKEN_NAME_MAX)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     prefix: str = Field(max_length=16)
     created_at: datetime = _timestamp()

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from course_app.api.deps import CurrentUser, DbSession
-from course_app.auth.tokens import create_api_token, list_api_tokens, revoke_api_token
 from course_app.models import ApiToken
+from course_app.services.api_tokens import create_api_token, list_api_tokens, revoke_api_token
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 

@@ -1,8 +1,9 @@
-"""Browser sessions and personal API tokens.
+"""Browser sessions and personal API tokens: who a request comes from.
 
 Both are random 256-bit tokens handed to the client once; the database keeps
 only an HMAC-SHA256 of each (keyed by the secret key), so a copy of the
-database does not let anyone log in.
+database does not let anyone log in. Creating, listing and revoking API tokens
+is services/api_tokens.py.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from http.cookies import CookieError, SimpleCookie
 
 from sqlmodel import Session, delete, select
 
-from course_app.errors import InvalidInput, NotFound
 from course_app.models import ApiToken, AuthSession, User, utcnow
-from course_app.services.validation import clean_text
+from course_app.models import TOKEN_NAME_MAX  # noqa: F401  moved to models.py; pages/settings.py switches soon
 from course_app.settings import get_settings
 
 SESSION_COOKIE = "cs_session"
 API_TOKEN_PREFIX = "cst_"
-TOKEN_NAME_MAX = 100
-ID_MAX = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist (and overflow the driver)
 
 
 def new_token() -> str:
@@ -86,34 +84,6 @@ def session_token_from_cookie_header(cookie_header: str | None) -> str | None:
 
 
 # Personal API tokens --------------------------------------------------------
-
-
-def create_api_token(*, session: Session, user: User, name: str) -> tuple[ApiToken, str]:
-    """Create a token; the plain value is returned once and never stored."""
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput("Give the token a name, for example the script that will use it.")
-    if len(name) > TOKEN_NAME_MAX:
-        raise InvalidInput(f"Token names are at most {TOKEN_NAME_MAX} characters.")
-    name = clean_text(name, field="Token name", max_length=TOKEN_NAME_MAX)
-    plain = API_TOKEN_PREFIX + new_token()
-    row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(plain), prefix=plain[:10])
-    session.add(row)
-    session.flush()
-    return row, plain
-
-
-def list_api_tokens(*, session: Session, user: User) -> list[ApiToken]:
-    return list(
-        session.exec(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at, ApiToken.id))
-    )
-
-
-def revoke_api_token(*, session: Session, user: User, token_id: int) -> None:
-    row = session.get(ApiToken, token_id) if isinstance(token_id, int) and 0 < token_id <= ID_MAX else None
-    if row is None or row.user_id != user.id:
-        raise NotFound("That token does not exist or was already revoked.")
-    session.delete(row)
 
 
 def user_for_api_token(*, session: Session, token: str | None) -> User | None:

@@ -6,7 +6,7 @@ import dataclasses
 
 import reflex as rx
 
-from course_app.auth import tokens
+from course_app.services import api_tokens
 from course_app.state.session import call_service, current_user, login_redirect, user_message
 
 
@@ -31,7 +31,7 @@ class TokensState(rx.State):
     new_token: str = ""
 
     async def _reload(self, user) -> None:
-        rows = await call_service(tokens.list_api_tokens, user=user)
+        rows = await call_service(api_tokens.list_api_tokens, user=user)
         self.tokens = [
             TokenRow(id=r.id, name=r.name, prefix=r.prefix, created=_when(r.created_at), last_used=_when(r.last_used_at))
             for r in rows
@@ -57,7 +57,7 @@ class TokensState(rx.State):
             return login_redirect(self.router.url.path)
         name = form_data.get("name") if isinstance(form_data, dict) else None
         try:
-            _, plain = await call_service(tokens.create_api_token, user=user, name=name)
+            _, plain = await call_service(api_tokens.create_api_token, user=user, name=name)
             self.new_token = plain
             self.error = ""
         except Exception as exc:
@@ -80,7 +80,7 @@ class TokensState(rx.State):
         self.tokens = [row for row in self.tokens if row.id != token_id]
         yield
         try:
-            await call_service(tokens.revoke_api_token, user=user, token_id=token_id)
+            await call_service(api_tokens.revoke_api_token, user=user, token_id=token_id)
             self.error = ""
         except Exception as exc:
             self.error = user_message(exc)

@@ -1,4 +1,4 @@
-"""course_app/auth/tokens.py: browser sessions, personal API tokens, signed
+"""course_app/auth/tokens.py: browser sessions, recognising personal API tokens, signed
 notices and safe redirects, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from course_app.auth import tokens
-from course_app.errors import InvalidInput, NotFound
 from course_app.models import ApiToken, AuthSession, utcnow
+from course_app.services import api_tokens
 from course_app.settings import get_settings
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -147,7 +147,7 @@ def test_purge_expired_sessions_removes_only_expired_ones(session, engine, make_
 def test_deleting_a_user_deletes_their_sessions_and_tokens(session, engine, make_user):
     user = make_user()
     tokens.create_session(session=session, user=user)
-    tokens.create_api_token(session=session, user=user, name="ci")
+    api_tokens.create_api_token(session=session, user=user, name="ci")
     session.commit()
 
     session.delete(user)
@@ -174,52 +174,9 @@ def test_session_token_from_cookie_header(header, expected):
 # Personal API tokens ---------------------------------------------------------------
 
 
-def test_create_api_token_returns_the_value_once_and_stores_only_a_hash(session, engine, make_user):
-    user = make_user()
-
-    row, plain = tokens.create_api_token(session=session, user=user, name="  deploy script ")
-    session.commit()
-
-    assert plain.startswith("cst_")
-    assert token_bits(plain.removeprefix("cst_")) >= 128
-    assert row.name == "deploy script"
-    assert plain.startswith(row.prefix) and len(row.prefix) < len(plain)
-    stored = raw_rows(engine, "api_tokens")
-    assert len(stored) == 1
-    assert stored[0]["token_hash"] == tokens.token_hash(plain)
-    assert plain not in stored_text(engine, "api_tokens")
-    assert stored[0]["last_used_at"] is None
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [("", "Give the token a name"), ("   ", "Give the token a name"), ("x" * 101, "at most 100"),
-     ("tab\there", "control characters"), ("lone \ud800", "control characters")],
-)
-def test_api_token_name_is_validated(session, engine, make_user, name, message):
-    user = make_user()
-
-    with pytest.raises(InvalidInput, match=message):
-        tokens.create_api_token(session=session, user=user, name=name)
-
-    session.commit()
-    assert raw_rows(engine, "api_tokens") == []
-
-
-def test_list_api_tokens_shows_only_your_tokens_oldest_first(session, make_user):
-    alice, bob = make_user(), make_user()
-    first, _ = tokens.create_api_token(session=session, user=alice, name="first")
-    second, _ = tokens.create_api_token(session=session, user=alice, name="second")
-    tokens.create_api_token(session=session, user=bob, name="bob's")
-    session.commit()
-
-    assert [t.id for t in tokens.list_api_tokens(session=session, user=alice)] == [first.id, second.id]
-    assert [t.name for t in tokens.list_api_tokens(session=session, user=bob)] == ["bob's"]
-
-
 def test_user_for_api_token_finds_the_user_and_records_the_use(session, engine, make_user):
     user = make_user()
-    row, plain = tokens.create_api_token(session=session, user=user, name="script")
+    row, plain = api_tokens.create_api_token(session=session, user=user, name="script")
     session.commit()
     before = utcnow()
 
@@ -239,7 +196,7 @@ def test_user_for_api_token_finds_the_user_and_records_the_use(session, engine, 
     [None, "", "garbage", "cst_", "cst_" + "A" * 43, "Bearer cst_x", "cst_" + "x" * 300],
 )
 def test_user_for_api_token_rejects_unknown_and_garbage(session, engine, make_user, token):
-    row, _ = tokens.create_api_token(session=session, user=make_user(), name="real")
+    row, _ = api_tokens.create_api_token(session=session, user=make_user(), name="real")
     session.commit()
 
     assert tokens.user_for_api_token(session=session, token=token) is None
@@ -250,62 +207,11 @@ def test_user_for_api_token_rejects_unknown_and_garbage(session, engine, make_us
 def test_session_token_is_not_an_api_token_and_vice_versa(session, make_user):
     user = make_user()
     session_token, _ = tokens.create_session(session=session, user=user)
-    _, api_token = tokens.create_api_token(session=session, user=user, name="script")
+    _, api_token = api_tokens.create_api_token(session=session, user=user, name="script")
 
     assert tokens.user_for_api_token(session=session, token=session_token) is None
     assert tokens.user_for_api_token(session=session, token="cst_" + session_token) is None
     assert tokens.user_for_session_token(session=session, token=api_token) is None
-
-
-def test_revoke_api_token_deletes_it_and_it_stops_working(session, engine, make_user):
-    user = make_user()
-    row, plain = tokens.create_api_token(session=session, user=user, name="old")
-    keep, keep_plain = tokens.create_api_token(session=session, user=user, name="keep")
-    session.commit()
-
-    tokens.revoke_api_token(session=session, user=user, token_id=row.id)
-    session.commit()
-
-    assert [r["id"] for r in raw_rows(engine, "api_tokens")] == [keep.id]
-    assert tokens.user_for_api_token(session=session, token=plain) is None
-    assert tokens.user_for_api_token(session=session, token=keep_plain).id == user.id
-
-
-def test_another_user_cannot_revoke_your_token(session, engine, make_user):
-    owner, intruder = make_user(), make_user()
-    row, plain = tokens.create_api_token(session=session, user=owner, name="mine")
-    session.commit()
-
-    with pytest.raises(NotFound):
-        tokens.revoke_api_token(session=session, user=intruder, token_id=row.id)
-    session.commit()
-
-    assert [r["id"] for r in raw_rows(engine, "api_tokens")] == [row.id]
-    assert tokens.user_for_api_token(session=session, token=plain).id == owner.id
-
-
-@pytest.mark.parametrize("token_id", [0, -1, 987654, 2**31, 10**30])
-def test_revoking_a_missing_or_impossible_id_is_not_found(session, engine, make_user, token_id):
-    user = make_user()
-    tokens.create_api_token(session=session, user=user, name="mine")
-    session.commit()
-
-    with pytest.raises(NotFound):
-        tokens.revoke_api_token(session=session, user=user, token_id=token_id)
-    session.commit()
-
-    assert len(raw_rows(engine, "api_tokens")) == 1
-
-
-def test_revoking_twice_is_not_found_the_second_time(session, make_user):
-    user = make_user()
-    row, _ = tokens.create_api_token(session=session, user=user, name="once")
-    session.commit()
-    tokens.revoke_api_token(session=session, user=user, token_id=row.id)
-    session.commit()
-
-    with pytest.raises(NotFound):
-        tokens.revoke_api_token(session=session, user=user, token_id=row.id)
 
 
 # Hashing, notices and redirects -----------------------------------------------------
