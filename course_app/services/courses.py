@@ -131,15 +131,17 @@ def set_course_status(*, session: Session, user: User, course_id: object, status
     return course
 
 
-def delete_course(*, session: Session, user: User, course_id: object) -> None:
+def delete_course(*, session: Session, user: User, course_id: object) -> list[int]:
+    """The course, its chapters and videos; returns the outbox ids of the stored files."""
     course = owned_course(session=session, user=user, course_id=course_id)
     lock_course(session, course.id)  # no upload or move lands in the course while it goes
-    remove_videos_of(session=session, course_id=course.id)
+    pending = remove_videos_of(session=session, course_id=course.id)
     for chapter in ordered_chapters(session=session, course_id=course.id):
         session.delete(chapter)
     session.flush()
     session.delete(course)
     session.flush()
+    return pending
 
 
 # Chapters -------------------------------------------------------------------

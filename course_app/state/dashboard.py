@@ -6,7 +6,7 @@ import dataclasses
 
 import reflex as rx
 
-from course_app.services import courses
+from course_app.services import courses, outbox
 from course_app.models import User
 from course_app.state.session import call_service, requires_user, user_message
 
@@ -75,11 +75,14 @@ class DashboardState(rx.State):
         self.courses = [card for card in self.courses if card.id != course_id]
         yield
         try:
-            await call_service(courses.delete_course, user=user, course_id=course_id)
+            pending = await call_service(courses.delete_course, user=user, course_id=course_id)
             self.error = ""
         except Exception as exc:
             self.error = user_message(exc)
             await self._reload(user)
+            return
+        if pending:  # the stored files of its videos, now (the outbox retries what storage refuses)
+            await outbox.carry_out(pending)
 
     @rx.event
     def dismiss_error(self):
