@@ -1,15 +1,17 @@
-"""`course-app`: manage users and tokens from the shell."""
+"""`course-app`: manage users and tokens, check videos against storage and sweep
+uploads from the shell (and print what they found)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 
 from course_app.db import migrate, session_scope
 from course_app.errors import DomainError
 from course_app.models import ROLES
-from course_app.services import api_tokens, users
+from course_app.services import api_tokens, reconcile, users
 from course_app.settings import load_settings_or_exit
 
 
@@ -33,22 +35,60 @@ def _create_token(args: argparse.Namespace) -> int:
 def _check_videos(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from course_app.services import reconcile
     from course_app.storage import StorageError, get_storage
 
     grace = timedelta(minutes=args.grace_minutes)
     try:
         if args.repair:
             result = reconcile.repair(session_factory=session_scope, storage=get_storage(), grace=grace)
-            print(json.dumps(result.as_dict(), indent=2) if args.json else reconcile.format_repair(result))
+            print(json.dumps(result.as_dict(), indent=2) if args.json else format_repair(result))
             return 0 if result.ok else 1
         with session_scope() as session:
             report = reconcile.check_videos(session=session, storage=get_storage(), grace=grace)
     except StorageError as error:  # storage could not even be listed: nothing was checked
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(report.as_dict(), indent=2) if args.json else reconcile.format_report(report))
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.ok else 1
+
+
+def _table(problems: Iterable[reconcile.Problem]) -> list[str]:
+    problems = list(problems)
+    kind_width = max(len(p.kind) for p in problems)
+    key_width = min(max(len(p.key) for p in problems), 60)
+    lines = [f"{'KIND'.ljust(kind_width)}  {'KEY'.ljust(key_width)}  DETAIL"]
+    for p in problems:
+        note = f" [repair: {reconcile.REPAIRS[p.kind]}]" if p.repairable and p.kind in reconcile.REPAIRS else ""
+        lines.append(f"{p.kind.ljust(kind_width)}  {p.key.ljust(key_width)}  {p.detail}{note}")
+    return lines
+
+
+def format_report(report: reconcile.Report) -> str:
+    lines = [
+        f"Checked {report.rows_checked} video rows, {report.objects_checked} stored files and "
+        f"{report.unfinished_checked} unfinished uploads"
+        + (f" ({report.in_flight} in progress, left alone)." if report.in_flight else ".")
+    ]
+    if report.ok:
+        lines.append("Database and storage agree.")
+        return "\n".join(lines)
+    summary = ", ".join(f"{count} {kind}" for kind, count in report.counts().items())
+    lines.append(f"{len(report.problems)} problem(s): {summary}")
+    lines += _table(report.problems)
+    return "\n".join(lines)
+
+
+def format_repair(result: reconcile.RepairReport) -> str:
+    lines = [format_report(result.before), ""]
+    if result.actions:
+        done = sum(a.done for a in result.actions)
+        lines.append(f"Repairs: {done} done, {len(result.actions) - done} not done.")
+        width = max(len(a.kind) for a in result.actions)
+        lines += [f"  {a.kind.ljust(width)}  {a.key}  {a.outcome}" for a in result.actions]
+    else:
+        lines.append("Nothing to repair.")
+    lines += ["", "After repair:", format_report(result.after)]
+    return "\n".join(lines)
 
 
 def _sweep_uploads(args: argparse.Namespace) -> int:

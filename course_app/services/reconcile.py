@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 
@@ -430,45 +430,3 @@ def _remove_leftover(storage: Storage, problem: Problem) -> str:
     leftover: Leftover = problem.ref
     storage.remove_leftover(leftover)
     return "removed"
-
-
-# Output ------------------------------------------------------------------------------
-
-
-def _table(problems: Iterable[Problem]) -> list[str]:
-    problems = list(problems)
-    kind_width = max(len(p.kind) for p in problems)
-    key_width = min(max(len(p.key) for p in problems), 60)
-    lines = [f"{'KIND'.ljust(kind_width)}  {'KEY'.ljust(key_width)}  DETAIL"]
-    for p in problems:
-        note = f" [repair: {REPAIRS[p.kind]}]" if p.repairable and p.kind in REPAIRS else ""
-        lines.append(f"{p.kind.ljust(kind_width)}  {p.key.ljust(key_width)}  {p.detail}{note}")
-    return lines
-
-
-def format_report(report: Report) -> str:
-    lines = [
-        f"Checked {report.rows_checked} video rows, {report.objects_checked} stored files and "
-        f"{report.unfinished_checked} unfinished uploads"
-        + (f" ({report.in_flight} in progress, left alone)." if report.in_flight else ".")
-    ]
-    if report.ok:
-        lines.append("Database and storage agree.")
-        return "\n".join(lines)
-    summary = ", ".join(f"{count} {kind}" for kind, count in report.counts().items())
-    lines.append(f"{len(report.problems)} problem(s): {summary}")
-    lines += _table(report.problems)
-    return "\n".join(lines)
-
-
-def format_repair(result: RepairReport) -> str:
-    lines = [format_report(result.before), ""]
-    if result.actions:
-        done = sum(a.done for a in result.actions)
-        lines.append(f"Repairs: {done} done, {len(result.actions) - done} not done.")
-        width = max(len(a.kind) for a in result.actions)
-        lines += [f"  {a.kind.ljust(width)}  {a.key}  {a.outcome}" for a in result.actions]
-    else:
-        lines.append("Nothing to repair.")
-    lines += ["", "After repair:", format_report(result.after)]
-    return "\n".join(lines)

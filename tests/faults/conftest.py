@@ -29,6 +29,7 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 import course_app.db
+from course_app.cli import format_repair, format_report
 from course_app.db import session_scope
 from course_app.models import StorageDeletion, UploadSession, User, Video
 from course_app.services import courses, reconcile, upload_sessions, uploads
@@ -313,13 +314,13 @@ def assert_consistent(engine, storage, kept: dict[uuid.UUID, bytes] | None = Non
         assert b"".join(storage.open_range(video.storage_key, video.backblaze_file_id)) == data
     with Session(engine) as s:
         report = reconcile.check_videos(session=s, storage=storage, grace=NO_GRACE)
-    assert report.ok, reconcile.format_report(report)
+    assert report.ok, format_report(report)
 
 
 def repair(engine, storage) -> reconcile.RepairReport:
     """`course-app check-videos --repair --grace-minutes 0`, in-process."""
     result = reconcile.repair(session_factory=partial(session_scope, engine), storage=storage, grace=NO_GRACE)
-    assert result.ok, reconcile.format_repair(result)
+    assert result.ok, format_repair(result)
     return result
 
 

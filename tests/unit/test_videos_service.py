@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import Session, select
 
+from course_app.cli import format_report
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from course_app.models import Chapter, Course, StorageDeletion, Video
 from course_app.services import courses, outbox, reconcile, videos
@@ -542,7 +543,7 @@ def test_check_videos_reports_every_kind_of_disagreement(session, make_user, sto
         str(lost.id), str(resized.id)
     }
     assert report.as_dict()["ok"] is False
-    assert "orphan_file" in reconcile.format_report(report)
+    assert "orphan_file" in format_report(report)
 
 
 def test_check_videos_reports_a_sha1_mismatch_and_a_stuck_upload(session, make_user, storage):
