@@ -4,13 +4,37 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, DateTime, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+
+class CourseStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class VideoStatus(StrEnum):
+    UPLOADING = "uploading"  # the row is written first; the bytes are on their way
+    READY = "ready"
+    FAILED = "failed"
+
+
+class UploadStatus(StrEnum):
+    """A resumable upload's session (services/upload_sessions.py)."""
+
+    ACTIVE = "active"
+    COMPLETING = "completing"  # storage is joining the parts
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+
+
 ROLES = ("instructor", "admin")
-COURSE_STATUSES = ("draft", "published")
-VIDEO_STATUSES = ("uploading", "ready", "failed")
+COURSE_STATUSES = tuple(status.value for status in CourseStatus)
+VIDEO_STATUSES = tuple(status.value for status in VideoStatus)
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -22,8 +46,27 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UtcDateTime(TypeDecorator):
+    """A moment, always read back as an aware UTC datetime. Stored as
+    ``DateTime(timezone=True)``: PostgreSQL keeps the zone (timestamptz); SQLite
+    keeps none, so the naive value it hands back is UTC (every value is written in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
 def _timestamp(**kwargs) -> Field:  # type: ignore[valid-type]
-    return Field(default_factory=utcnow, sa_column_kwargs=kwargs, sa_type=DateTime(timezone=True))
+    return Field(default_factory=utcnow, sa_column_kwargs=kwargs, sa_type=UtcDateTime())
 
 
 class User(SQLModel, table=True):
@@ -45,7 +88,7 @@ class AuthSession(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     token_hash: str = Field(max_length=64, unique=True, index=True)
     created_at: datetime = _timestamp()
-    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=UtcDateTime())
 
 
 class ApiToken(SQLModel, table=True):
@@ -59,7 +102,7 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True, index=True)
     prefix: str = Field(max_length=16)
     created_at: datetime = _timestamp()
-    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime())
 
 
 class Course(SQLModel, table=True):
@@ -69,7 +112,7 @@ class Course(SQLModel, table=True):
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     title: str = Field(max_length=TITLE_MAX)
     description: str = Field(default="", max_length=DESCRIPTION_MAX)
-    status: str = Field(default="draft", max_length=20)
+    status: str = Field(default=CourseStatus.DRAFT, max_length=20)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
@@ -101,7 +144,7 @@ class Video(SQLModel, table=True):
     size_bytes: int | None = Field(default=None, sa_type=BigInteger)
     sha1: str | None = Field(default=None, max_length=40)
     content_type: str = Field(default="application/octet-stream", max_length=200)
-    status: str = Field(default="uploading", max_length=20)
+    status: str = Field(default=VideoStatus.UPLOADING, max_length=20)
     error: str | None = Field(default=None, max_length=1000)
     duration_seconds: float | None = None
     position: int
@@ -128,9 +171,6 @@ class StorageDeletion(SQLModel, table=True):
     next_attempt_at: datetime = _timestamp()
 
 
-UPLOAD_STATUSES = ("active", "completing", "completed", "aborted", "expired")
-
-
 class UploadSession(SQLModel, table=True):
     """The ledger of a resumable upload: the truth about its progress, so a
     refresh, a closed tab or a server restart loses nothing."""
@@ -151,7 +191,7 @@ class UploadSession(SQLModel, table=True):
     storage_key: str = Field(max_length=512)
     storage_upload_id: str | None = Field(default=None, max_length=200, index=True)
     sha1: str | None = Field(default=None, max_length=40)  # the whole file's, when the client declared it
-    status: str = Field(default="active", max_length=20, index=True)
+    status: str = Field(default=UploadStatus.ACTIVE, max_length=20, index=True)
     error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()

@@ -58,10 +58,6 @@ def enforce_rate_limit(spec: str, *keys: str, what: str) -> None:
             raise RateLimited(f"Too many {what} attempts. Wait {retry_after} seconds and try again.", retry_after)
 
 
-def reset_rate_limits() -> None:
-    _limiter().storage.reset()
-
-
 # Cross-site requests --------------------------------------------------------
 
 

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
-from typing import Annotated
+from datetime import datetime
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, Video
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; every one we store is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class VideoPublic(BaseModel):
@@ -34,8 +25,8 @@ class VideoPublic(BaseModel):
     content_type: str
     duration_seconds: float | None
     position: int
-    created_at: UtcDatetime
-    updated_at: UtcDatetime
+    created_at: datetime
+    updated_at: datetime
 
     @classmethod
     def of(cls, video: Video) -> VideoPublic:
@@ -61,8 +52,8 @@ class CourseSummaryPublic(BaseModel):
     status: str
     chapter_count: int
     video_count: int
-    created_at: UtcDatetime
-    updated_at: UtcDatetime
+    created_at: datetime
+    updated_at: datetime
 
 
 class CoursePublic(BaseModel):
@@ -70,8 +61,8 @@ class CoursePublic(BaseModel):
     title: str
     description: str
     status: str
-    created_at: UtcDatetime
-    updated_at: UtcDatetime
+    created_at: datetime
+    updated_at: datetime
     chapters: list[ChapterPublic] = []
 
     @classmethod

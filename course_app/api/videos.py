@@ -15,6 +15,7 @@ from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multip
 from course_app.api.schemas import VideoPublic
 from course_app.db import run_in_session
 from course_app.errors import Conflict, InvalidInput, TooLarge
+from course_app.models import VideoStatus
 from course_app.services import courses, outbox, uploads, videos
 from course_app.settings import get_settings
 from course_app.storage import get_storage
@@ -130,7 +131,7 @@ class _Unsatisfiable(Exception):
 @router.get("/api/videos/{video_id}/stream", summary="Play a video (HTTP ranges; on B2 a short-lived link)")
 def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSession) -> Response:
     video = videos.owned_video(session=db, user=user, video_id=video_id)
-    if video.status != "ready" or video.size_bytes is None:
+    if video.status != VideoStatus.READY or video.size_bytes is None:
         raise Conflict("This video is not ready to play yet.")
     storage = get_storage()
     url = storage.download_url(video.storage_key, video.backblaze_file_id or video.storage_key, valid_seconds=300)

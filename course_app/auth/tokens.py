@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 
 from sqlmodel import Session, delete, select
@@ -33,10 +33,6 @@ def token_hash(token: str) -> str:
     return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 # Browser sessions -----------------------------------------------------------
 
 
@@ -55,7 +51,7 @@ def user_for_session_token(*, session: Session, token: str | None) -> User | Non
     row = session.exec(select(AuthSession).where(AuthSession.token_hash == token_hash(token))).first()
     if row is None:
         return None
-    if _aware(row.expires_at) <= utcnow():
+    if row.expires_at <= utcnow():
         session.delete(row)
         return None
     return session.get(User, row.user_id)

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound
-from course_app.models import COURSE_STATUSES, DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, User, Video, utcnow
+from course_app.models import (
+    COURSE_STATUSES,
+    DESCRIPTION_MAX,
+    TITLE_MAX,
+    Chapter,
+    Course,
+    CourseStatus,
+    User,
+    Video,
+    utcnow,
+)
 from course_app.services.ordering import current, in_requested_order, lock_course, parse_id_list, renumber
 from course_app.services.outbox import remove_videos_of
 from course_app.services.users import can_create_courses
@@ -122,7 +132,7 @@ def set_course_status(*, session: Session, user: User, course_id: object, status
     if status not in COURSE_STATUSES:
         raise InvalidInput(f"Status must be one of: {', '.join(COURSE_STATUSES)}.")
     course = owned_course(session=session, user=user, course_id=course_id)
-    if status == "published" and not ordered_chapters(session=session, course_id=course.id):
+    if status == CourseStatus.PUBLISHED and not ordered_chapters(session=session, course_id=course.id):
         raise Conflict("Add at least one chapter before publishing.")
     course.status = str(status)
     course.updated_at = utcnow()

@@ -24,6 +24,9 @@ The listing is read before the database, and every row is written before its byt
 (services/uploads.py, upload_sessions.py), so a file uploaded while the check runs
 always finds its row. A row that became ready after the listing started is not
 judged, and every destructive repair looks again at that one row or object first.
+
+Over 400 lines on purpose: one idea (report, check, repair, in that order), kept in
+one file so that each kind of problem's check and its repair read together.
 """
 
 from __future__ import annotations
@@ -33,12 +36,12 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
 from course_app.errors import DomainError
-from course_app.models import StorageDeletion, UploadSession, User, Video, utcnow
+from course_app.models import StorageDeletion, UploadSession, UploadStatus, User, Video, VideoStatus, utcnow
 from course_app.services import outbox, upload_sessions, videos
 from course_app.services.video_types import SNIFF_BYTES, sniff_video_type
 from course_app.storage.base import Leftover, MultipartStorage, Storage, StorageError, StoredObject
@@ -159,15 +162,8 @@ class RepairReport:
         }
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _older(moment: datetime | None, now: datetime, grace: timedelta) -> bool:
     """True when ``moment`` is at least ``grace`` ago (an unknown age never is)."""
-    moment = _aware(moment)
     return moment is not None and now - moment >= grace
 
 
@@ -201,10 +197,10 @@ def check_videos(
     for video_id, key, status, size, sha1, created_at, updated_at in rows:
         vid = str(video_id)
         obj = stored.get(key)
-        if status == "ready":
+        if status == VideoStatus.READY:
             live_keys.add(key)
             if obj is None:
-                if _aware(updated_at) is not None and _aware(updated_at) >= listed_at:
+                if updated_at is not None and updated_at >= listed_at:
                     report.in_flight += 1  # became ready after the listing started
                 else:
                     problems.append(Problem("missing_file", key, "the row is ready but storage has no file", vid))
@@ -214,7 +210,7 @@ def check_videos(
             elif sha1 and obj.sha1 and obj.sha1 != sha1:
                 problems.append(Problem("sha1_mismatch", key, "stored SHA1 differs from the row's", vid,
                                         repairable=False))
-        elif status == "uploading":
+        elif status == VideoStatus.UPLOADING:
             live_keys.add(key)
             problem = _judge_upload(vid, key, created_at, obj, open_sessions.get(video_id), listed_at, grace)
             if problem is None:
@@ -262,7 +258,7 @@ def _judge_upload(vid: str, key: str, created_at: datetime, obj: StoredObject | 
     """The problem with an ``uploading`` row, or None while it may still be in flight."""
     if upload is not None:
         sid = str(upload.id)
-        if upload.status == "completing":
+        if upload.status == UploadStatus.COMPLETING:
             if not _older(upload.updated_at, now, grace):
                 return None
             return Problem("interrupted_completion", key, "all parts were received; completing stopped part-way",
@@ -279,7 +275,7 @@ def _judge_upload(vid: str, key: str, created_at: datetime, obj: StoredObject | 
                        ref=obj)
     if not _older(created_at, now, grace):
         return None
-    return Problem("stuck_upload", key, f"uploading since {_aware(created_at):%Y-%m-%d %H:%M} UTC, nothing stored",
+    return Problem("stuck_upload", key, f"uploading since {created_at:%Y-%m-%d %H:%M} UTC, nothing stored",
                    vid)
 
 
@@ -340,7 +336,7 @@ def _carry_out_deletions(session_factory: SessionFactory, storage: Storage) -> l
 
 def _uploading_row(session: Session, problem: Problem) -> Video | None:
     video = session.get(Video, uuid.UUID(problem.video_id))
-    return video if video is not None and video.status == "uploading" else None
+    return video if video is not None and video.status == VideoStatus.UPLOADING else None
 
 
 def _finish_from_object(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
@@ -371,7 +367,7 @@ def _complete_upload(session_factory: SessionFactory, storage: Storage, problem:
     with session_factory() as session:
         upload = session.get(UploadSession, uuid.UUID(problem.upload_id))
         owner = session.get(User, upload.owner_id) if upload is not None else None
-        if upload is None or owner is None or upload.status != "completing":
+        if upload is None or owner is None or upload.status != UploadStatus.COMPLETING:
             return "skipped: the upload changed since the check"
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner,
                                      upload_id=upload.id)
@@ -391,7 +387,7 @@ def _fail_stuck(session_factory: SessionFactory, storage: Storage, problem: Prob
                 upload_sessions.expire_session(session=session, upload=upload, reason=STUCK_REASON)
         # No outbox entry: nothing is stored, and one run later could delete the
         # file of an upload that was merely slow and still finishes.
-        video.status, video.error, video.updated_at = "failed", STUCK_REASON, utcnow()
+        video.status, video.error, video.updated_at = VideoStatus.FAILED, STUCK_REASON, utcnow()
         session.add(video)
     return "marked failed"
 
@@ -399,11 +395,11 @@ def _fail_stuck(session_factory: SessionFactory, storage: Storage, problem: Prob
 def _fail_missing(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
     with session_factory() as session:
         video = session.get(Video, uuid.UUID(problem.video_id))
-        if video is None or video.status != "ready":
+        if video is None or video.status != VideoStatus.READY:
             return "skipped: the row changed since the check"
         if storage.stat(video.storage_key, video.backblaze_file_id or "") is not None:
             return "skipped: the file is there after all"
-        video.status, video.error, video.updated_at = "failed", MISSING_FILE_REASON, utcnow()
+        video.status, video.error, video.updated_at = VideoStatus.FAILED, MISSING_FILE_REASON, utcnow()
         session.add(video)
     return "marked failed"
 
@@ -412,7 +408,8 @@ def _delete_orphan(session_factory: SessionFactory, storage: Storage, problem: P
     obj: StoredObject = problem.ref
     with session_factory() as session:
         live = session.exec(
-            select(Video.id).where(Video.storage_key == obj.key, Video.status.in_(("ready", "uploading")))
+            select(Video.id).where(Video.storage_key == obj.key,
+                                   Video.status.in_((VideoStatus.READY, VideoStatus.UPLOADING)))
         ).first()
         queued = session.exec(select(StorageDeletion.id).where(StorageDeletion.storage_key == obj.key)).first()
     if live is not None or queued is not None:

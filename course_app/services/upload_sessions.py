@@ -13,13 +13,16 @@ the checker finishes:
   session ``completed`` in one transaction; a repeated complete finds the work done;
 - abort: the session, the video row's removal and the storage clean-up (outbox)
   are written in one transaction; storage is told afterwards and retried.
+
+Over 400 lines on purpose: one idea (the ledger's life cycle, a section per step
+above), kept in one file so that the order of effects can be checked in one read.
+The sweep of stale sessions is upload_sweep.py.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -28,20 +31,20 @@ from dataclasses import dataclass
 from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded, TooLarge
-from course_app.models import Course, UploadPart, UploadSession, User, Video, utcnow
+from course_app.models import Course, UploadPart, UploadSession, UploadStatus, User, Video, VideoStatus, utcnow
 from course_app.services import outbox, videos
 from course_app.services.courses import owned_chapter, owned_course
 from course_app.services.ordering import lock_course
 from course_app.services.validation import parse_uuid
 from course_app.services.video_types import sniff_video_type
 from course_app.storage.base import MultipartStorage, PartInfo, StorageError, StoredObject, UploadAborted
+from course_app.storage.keys import SHA1_HEX
 
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
-SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 FINGERPRINT_MAX = 200
-OPEN_STATUSES = ("active", "completing")
+OPEN_STATUSES = (UploadStatus.ACTIVE, UploadStatus.COMPLETING)
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def _check_request(fingerprint: object, size: object, sha1: object) -> tuple[str
         raise InvalidInput(f"'fingerprint' must be 1 to {FINGERPRINT_MAX} characters identifying the file.")
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise InvalidInput("'size' must be the file's size in bytes (more than 0).")
-    if sha1 is not None and (not isinstance(sha1, str) or not SHA1_RE.match(sha1.lower())):
+    if sha1 is not None and (not isinstance(sha1, str) or not SHA1_HEX.fullmatch(sha1.lower())):
         raise InvalidInput("'sha1' must be 40 hexadecimal characters.")
     return fingerprint, size, sha1.lower() if isinstance(sha1, str) else None
 
@@ -233,7 +236,7 @@ def _fail(session_factory: SessionFactory, upload_id: uuid.UUID, reason: str) ->
         upload = session.get(UploadSession, upload_id)
         if upload is None:
             return
-        upload.status, upload.error, upload.updated_at = "aborted", reason[:1000], utcnow()
+        upload.status, upload.error, upload.updated_at = UploadStatus.ABORTED, reason[:1000], utcnow()
         session.add(upload)
         if upload.video_id is not None:
             videos.fail_upload(session=session, video_id=upload.video_id, reason=reason, remove_row=True)
@@ -292,7 +295,7 @@ def store_part(
 ) -> tuple[UploadPart, bool]:
     """Store part ``number`` (synchronous: run it in a thread). Returns (part, stored):
     a part already confirmed with the same SHA1 is not stored again (idempotent)."""
-    if client_sha1 is not None and not SHA1_RE.match(client_sha1.lower()):
+    if client_sha1 is not None and not SHA1_HEX.fullmatch(client_sha1.lower()):
         raise InvalidInput("The X-Part-SHA1 header must be 40 hexadecimal characters.")
     with session_factory() as session:
         upload = check_part(session=session, user=user, upload_id=upload_id, number=number, size=size)
@@ -337,12 +340,12 @@ def complete(
 ) -> Video:
     """Join the parts; the video becomes ``ready`` only once storage's size (and
     SHA1, where known) match. Calling it again after success returns the video."""
-    if sha1 is not None and (not isinstance(sha1, str) or not SHA1_RE.match(sha1.lower())):
+    if sha1 is not None and (not isinstance(sha1, str) or not SHA1_HEX.fullmatch(sha1.lower())):
         raise InvalidInput("'sha1' must be 40 hexadecimal characters.")
     declared_sha1 = sha1.lower() if isinstance(sha1, str) else None
     with session_factory() as session:
         upload = owned_session(session=session, user=user, upload_id=upload_id)
-        if upload.status == "completed" and upload.video_id is not None:
+        if upload.status == UploadStatus.COMPLETED and upload.video_id is not None:
             video = session.get(Video, upload.video_id)
             if video is not None:
                 return video
@@ -352,7 +355,7 @@ def complete(
         missing = LedgerView(upload, parts).missing_parts
         if missing:
             raise MissingParts(missing)
-        upload.status, upload.updated_at = "completing", utcnow()
+        upload.status, upload.updated_at = UploadStatus.COMPLETING, utcnow()
         session.add(upload)
         expected_sha1 = upload.sha1 or declared_sha1
         key, storage_upload_id, size = upload.storage_key, upload.storage_upload_id, upload.size_bytes
@@ -369,7 +372,7 @@ def complete(
     with session_factory() as session:
         upload = session.get(UploadSession, upload_uuid)
         if problem is not None:
-            upload.status, upload.error, upload.updated_at = "aborted", problem, utcnow()
+            upload.status, upload.error, upload.updated_at = UploadStatus.ABORTED, problem, utcnow()
             session.add(upload)
             outbox.enqueue_storage_deletion(session=session, storage_key=key, file_id=stored.file_id,
                                             reason="upload failed verification")
@@ -381,7 +384,7 @@ def complete(
             stored = StoredObject(stored.key, stored.file_id, stored.size, declared_sha1, stored.content_type,
                                   stored.uploaded_at)
         video = videos.finish_upload(session=session, video_id=video_id, stored=stored) if video_id else None
-        upload.status, upload.error, upload.updated_at = "completed", None, utcnow()
+        upload.status, upload.error, upload.updated_at = UploadStatus.COMPLETED, None, utcnow()
         session.add(upload)
         for part in _parts(session, upload_uuid):
             session.delete(part)
@@ -401,7 +404,7 @@ def _forget_parts_storage_lacks(
         held = None  # storage is down: keep the ledger as it is
     with session_factory() as session:
         upload = session.get(UploadSession, upload_id)
-        upload.status, upload.updated_at = "active", utcnow()
+        upload.status, upload.updated_at = UploadStatus.ACTIVE, utcnow()
         session.add(upload)
         lost = []
         if held is not None:
@@ -428,12 +431,13 @@ def abort(*, session: Session, user: User, upload_id: object, reason: str = "upl
     """Cancel an upload: the session, the video row's removal and the storage
     clean-up (through the outbox) are recorded together."""
     upload = owned_session(session=session, user=user, upload_id=upload_id)
-    if upload.status == "completed":
+    if upload.status == UploadStatus.COMPLETED:
         raise Conflict("This upload has finished; delete the video instead.")
-    close(session, upload, status="aborted", reason=reason, keep_video_as_failed=False)
+    close(session, upload, status=UploadStatus.ABORTED, reason=reason, keep_video_as_failed=False)
 
 
-def close(session: Session, upload: UploadSession, *, status: str, reason: str, keep_video_as_failed: bool) -> None:
+def close(session: Session, upload: UploadSession, *, status: UploadStatus, reason: str,
+          keep_video_as_failed: bool) -> None:
     """End a session (``aborted`` or ``expired``): its storage upload is cancelled
     through the outbox, its parts forgotten, its video removed or kept as ``failed``."""
     if upload.status in OPEN_STATUSES and upload.storage_upload_id:
@@ -446,9 +450,9 @@ def close(session: Session, upload: UploadSession, *, status: str, reason: str, 
         session.delete(part)
     if upload.video_id is not None:
         video = session.get(Video, upload.video_id)
-        if video is not None and video.status == "uploading":
+        if video is not None and video.status == VideoStatus.UPLOADING:
             if keep_video_as_failed:
-                video.status, video.error, video.updated_at = "failed", reason[:1000], utcnow()
+                video.status, video.error, video.updated_at = VideoStatus.FAILED, reason[:1000], utcnow()
                 session.add(video)
             else:
                 videos.fail_upload(session=session, video_id=video.id, reason=reason, remove_row=True)
@@ -458,4 +462,4 @@ def close(session: Session, upload: UploadSession, *, status: str, reason: str, 
 def expire_session(*, session: Session, upload: UploadSession, reason: str) -> None:
     """Close an open session that can no longer progress (the checker found it dead:
     its storage upload never started); its video becomes ``failed`` with ``reason``."""
-    close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
+    close(session, upload, status=UploadStatus.EXPIRED, reason=reason, keep_video_as_failed=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from course_app.models import UploadSession, User, utcnow
+from course_app.models import UploadSession, UploadStatus, User, utcnow
 from course_app.services.upload_sessions import OPEN_STATUSES, SessionFactory, close, complete
 from course_app.storage.base import MultipartStorage, StorageError
 
@@ -27,7 +27,7 @@ def _finish_interrupted_completions(session_factory: SessionFactory, storage: Mu
     completing fails again."""
     with session_factory() as session:
         stuck = list(session.exec(select(UploadSession.id, UploadSession.owner_id).where(
-            UploadSession.status == "completing", UploadSession.updated_at < before)))
+            UploadSession.status == UploadStatus.COMPLETING, UploadSession.updated_at < before)))
     for upload_id, owner_id in stuck:
         with session_factory() as session:
             owner = session.get(User, owner_id)
@@ -45,12 +45,6 @@ class SweepReport:
 
     def as_dict(self) -> dict:
         return {"dry_run": self.dry_run, "expired_sessions": self.expired, "unknown_uploads_cancelled": self.unknown_cancelled}
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def sweep(
@@ -73,13 +67,13 @@ def sweep(
         for upload in stale:
             report.expired.append(str(upload.id))
             if not dry_run:
-                close(session, upload, status="expired", reason=reason, keep_video_as_failed=True)
+                close(session, upload, status=UploadStatus.EXPIRED, reason=reason, keep_video_as_failed=True)
         # Uploads of closed sessions are cancelled through the outbox; only those no
         # session knows at all are the sweep's to cancel here.
         known = set(session.exec(select(UploadSession.storage_upload_id).where(
             UploadSession.storage_upload_id.is_not(None))))
     for unfinished in storage.list_unfinished("videos/"):
-        started = _aware(unfinished.started_at)
+        started = unfinished.started_at
         if unfinished.upload_id in known or (started is not None and now - started < UNKNOWN_UPLOAD_GRACE):
             continue
         report.unknown_cancelled.append(f"{unfinished.key} ({unfinished.upload_id})")

@@ -1,9 +1,11 @@
-"""Videos: their rows, order, chapter, and the storage deletion outbox.
+"""Videos: their rows, order and chapter, and the database half of an upload
+(``begin_upload``, ``finish_upload``, ``fail_upload``; the bytes travel in
+uploads.py and upload_sessions.py).
 
 A row and its stored file change together or leave a record that a retry
 finishes: removing a row writes its pending storage deletion in the same
-transaction; the deletion is carried out afterwards and retried until storage
-confirms (``process_pending_deletions``).
+transaction (outbox.py), which is carried out afterwards and retried until
+storage confirms.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import hashlib
 import io
 import itertools
 import logging
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,13 +28,13 @@ from b2sdk.v3.exception import (
 )
 
 from course_app.storage.base import ObjectNotFound, StorageError, StoredObject
+from course_app.storage.keys import SHA1_HEX
 
 logger = logging.getLogger(__name__)
 
 MAX_PART_SIZE = 5 * 1000**3  # B2's largest part
 MAX_PART_COUNT = 10_000  # B2's most parts per large file
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 
 UNAVAILABLE = "Storage is unavailable right now; try again."
 CREDENTIALS_REJECTED = "Storage refused the app's credentials; an administrator needs to check the B2 settings."
@@ -70,7 +69,7 @@ def storage_error(exc: B2Error) -> StorageError:
 def known_sha1(version: Any) -> str:
     info = getattr(version, "file_info", None) or {}
     for candidate in (info.get("sha1"), info.get("large_file_sha1"), getattr(version, "content_sha1", None)):
-        if candidate and _SHA1_HEX.fullmatch(candidate):
+        if candidate and SHA1_HEX.fullmatch(candidate):
             return candidate
     return ""
 

@@ -26,7 +26,7 @@ MAX_KEY_BYTES = 1024
 TEMP_MARKER = ".part-"
 SIDECAR_SUFFIX = ".meta.json"
 MULTIPART_FOLDER = ".multipart"
-_SHA1_HEX = re.compile(r"[0-9a-f]{40}")
+SHA1_HEX = re.compile(r"[0-9a-f]{40}")  # a SHA1 as every layer writes it (use fullmatch)
 
 
 def _check_text(value: str, what: str) -> None:
@@ -105,7 +105,7 @@ def check_sha1(value: str | None) -> str | None:
     """A whole-file or part SHA1 as 40 lowercase hex digits (upper case is folded), or None."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _SHA1_HEX.fullmatch(value.lower()):
+    if not isinstance(value, str) or not SHA1_HEX.fullmatch(value.lower()):
         raise ValueError("sha1 must be 40 hex digits")
     return value.lower()
 

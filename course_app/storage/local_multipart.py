@@ -351,6 +351,8 @@ class LocalMultipart(MultipartStorage):
                 started_at = datetime.fromisoformat(meta.get("started_at") or "")
             except (TypeError, ValueError):
                 started_at = None
+            if started_at is not None and started_at.tzinfo is None:  # the app writes UTC with its zone
+                started_at = started_at.replace(tzinfo=timezone.utc)
             found.append(UnfinishedUpload(key=meta["key"], upload_id=entry.name, started_at=started_at))
         found.sort(key=lambda upload: (upload.key, upload.started_at or datetime.min.replace(tzinfo=timezone.utc)))
         yield from found

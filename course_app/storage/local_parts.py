@@ -34,14 +34,13 @@ from typing import Any, NamedTuple
 
 from course_app.storage import local_disk as disk
 from course_app.storage.base import ObjectNotFound, PartInfo, StorageError, UploadAborted
-from course_app.storage.keys import TEMP_MARKER, UPLOAD_MISSING
+from course_app.storage.keys import SHA1_HEX, TEMP_MARKER, UPLOAD_MISSING
 from course_app.storage.local_disk import READ_CHUNK_SIZE, READ_FAILED, WRITE_FAILED
 
 logger = logging.getLogger(__name__)
 
 DATA_FILE = "data"
 PART_RECORD_NAME = re.compile(r"([1-9][0-9]{0,4})\.part")
-_SHA1 = re.compile(r"[0-9a-f]{40}")
 HASH_BUFFER_SIZE = 256 * 1024  # reading parts back for the whole-file SHA1 while they arrive
 HASH_AHEAD_BYTES = 256 * 1024 * 1024  # the most one put_part call hashes for the parts before it
 MAX_HASH_CURSORS = 1024
@@ -78,7 +77,7 @@ def read_part_record(folder: str, number: int) -> PartRecord | None:
         or not isinstance(record.get("size"), int)
         or record["size"] < 1
         or not isinstance(record.get("sha1"), str)
-        or not _SHA1.fullmatch(record["sha1"])
+        or not SHA1_HEX.fullmatch(record["sha1"])
         or not isinstance(record.get("token"), str)
     ):
         logger.warning("local storage: damaged record of part %s in %s", number, folder)
