@@ -17,7 +17,6 @@ from http.cookies import CookieError, SimpleCookie
 from sqlmodel import Session, delete, select
 
 from course_app.models import ApiToken, AuthSession, User, utcnow
-from course_app.models import TOKEN_NAME_MAX  # noqa: F401  moved to models.py; pages/settings.py switches soon
 from course_app.settings import get_settings
 
 SESSION_COOKIE = "cs_session"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from course_app.auth.tokens import TOKEN_NAME_MAX
+from course_app.models import TOKEN_NAME_MAX
 from course_app.components.layout import confirm_delete, error_callout, loading, page
 from course_app.state.settings_page import TokenRow, TokensState
 

@@ -25,7 +25,6 @@ from course_app.errors import DatabaseUnavailable, InvalidInput, StorageUnavaila
 from course_app.models import User, Video
 from course_app.services import outbox, videos
 from course_app.services.byte_pump import stream_to_thread
-from course_app.services.outbox import run_pending_deletions  # moved; callers in state/ switch soon
 from course_app.services.video_types import SNIFF_BYTES, sniff_video_type
 from course_app.storage.base import Storage, StorageError, StoredObject
 
