@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -133,3 +134,17 @@ def chapter(page: Page, title: str):
 def video_titles(page: Page, chapter_title: str) -> list[str]:
     rows = chapter(page, chapter_title).get_by_test_id("video-row")
     return [rows.nth(i).get_by_role("textbox").input_value() for i in range(rows.count())]
+
+
+# Marking ----------------------------------------------------------------------------------
+
+_BROWSER_TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    """Every test under tests/e2e is a browser test: marked ``e2e`` (registered in
+    pyproject.toml), so ``-m "not e2e"`` leaves them out and ``-m e2e`` runs only them."""
+    for item in items:
+        if _BROWSER_TESTS in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.e2e)

@@ -5,12 +5,19 @@ the database or storage, nothing of A's in the answer. Each id of a route is
 also swapped on its own (the stranger's course with A's chapter, and so on).
 
 The routes are read from the app, so a route added later without a case here
-fails the suite until it gets one (or a reasoned place in PUBLIC)."""
+fails the suite until it gets one (or a reasoned place in PUBLIC). Beyond
+build_api(), the route table of the ASGI app Reflex assembles for production is
+walked too (tests/security/route_table.py), so a route mounted anywhere else (on
+Reflex's own app, another router, a sub-application) fails until it is checked here
+or has a reasoned place in REFLEX_OWN."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,7 +26,9 @@ from fastapi.routing import APIRoute
 from course_app.api import build_api
 from tests.api.support import assert_no_internals
 from tests.api.test_videos_api import MULTIPART, multipart
+from tests.security.route_table import MOUNT
 from tests.security.support import find_leaks
+from tests.server import ROOT
 
 
 def api_routes() -> set[tuple[str, str]]:
@@ -204,7 +213,74 @@ def test_the_public_routes_hold_nothing_of_anyones(world, anonymous):
                                               ("GET", "/_upload/../course_studio.db")])
 def test_reflexs_own_upload_route_is_not_mounted(anonymous, method, path):
     """The app uploads through its own routes; Reflex's /_upload (any State
-    handler by name, files served to anyone) must not exist."""
+    handler by name, files served to anyone) must not exist: not found, or (for
+    the POST, which reaches the front end's static files) method not allowed."""
     response = anonymous.request(method, path, headers={"Reflex-Client-Token": "x", "Reflex-Event-Handler": "x"})
-    assert response.status_code in (404, 405) or "text/html" in response.headers.get("content-type", ""), response.text[:200]
+    assert response.status_code in (404, 405), f"{method} {path}: {response.status_code} {response.text[:200]}"
     assert "SQLite" not in response.text
+
+
+# Every route the running app serves, not only build_api()'s ---------------------------------
+
+# Served by Reflex itself (reflex/app.py: _add_default_endpoints, _setup_state, and
+# the front end mounted by the production backend). Not here on purpose: /_upload
+# (Reflex mounts it once an upload component is used; it must stay unmounted, see
+# test_reflexs_own_upload_route_is_not_mounted) and /_all_routes.
+REFLEX_OWN = {
+    ("GET", "/ping"): "Reflex's liveness answer, a constant; read anonymously below (nothing of anyone's)",
+    ("GET", "/_health"): "Reflex's health answer (database and Redis up or not); read anonymously below",
+    (MOUNT, "/_event"): "Reflex's socket: every State handler behind it is enumerated and attacked "
+                        "(test_state_handlers, test_reflex_handlers, test_socket_robustness, test_cross_site)",
+    (MOUNT, "/"): "the compiled front end (static files, unknown paths 404); its bundle and pages are scanned "
+                  "for secrets in test_secrets",
+}
+
+
+def served_routes(app_server, *, inject: bool = False) -> list[tuple[str, str, str]]:
+    """(method or MOUNT, path, what serves it), read in a separate process from the
+    ASGI app the production backend builds, with the running server's settings and
+    build folder. ``inject`` first adds routes outside build_api() (the suite's own proof)."""
+    out = app_server.data_dir.parent / ("routes-injected.json" if inject else "routes.json")
+    command = [sys.executable, "-m", "tests.security.route_table", str(out)] + (["--inject"] if inject else [])
+    result = subprocess.run(command, cwd=ROOT, env={**app_server.env, "REFLEX_ENV_MODE": "prod"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [tuple(route) for route in json.loads(out.read_text())]
+
+
+def unchecked(table: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Served routes that neither have a case here (ROUTES: attempts() or PUBLIC) nor an allowance."""
+    return [route for route in table if route[:2] not in set(ROUTES) and route[:2] not in REFLEX_OWN]
+
+
+@pytest.fixture(scope="module")
+def served(app_server) -> list[tuple[str, str, str]]:
+    return served_routes(app_server)
+
+
+def test_every_route_the_app_serves_is_checked_or_allowed_with_a_reason(served):
+    assert not unchecked(served), f"routes served without a security case (add one to attempts(), or a reason " \
+                                  f"to REFLEX_OWN): {unchecked(served)}"
+    paths = {route[:2] for route in served}
+    assert set(ROUTES) <= paths, f"build_api() routes the app does not serve: {sorted(set(ROUTES) - paths)}"
+    assert set(REFLEX_OWN) <= paths, f"allowances for routes no longer served: {sorted(set(REFLEX_OWN) - paths)}"
+    assert all(len(reason) > 20 for reason in REFLEX_OWN.values())
+
+
+def test_a_route_added_outside_build_api_is_caught(app_server):
+    """The walk sees a route added on Reflex's own app, a router included into the
+    API after build_api() and a mounted sub-application; each fails the check above."""
+    injected = served_routes(app_server, inject=True)
+
+    assert sorted(route[:2] for route in unchecked(injected)) == [
+        ("DELETE", "/injected/thing"), ("GET", "/_injected_on_reflex"), (MOUNT, "/injected-files")]
+    assert [route for route in injected if route[1].startswith(("/_injected", "/injected"))] == unchecked(injected)
+
+
+@pytest.mark.parametrize("path", [path for method, path in REFLEX_OWN if method == "GET"])
+def test_reflexs_own_routes_hold_nothing_of_anyones(world, anonymous, path):
+    response = anonymous.get(path)
+
+    assert response.status_code == 200, f"{path}: {response.status_code}"
+    assert find_leaks(response.text, world.secrets_of_a()) == [], path
+    assert_no_internals(response)
