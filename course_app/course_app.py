@@ -63,6 +63,7 @@ def index() -> rx.Component:
 
 app = rx.App(
     api_transformer=build_api(),
+    stylesheets=["/editor.css"],
 )
 app.add_middleware(IdentityGuard())  # a tab's States never outlive its log-in
 app.register_lifespan_task(_apply_migrations)

@@ -5,6 +5,7 @@ once per page and acts on the row it was opened for or on the selection."""
 from __future__ import annotations
 
 import reflex as rx
+from reflex_base.vars.function import FunctionStringVar
 
 from course_app.state.editor_store import ChapterRow
 from course_app.state.outline import OutlineState
@@ -15,11 +16,6 @@ TOOLBAR_STYLE = {"padding": "6px 10px", "border": "1px solid var(--accent-a6)", 
                  "background": "var(--accent-a2)", "width": "100%"}
 
 
-TARGET_STYLE = {"width": "100%", "text_align": "left", "padding": "6px 10px", "cursor": "pointer",
-                "border": "1px solid var(--gray-a5)", "border_radius": "var(--radius-2)",
-                "background": "var(--gray-a2)", "color": "var(--gray-12)", "font": "inherit"}
-
-
 def _target(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
     # A plain button: the dialog lists every chapter, so each costs as little as possible.
     number = (index + 1).to_string()
@@ -27,22 +23,52 @@ def _target(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
         number + ". " + chapter.title,
         on_click=DialogState.move_to(chapter.id),
         aria_label="Move to chapter " + number + ": " + chapter.title,
+        auto_focus=index == 0,  # keyboard users start in the list
         type="button",
-        style=TARGET_STYLE,
+        class_name="cs-target",
     )
 
 
+# Escape in the move dialog presses its Cancel button (in the browser; no round trip).
+CANCEL_ON_ESCAPE = FunctionStringVar.create(
+    "(event) => { if (event.key === 'Escape') { event.preventDefault(); "
+    "event.currentTarget.querySelector('[data-dialog-cancel]')?.click(); } }"
+)
+BACKDROP_STYLE = {"position": "fixed", "inset": "0", "background": "var(--black-a6)", "z_index": "50"}
+PANEL_STYLE = {
+    "position": "fixed", "top": "10vh", "left": "50%", "transform": "translateX(-50%)", "z_index": "51",
+    "width": "min(520px, 92vw)", "max_height": "80vh", "display": "flex", "flex_direction": "column", "gap": "10px",
+    "padding": "20px", "border_radius": "var(--radius-4)", "background": "var(--color-panel-solid)",
+    "box_shadow": "var(--shadow-6)", "outline": "none",
+}
+
+
 def move_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Move to chapter"),
-            rx.dialog.description("Choose the chapter for " + DialogState.move_what + ". It goes to the end."),
-            rx.vstack(rx.foreach(OutlineState.chapters, _target), max_height="60vh", overflow_y="auto",
-                      spacing="1", margin_y="12px"),
-            rx.hstack(rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")), justify="end"),
+    """A light modal (no animation, no portal): it lists every chapter, so it must
+    open and close in a few milliseconds at 200 chapters."""
+    return rx.cond(
+        DialogState.move_open,
+        rx.fragment(
+            rx.el.div(on_click=DialogState.close_move, style=BACKDROP_STYLE, aria_hidden="true"),
+            rx.el.div(
+                rx.heading("Move to chapter", size="4", as_="h2", id="move-dialog-title"),
+                rx.text("Choose the chapter for " + DialogState.move_what + ". It goes to the end.", size="2"),
+                rx.el.div(
+                    rx.foreach(OutlineState.chapters, _target),
+                    style={"overflow_y": "auto", "display": "flex", "flex_direction": "column", "gap": "4px"},
+                ),
+                rx.hstack(
+                    rx.button("Cancel", on_click=DialogState.close_move, variant="soft", color_scheme="gray",
+                              custom_attrs={"data-dialog-cancel": "true"}),
+                    justify="end",
+                ),
+                role="dialog",
+                aria_modal="true",
+                aria_labelledby="move-dialog-title",
+                custom_attrs={"onKeyDown": CANCEL_ON_ESCAPE},
+                style=PANEL_STYLE,
+            ),
         ),
-        open=DialogState.move_open,
-        on_open_change=lambda _open: DialogState.close_move(),
     )
 
 
@@ -118,7 +144,7 @@ def filter_bar() -> rx.Component:
             rx.spacer(),
             rx.input(
                 value=OutlineState.filter_text,
-                on_change=OutlineState.set_filter,
+                on_change=OutlineState.apply_filter,
                 debounce_timeout=250,
                 placeholder="Filter by title or file name",
                 aria_label="Filter videos",

@@ -141,6 +141,12 @@ def test_videos_move_by_keyboard(page: Page, base_url, clip, server_engine):
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Move to chapter")
     expect(dialog).to_contain_text("“k2”")
+    expect(dialog.get_by_role("button", name="Move to chapter 1: First")).to_be_focused()
+    page.keyboard.press("Escape")  # changed my mind
+    expect(dialog).to_have_count(0)
+    page.get_by_role("button", name="Move video k2 to another chapter").focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_contain_text("“k2”")
     dialog.get_by_role("button", name="Move to chapter 2: Second").focus()
     page.keyboard.press("Enter")
     expect(dialog).to_have_count(0)

@@ -352,9 +352,8 @@ def test_reflexs_handlers_cannot_retarget_the_editor_or_reach_someone_elses_data
 @pytest.mark.parametrize("state", sorted(ALL_STATES))
 def test_setvar_fails_for_every_var_without_an_explicit_setter(world, sandbox, state):
     """With state_auto_setters off, setvar finds no set_<var> and raises: Reflex's
-    error toast comes back and no delta carries the var. The only setters are
-    set_is_hydrated (Reflex's own) and OutlineState.set_filter, an event handler
-    that, called this way, is never run (requires_user makes it a generator)."""
+    error toast comes back and no delta carries the var. The only setter is
+    set_is_hydrated (Reflex's own)."""
     aimed = aimed_values(world, sandbox)
     outcome = run(_attack(world, sandbox, [("event", f"{state}.setvar", {"var_name": name, "value": value})
                                            for name, value in setvar_targets(state, aimed)]))
@@ -364,7 +363,7 @@ def test_setvar_fails_for_every_var_without_an_explicit_setter(world, sandbox, s
         name = payload["var_name"]
         deltas = json.dumps([frame.get("delta") or {} for frame in frames])
         if hasattr(cls, f"set_{name}"):
-            assert name in ("is_hydrated", "filter"), f"{state} has a setter for {name}"
+            assert name == "is_hydrated", f"{state} has a setter for {name}"
             continue
         assert backend_errors(frames) == 1, f"{state}.setvar({name!r}) did not fail: {frames}"
         assert f'"{name}{FIELD}"' not in deltas, f"{state}.setvar({name!r}) sent the var: {deltas[:1000]}"
