@@ -14,7 +14,7 @@ from course_app.storage.base import UploadAborted
 
 T = TypeVar("T")
 
-QUEUE_CHUNKS = 8
+QUEUE_CHUNKS = 4  # batches (about BATCH_BYTES each) waiting per request: a few MiB in flight per upload
 BATCH_BYTES = 1024 * 1024
 
 

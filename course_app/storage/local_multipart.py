@@ -13,10 +13,12 @@ refused with ValueError before the disk is touched.
 parts given, computes the whole-file SHA1, cuts ``data`` to the total size, fsyncs
 it, writes the sidecar and renames ``data`` into place (the same file system, so
 the bytes are never copied), then removes the folder. The whole-file SHA1 usually
-comes from an in-process cursor fed while the parts arrive
-(``local_parts.advance_cursor``); complete trusts it only for parts whose records
-still say what it hashed and reads the rest of ``data`` once (after a restart: all
-of it). Memory does not grow with the file. A second complete finds the object in
+comes from an in-process cursor fed while the parts arrive: a part that arrives in
+order is hashed into it as it streams (``local_parts.next_in_line``), one that
+arrives early is read back once the gap before it is filled
+(``local_parts.advance_cursor``); complete trusts the cursor only for parts whose
+records still say what it hashed and reads the rest of ``data`` once (after a
+restart: all of it). Memory does not grow with the file. A second complete finds the object in
 place and returns it. An upload started before this layout (one file per part, no
 part size in ``meta.json``) cannot go on: its calls raise StorageError (not
 retryable) and abort removes it.
@@ -175,10 +177,16 @@ class LocalMultipart(MultipartStorage):
         folder, meta = self._upload_meta(key, upload_id)
         part_size = local_parts.part_size_of(meta)
         check_part_size(size, part_size)
+        cursor_key = self._cursor_key(upload_id)
         try:
-            with local_parts.locked_data(folder, exclusive=False) as fd, local_parts.part_lock(folder, number):
-                info = local_parts.write_part(folder, fd, number, chunks, size=size, offset=(number - 1) * part_size)
-                local_parts.advance_cursor(self._cursor_key(upload_id), folder, fd, number, part_size)
+            with (
+                local_parts.locked_data(folder, exclusive=False) as fd,
+                local_parts.part_lock(folder, number),
+                local_parts.next_in_line(cursor_key, number) as in_order,
+            ):
+                info = local_parts.write_part(folder, fd, number, chunks, size=size, offset=(number - 1) * part_size,
+                                              whole=in_order)
+                local_parts.advance_cursor(cursor_key, folder, fd, info, part_size, streamed=in_order)
         except StorageError as exc:
             if isinstance(exc.__cause__, FileNotFoundError) and self._read_upload_meta(folder) is None:
                 raise ObjectNotFound(UPLOAD_MISSING) from exc  # aborted or completed meanwhile

@@ -1,5 +1,6 @@
-"""Local multipart: parts written in place, the whole-file SHA1 hashed ahead
-(course_app/storage/local_parts.py)."""
+"""Local multipart: parts written in place, the whole-file SHA1 hashed ahead: a
+part that arrives in order while it streams, one that arrives early read back once
+the gap before it is filled (course_app/storage/local_parts.py)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,55 @@ def data_inode(storage: LocalStorage, upload_id: str) -> int:
     return os.stat(storage.root / ".multipart" / upload_id / "data").st_ino
 
 
+class DataReads:
+    """(offset, bytes) of every positional read (os.pread / os.preadv) of an upload's
+    data file, whoever makes it."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.inode: int | None = None
+        self.ranges: list[tuple[int, int]] = []
+        real_pread, real_preadv = os.pread, os.preadv
+
+        def pread(fd, length, offset):
+            data = real_pread(fd, length, offset)
+            self._note(fd, offset, len(data))
+            return data
+
+        def preadv(fd, buffers, offset, *flags):
+            count = real_preadv(fd, buffers, offset, *flags)
+            self._note(fd, offset, count)
+            return count
+
+        monkeypatch.setattr(os, "pread", pread)
+        monkeypatch.setattr(os, "preadv", preadv)
+
+    def _note(self, fd: int, offset: int, count: int) -> None:
+        if count and os.fstat(fd).st_ino == self.inode:
+            self.ranges.append((offset, count))
+
+    def watch(self, storage: LocalStorage, upload_id: str) -> None:
+        self.inode = data_inode(storage, upload_id)
+
+    def parts(self) -> set[int]:
+        """The part numbers (PART-sized parts) whose bytes were read."""
+        return {number for offset, count in self.ranges
+                for number in range(offset // PART + 1, (offset + count - 1) // PART + 2)}
+
+    def total(self) -> int:
+        return sum(count for _, count in self.ranges)
+
+
+@pytest.fixture
+def data_reads(monkeypatch) -> DataReads:
+    return DataReads(monkeypatch)
+
+
+def rchar() -> int:
+    """Bytes this process has read through any read-like system call (/proc/self/io)."""
+    with open("/proc/self/io", "rb") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(b"rchar:"))
+
+
 def test_local_complete_renames_the_parts_file_and_uses_the_sha1_hashed_ahead(local, reads_at_complete):
     data = random_bytes(5 * PART + 99)
     upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
@@ -85,17 +135,107 @@ def test_local_complete_after_a_restart_hashes_the_file_once(local, reads_at_com
     assert read(restarted, stored) == data
 
 
-@pytest.mark.parametrize("order", [(4, 3, 2, 1), (2, 4, 1, 3), (1, 3, 4, 2)])
-def test_local_parts_out_of_order_are_hashed_once_the_gap_is_filled(local, reads_at_complete, order):
+def test_local_parts_in_order_are_hashed_as_they_stream_and_never_read_back(local, reads_at_complete, data_reads):
+    data = random_bytes(3 * PART + 77)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    data_reads.watch(local, upload_id)
+    before = rchar()
+    for number, piece in enumerate(slices(data), start=1):
+        send(local, upload_id, number, piece)
+    read_while_sending = rchar() - before
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.size, stored.sha1) == (len(data), sha1(data))
+    assert data_reads.ranges == [] and reads_at_complete == [(len(data), 0)]  # not read back, nor at complete
+    # Whatever the way of reading: the process read its small records and meta, not a part.
+    assert read_while_sending < PART // 4
+    assert read(local, stored) == data
+
+
+@pytest.mark.parametrize(("order", "read_back"), [
+    ((4, 3, 2, 1), {2, 3, 4}),
+    ((2, 4, 1, 3), {2, 4}),
+    ((1, 3, 4, 2), {3, 4}),
+    ((1, 2, 4, 3), {4}),
+])
+def test_local_parts_out_of_order_are_hashed_once_the_gap_is_filled(local, reads_at_complete, data_reads, order,
+                                                                   read_back):
+    """Only the parts that arrived before the one ahead of them are read back (once
+    each); the others are hashed while they stream."""
     data = random_bytes(3 * PART + 77)
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
+    data_reads.watch(local, upload_id)
     for number in order:
         send(local, upload_id, number, slices(data)[number - 1])
 
+    assert data_reads.parts() == read_back
+    assert data_reads.total() == sum(len(slices(data)[number - 1]) for number in read_back)
     stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
 
     assert (stored.size, stored.sha1, read(local, stored)) == (len(data), sha1(data), data)
     assert reads_at_complete == [(len(data), 0)]
+
+
+def test_local_part_arriving_while_the_one_before_streams_is_read_back_after_it(local, reads_at_complete,
+                                                                                data_reads):
+    """Part 2 arrives whole while part 1 is still streaming (part 1 holds the cursor):
+    part 2 is written only; part 1, once recorded, reads part 2 back; part 3, next in
+    line by then, is hashed while it streams."""
+    data = random_bytes(2 * PART + 300)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    data_reads.watch(local, upload_id)
+    started, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def slow() -> Iterator[bytes]:
+        yield slices(data)[0][:1000]
+        started.set()
+        release.wait(10)
+        yield slices(data)[0][1000:]
+
+    writer = threading.Thread(target=lambda: outcome.append(local.put_part(KEY, upload_id, 1, slow(), size=PART)))
+    writer.start()
+    try:
+        assert started.wait(10)
+        assert send(local, upload_id, 2, slices(data)[1]) == infos(data)[1]
+        assert data_reads.ranges == []
+    finally:
+        release.set()
+        writer.join(10)
+    assert outcome == [infos(data)[0]]
+    assert data_reads.ranges == [(PART, PART)]  # part 2, read back by part 1's request
+    send(local, upload_id, 3, slices(data)[2])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+    assert data_reads.ranges == [(PART, PART)] and reads_at_complete == [(len(data), 0)]
+
+
+def test_local_part_in_order_cut_off_part_way_leaves_the_hash_as_it_was(local, reads_at_complete, data_reads):
+    """An in-order part whose stream breaks part-way is not hashed into the whole-file
+    SHA1 (its bytes so far are forgotten with it); sent again, it is hashed whole."""
+    data = random_bytes(2 * PART + 300)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    data_reads.watch(local, upload_id)
+    send(local, upload_id, 1, slices(data)[0])
+
+    def cut_off() -> Iterator[bytes]:
+        yield slices(data)[1][: PART // 2]
+        raise UploadAborted("client went away")
+
+    with pytest.raises(UploadAborted):
+        local.put_part(KEY, upload_id, 2, cut_off(), size=PART)
+    with pytest.raises(UploadAborted):  # too short
+        local.put_part(KEY, upload_id, 2, iter([slices(data)[1][:100]]), size=PART)
+    for number in (2, 3):
+        send(local, upload_id, number, slices(data)[number - 1])
+
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+    assert data_reads.ranges == [] and reads_at_complete == [(len(data), 0)]
 
 
 def test_local_hashing_ahead_stops_at_its_budget_and_complete_hashes_the_rest(local, reads_at_complete,
@@ -184,6 +324,31 @@ def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, mo
 
     stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
 
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
+def test_local_part_asks_the_kernel_to_write_each_step_out_while_it_arrives(local, monkeypatch):
+    """Every WRITEBACK_STEP bytes written, the range written since the last hint is
+    handed to start_writeback (contiguous, within the part); the part's bytes and
+    SHA1 are the same as without hints, and a hint that fails changes nothing."""
+    monkeypatch.setattr(local_parts, "WRITEBACK_STEP", 100_000)
+    hints: list[tuple[int, int]] = []
+    real = local_parts.start_writeback
+
+    def start_writeback(fd, offset, length):
+        hints.append((offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(local_parts, "start_writeback", start_writeback)
+    data = random_bytes(2 * PART + 5)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    send(local, upload_id, 2, slices(data)[1])  # chunks of 50,000 bytes: a hint every second chunk
+
+    assert hints == [(PART + offset, 100_000) for offset in range(0, PART - 100_000 + 1, 100_000)]
+    real(-1, 0, 10)  # a bad file descriptor: ignored (fdatasync is what makes a part durable)
+    for number in (1, 3):
+        send(local, upload_id, number, slices(data)[number - 1])
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
     assert (stored.sha1, read(local, stored)) == (sha1(data), data)
 
 
