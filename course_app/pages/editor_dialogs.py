@@ -91,41 +91,33 @@ def confirm_dialog() -> rx.Component:
     )
 
 
+def _toolbar(count: rx.Var[int], label: str, text: rx.Var[str], *buttons: rx.Component) -> rx.Component:
+    return rx.cond(
+        count > 0,
+        rx.hstack(rx.text(text, weight="medium"), rx.spacer(), *buttons, role="toolbar", aria_label=label,
+                  align="center", style=TOOLBAR_STYLE),
+    )
+
+
 def selection_toolbars() -> rx.Component:
     return rx.fragment(
-        rx.cond(
-            SelectionState.video_count > 0,
-            rx.hstack(
-                rx.text(SelectionState.video_count.to_string() + " selected", weight="medium"),
-                rx.spacer(),
-                rx.button("Move to chapter…", on_click=DialogState.open_move_selected, size="1",
-                          aria_label="Move selected videos"),
-                rx.button("Delete", on_click=DialogState.ask_delete_selected_videos, size="1", color_scheme="red",
-                          aria_label="Delete selected videos"),
-                rx.button("Retry failed uploads", size="1", variant="soft", custom_attrs={"data-retry-selected": "true"},
-                          aria_label="Retry the selected videos' failed uploads"),
-                rx.button("Clear", on_click=SelectionState.clear, size="1", variant="soft",
-                          aria_label="Clear selection"),
-                role="toolbar",
-                aria_label="Selected videos",
-                align="center",
-                style=TOOLBAR_STYLE,
-            ),
+        _toolbar(
+            SelectionState.video_count, "Selected videos", SelectionState.video_count.to_string() + " selected",
+            rx.button("Move to chapter…", on_click=DialogState.open_move_selected, size="1",
+                      aria_label="Move selected videos"),
+            rx.button("Delete", on_click=DialogState.ask_delete_selected_videos, size="1", color_scheme="red",
+                      aria_label="Delete selected videos"),
+            rx.button("Retry failed uploads", size="1", variant="soft", custom_attrs={"data-retry-selected": "true"},
+                      aria_label="Retry the selected videos' failed uploads"),
+            rx.button("Clear", on_click=SelectionState.clear, size="1", variant="soft", aria_label="Clear selection"),
         ),
-        rx.cond(
-            SelectionState.chapter_count > 0,
-            rx.hstack(
-                rx.text(SelectionState.chapter_count.to_string() + " chapters selected", weight="medium"),
-                rx.spacer(),
-                rx.button("Delete", on_click=DialogState.ask_delete_selected_chapters, size="1", color_scheme="red",
-                          aria_label="Delete selected chapters"),
-                rx.button("Clear", on_click=SelectionState.clear, size="1", variant="soft",
-                          aria_label="Clear chapter selection"),
-                role="toolbar",
-                aria_label="Selected chapters",
-                align="center",
-                style=TOOLBAR_STYLE,
-            ),
+        _toolbar(
+            SelectionState.chapter_count, "Selected chapters",
+            SelectionState.chapter_count.to_string() + " chapters selected",
+            rx.button("Delete", on_click=DialogState.ask_delete_selected_chapters, size="1", color_scheme="red",
+                      aria_label="Delete selected chapters"),
+            rx.button("Clear", on_click=SelectionState.clear, size="1", variant="soft",
+                      aria_label="Clear chapter selection"),
         ),
     )
 

@@ -48,29 +48,27 @@ class CourseState(rx.State):
         await load_editor(self, user, first_visit=not remembered)
         self.loaded = True
 
+    async def _save(self, user: User, field: str, label: str, value: object):
+        if not isinstance(value, str):
+            await show_error(self, f"The {label} must be text.", "course")
+            return
+        if value.strip() == getattr(self, field):
+            return
+        setattr(self, field, value.strip())
+        yield
+        await persist(self, user, "course", courses.update_course, course_id=self.course_id, **{field: value})
+
     @rx.event
     @requires_user
     async def save_title(self, user: User, value: str):
-        if not isinstance(value, str):
-            await show_error(self, "The course title must be text.", "course")
-            return
-        if value.strip() == self.title:
-            return
-        self.title = value.strip()
-        yield
-        await persist(self, user, "course", courses.update_course, course_id=self.course_id, title=value)
+        async for update in self._save(user, "title", "course title", value):
+            yield update
 
     @rx.event
     @requires_user
     async def save_description(self, user: User, value: str):
-        if not isinstance(value, str):
-            await show_error(self, "The description must be text.", "course")
-            return
-        if value.strip() == self.description:
-            return
-        self.description = value.strip()
-        yield
-        await persist(self, user, "course", courses.update_course, course_id=self.course_id, description=value)
+        async for update in self._save(user, "description", "description", value):
+            yield update
 
     @rx.event
     @requires_user

@@ -50,6 +50,18 @@ class VideosState(rx.State):
         found = self._find(video_id)
         return self.by_chapter[found[0]][found[1]] if found else None
 
+    def _without(self, ids: set[str]) -> tuple[dict[str, list[VideoRow]], dict[str, tuple[list, list]]]:
+        """The shown rows without ``ids``, and per chapter the rows taken out (as
+        (added, removed) for the outline's counts)."""
+        shown = dict(self.by_chapter)
+        counts: dict[str, tuple[list[VideoRow], list[VideoRow]]] = {}
+        for chapter_id, rows in shown.items():
+            left = [r for r in rows if r.id not in ids]
+            if len(left) != len(rows):
+                shown[chapter_id] = left
+                counts[chapter_id] = ([], [r for r in rows if r.id in ids])
+        return shown, counts
+
     async def _outline(self):
         from course_app.state.outline import OutlineState
 
@@ -136,13 +148,7 @@ class VideosState(rx.State):
         if before in ids:
             return  # dropped onto itself
         moving = {i: row for i in ids if (row := self._row(i)) is not None}
-        shown = dict(self.by_chapter)
-        counts: dict[str, tuple[list[VideoRow], list[VideoRow]]] = {}
-        for source, rows in shown.items():
-            left = [r for r in rows if r.id not in moving]
-            if len(left) != len(rows):
-                shown[source] = left
-                counts[source] = ([], [r for r in rows if r.id in moving])
+        shown, counts = self._without(set(moving))
         arriving = [dataclasses.replace(moving[i], chapter_id=chapter_id) for i in ids if i in moving]
         counts[chapter_id] = (arriving, counts.get(chapter_id, ([], []))[1])
         if chapter_id in shown:
@@ -167,14 +173,7 @@ class VideosState(rx.State):
 
         chapters = await self._outline()
         gone = set(ids)
-        shown = dict(self.by_chapter)
-        counts: dict[str, tuple[list[VideoRow], list[VideoRow]]] = {}
-        for chapter_id, rows in shown.items():
-            left = [r for r in rows if r.id not in gone]
-            if len(left) != len(rows):
-                shown[chapter_id] = left
-                counts[chapter_id] = ([], [r for r in rows if r.id in gone])
-        self.by_chapter = shown
+        self.by_chapter, counts = self._without(gone)
         chapters._recount(counts)
         player = await self.get_state(PlayerState)
         if player.playing_id in gone:

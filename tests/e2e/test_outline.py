@@ -38,6 +38,17 @@ def _expect_db_order(page: Page, engine, course_id: str, expected: dict[str, lis
     _eventually(page, lambda: _db_order(engine, course_id) == expected, f"the database to hold {expected}")
 
 
+def _start_upload(page: Page, base_url: str, made: dict, chapter_title: str, filename: str, data: bytes) -> None:
+    """A resumable upload started through the API (as from another tab): its video
+    row is "uploading", and this page does not hold its file."""
+    response = page.request.post(f"{base_url}/api/uploads", data={
+        "course_id": made["course"], "chapter_id": made["chapters"][chapter_title], "filename": filename,
+        "size": len(data), "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(),
+        "head": base64.b64encode(data[:8192]).decode(),
+    })
+    assert response.status == 201, response.text()
+
+
 def _row(page: Page, title: str):
     return page.get_by_test_id("video-row").filter(has=page.get_by_label(f"Title of {title}.mp4", exact=True))
 
@@ -50,13 +61,7 @@ def test_chapters_collapse_and_expand_with_their_counts_and_stay_so_after_a_relo
     sign_up(page, base_url)
     made = seed_course(page, base_url, "Outline course", {"Basics": ["one", "two", "three"], "Advanced": ["four"]}, clip)
     # An upload that has started but not finished: the chapter's summary says so.
-    data = clip + os.urandom(200_000)
-    response = page.request.post(f"{base_url}/api/uploads", data={
-        "course_id": made["course"], "chapter_id": made["chapters"]["Basics"], "filename": "half.mp4",
-        "size": len(data), "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(),
-        "head": base64.b64encode(data[:8192]).decode(),
-    })
-    assert response.status == 201, response.text()
+    _start_upload(page, base_url, made, "Basics", "half.mp4", clip + os.urandom(200_000))
 
     open_editor(page, base_url, made["course"])
     basics, advanced = chapter(page, "Basics"), chapter(page, "Advanced")
@@ -277,13 +282,7 @@ def test_the_filter_narrows_the_outline_to_matching_and_failing_videos(page: Pag
     made = seed_course(page, base_url, "Filter course",
                        {"Alpha": ["intro to loops", "variables"], "Beta": ["loops again", "functions"],
                         "Gamma": ["classes"]}, clip)
-    data = clip + os.urandom(100_000)
-    response = page.request.post(f"{base_url}/api/uploads", data={
-        "course_id": made["course"], "chapter_id": made["chapters"]["Gamma"], "filename": "pending.mp4",
-        "size": len(data), "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(),
-        "head": base64.b64encode(data[:8192]).decode(),
-    })
-    assert response.status == 201, response.text()
+    _start_upload(page, base_url, made, "Gamma", "pending.mp4", clip + os.urandom(100_000))
     open_editor(page, base_url, made["course"])
     page.get_by_role("button", name="Collapse all").click()
 
@@ -294,6 +293,7 @@ def test_the_filter_narrows_the_outline_to_matching_and_failing_videos(page: Pag
     assert video_titles(page, "Beta") == ["loops again"]
 
     page.get_by_label("Filter videos").fill("")
+    expect(page.get_by_test_id("chapter-row")).to_have_count(3)  # the text filter is off again
     page.get_by_role("button", name="Uploading", exact=True).click()
     expect(page.get_by_test_id("video-row")).to_have_count(1)
     expect(page.get_by_test_id("chapter-row")).to_have_count(1)
@@ -308,13 +308,7 @@ def test_retry_the_failed_uploads_of_the_selection(page: Page, base_url, clip, t
     sign_up(page, base_url)
     made = seed_course(page, base_url, "Retry course", {"Retries": []}, clip)
     # An upload started from elsewhere: this tab does not hold its file.
-    data = clip + os.urandom(100_000)
-    response = page.request.post(f"{base_url}/api/uploads", data={
-        "course_id": made["course"], "chapter_id": made["chapters"]["Retries"], "filename": "elsewhere.mp4",
-        "size": len(data), "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(),
-        "head": base64.b64encode(data[:8192]).decode(),
-    })
-    assert response.status == 201, response.text()
+    _start_upload(page, base_url, made, "Retries", "elsewhere.mp4", clip + os.urandom(100_000))
     open_editor(page, base_url, made["course"])
 
     # The server refuses every part: both uploads fail at once (not worth retrying by themselves).
