@@ -1,52 +1,72 @@
 """Resumable (chunked) uploads next to the single-request upload, a bare server, the
-reference tus server, and b2sdk used directly: speed and memory, in one run.
+reference tus server, and b2sdk used directly: speed and memory, in one run, every
+path at the same concurrency.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/resumable_uploads.py                 # 2 GiB, all paths
-    .venv/bin/python benchmarks/resumable_uploads.py --size 512M --skip-tus
+    .venv/bin/python benchmarks/resumable_uploads.py                 # 1 GiB, 1 and 3 streams, all paths
+    .venv/bin/python benchmarks/resumable_uploads.py --size 512M --streams 1 --skip-tus
     .venv/bin/python benchmarks/resumable_uploads.py --huge          # adds a 20 GiB chunked upload
 
 What it measures (everything on loopback, on this machine):
 
-P1  Throughput of a ``--size`` file through the real app (``tests.server.AppServer``:
-    ``reflex run --env prod --single-port``, local storage in a temp folder):
-    (a) chunked: ``POST /api/uploads`` (session), the parts with ``--parallel``
-        concurrent ``PUT /api/uploads/{id}/parts/{n}`` (one httpx client per thread,
-        each part generated on the fly with its X-Part-SHA1), ``POST .../complete``;
-    (b) single request: ``POST /api/upload`` with a streamed multipart body.
-    Each is compared with a bare Starlette route served by Granian in its own
-    process (``upload_memory.make_bare_app``), which streams the same bytes to a
-    file, hashing and fsyncing it. Goal: >= 0.90 of bare.
-P1-peer  The same file through ``@tus/server`` 2.x + ``@tus/file-store``, driven by
+P1  Throughput of ``--size`` bytes through the real app (``tests.server.AppServer``:
+    ``reflex run --env prod --single-port``, local storage in a temp folder), at each
+    concurrency in ``--streams`` (default 1 and 3 streams), every path with the same
+    number of request bodies in flight and the same total bytes:
+    (a) chunked: ``POST /api/uploads`` (session), the parts with N concurrent
+        ``PUT /api/uploads/{id}/parts/{n}`` (one httpx client per thread, each part
+        generated on the fly with its X-Part-SHA1), ``POST .../complete``: one file
+        of ``--size`` bytes, N parts in flight at a time (what a client does);
+    (b) single request: N concurrent ``POST /api/upload`` with a streamed multipart
+        body, each one of N files of ``--size``/N bytes;
+    bare: a bare Starlette route served by Granian in its own process
+        (``upload_memory.make_bare_app``), which streams the bytes to a file, hashing
+        and fsyncing it: N concurrent requests, the same N files as (b).
+    Goal: (a) and (b) >= 0.90 of bare at the same N. The ratio shown is the median of
+    the ratios of each round (bare and the path measured in the same round, so both
+    saw the same load); MB/s is the median over the rounds.
+P1-peer  The same N files through ``@tus/server`` 2.x + ``@tus/file-store``, driven by
     ``tus-js-client`` (50 MiB chunks) in Node (``benchmarks/tus_peer.mjs``; the npm
-    packages are installed into ``benchmarks/.tus`` on first use). Goal: our chunked
-    path is no slower.
+    packages are installed into ``benchmarks/.tus`` on first use): N uploads at once
+    from one client to one server (@tus/server has no concatenation extension, so
+    tus-js-client cannot send one file in parallel). FileStore appends each PATCH to
+    the file: no hashing, no fsync. Goal: our chunked path at N streams is no slower
+    than tus at N streams.
 P2  Peak RSS growth of the app's serving worker (the process of the server's group
     that used the most CPU time) during (a) and (b), sampled every 50 ms from /proc,
-    over a baseline taken after warm-up uploads. Goal: <= 64 MiB.
+    over a baseline taken after warm-up uploads; the largest over the rounds. Goal:
+    <= 64 MiB.
 P3  B2 multipart through b2sdk's RawSimulator (in memory, in this process, no HTTP):
     ``B2Storage.start_multipart`` + ``put_part`` per part + ``complete_multipart``
     for a ``--b2-size`` file in ``--b2-part-size`` parts, versus the same parts sent
     with b2sdk directly (``api.session.start_large_file`` / ``upload_part`` /
     ``finish_large_file``). Median of ``--b2-repeat`` runs each. Goal: ours >= 0.80
-    of direct.
+    of direct. It measures Python overhead only, not B2.
 5   With ``--huge``: a ``--huge-size`` (20 GiB) chunked upload through the app
-    (``--huge-chunk-size`` parts) to show it works: size and SHA1 checked, time and
-    RSS growth reported, the stored file deleted afterwards. Skipped by default.
+    (``--huge-chunk-size`` parts, as many in flight as the largest ``--streams``) to
+    show it works: size and SHA1 checked, time and RSS growth reported, the stored
+    file deleted afterwards. Skipped by default.
 
-The file: a 24-byte MP4 ``ftyp`` header (``filetype`` calls it video/mp4) and
+The files: a 24-byte MP4 ``ftyp`` header (``filetype`` calls it video/mp4) and
 deterministic filler, generated in 1 MiB blocks while it is sent (block i is one of 8
-pseudo-random blocks stamped with i), never held whole: a chunked client holds at
-most one block per thread. Its SHA1 and the SHA1 of every part are computed in a
-pass before the timed uploads (a real client hashes each part before sending it).
-Every path is verified: size and SHA1 of what the server stored must match, or the
-script stops with exit code 1.
+pseudo-random blocks stamped with i), never held whole: a client holds at most one
+block per thread. At N streams the N files are whole blocks of the big file's
+numbering, each starting with the header, so no two are alike. Their SHA1s and the
+SHA1 of every part are computed in a pass before the timed uploads (a real client
+hashes each part before sending it), so no client spends CPU on hashing while it
+sends (the clients share the machine's cores with the servers). Every path is
+verified: size and SHA1 of what the server stored must match, or the script stops
+with exit code 1.
 
-Throughput is file bytes / wall seconds in MB/s (10^6 bytes a second); memory in MiB.
-Prints one table and writes it, with every measurement, as JSON (``--output``).
-Every server, process and temporary file the script starts or creates is stopped
-or removed on exit.
+Each round measures every path at every concurrency, the paths in a different order
+each round (so slow drift in the machine's load does not always hit the same path);
+``--repeat`` rounds (default 3). The machine's 1-minute load average and the CPU time
+other processes used during each measurement are recorded; the table shows, for each
+row, the highest load and the most foreign CPU time seen by its runs. Throughput is file bytes / wall seconds in MB/s
+(10^6 bytes a second); memory in MiB. Prints one table and writes it, with every
+measurement, as JSON (``--output``). Every server, process and temporary file the
+script starts or creates is stopped or removed on exit.
 """
 
 from __future__ import annotations
@@ -107,24 +127,30 @@ human = um.human
 
 
 class GeneratedFile:
-    """``size`` bytes: block i (``BLOCK`` bytes) is pool block i % 8 with its first
-    8 bytes replaced by i (big-endian); block 0 starts with the MP4 header, then the
-    index. The same bytes as ``upload_memory.MultipartUpload`` with chunk_size=1 MiB
-    and the same seed, and as ``tus_peer.mjs`` given the pool."""
+    """``size`` bytes: block i (``BLOCK`` bytes) is pool block n % 8 with its first
+    8 bytes replaced by n = ``first_block`` + i (big-endian); block 0 starts with the
+    MP4 header, then n. With first_block 0: the same bytes as
+    ``upload_memory.MultipartUpload`` with chunk_size=1 MiB and the same seed; always
+    the same as ``tus_peer.mjs`` given the pool and the share ``first_block:size``."""
 
-    def __init__(self, size: int, seed: int = SEED) -> None:
+    def __init__(self, size: int, seed: int = SEED, *, first_block: int = 0, pool: list[bytes] | None = None) -> None:
         import random
 
         self.size = size
-        rng = random.Random(seed)
-        self.pool = [rng.randbytes(BLOCK) for _ in range(POOL_BLOCKS)]
+        self.seed = seed
+        self.first_block = first_block
+        if pool is None:
+            rng = random.Random(seed)
+            pool = [rng.randbytes(BLOCK) for _ in range(POOL_BLOCKS)]
+        self.pool = pool
         self.sha1: str | None = None
         self.part_size: int | None = None
         self.part_sha1s: list[str] = []
 
     def block(self, index: int) -> bytes:
         prefix = um.MP4_HEADER if index == 0 else b""
-        return prefix + index.to_bytes(8, "big") + self.pool[index % POOL_BLOCKS][len(prefix) + 8 :]
+        number = self.first_block + index
+        return prefix + number.to_bytes(8, "big") + self.pool[number % POOL_BLOCKS][len(prefix) + 8 :]
 
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes [start, end) in pieces of at most one block."""
@@ -146,10 +172,11 @@ class GeneratedFile:
     def part_count(self, part_size: int) -> int:
         return -(-self.size // part_size)
 
-    def digest(self, part_size: int) -> None:
+    def digest(self, part_size: int | None = None) -> None:
         """One pass: the whole file's SHA1 and each part's (not timed)."""
         whole = hashlib.sha1()
         self.part_sha1s = []
+        part_size = part_size or self.size
         for number in range(1, self.part_count(part_size) + 1):
             part = hashlib.sha1()
             for chunk in self.chunks(*self.part_range(number, part_size)):
@@ -157,6 +184,19 @@ class GeneratedFile:
                 part.update(chunk)
             self.part_sha1s.append(part.hexdigest())
         self.sha1, self.part_size = whole.hexdigest(), part_size
+
+    def shares(self, count: int) -> list[GeneratedFile]:
+        """``count`` files holding as many bytes as this one in all, for ``count``
+        concurrent uploads: whole blocks each (the last takes the rest), continuing
+        this file's block numbering, each starting with the MP4 header (a video file
+        of its own; no two alike). One share is this file."""
+        if count == 1:
+            return [self]
+        per = self.size // count // BLOCK * BLOCK
+        check(per > 0, f"{human(self.size)} is too small for {count} streams of whole {human(BLOCK)} blocks")
+        sizes = [per] * (count - 1) + [self.size - per * (count - 1)]
+        return [GeneratedFile(size, self.seed, first_block=self.first_block + k * per // BLOCK, pool=self.pool)
+                for k, size in enumerate(sizes)]
 
     def write_pool(self, path: Path) -> None:
         path.write_bytes(b"".join(self.pool))
@@ -236,19 +276,57 @@ def machine_busy_seconds() -> float:
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Several runs of one path: the median time (and its run's details), the
-    largest worker RSS growth."""
+    """Several runs of one path at one concurrency: the median time (and its run's
+    details), the largest worker RSS growth, the highest load average seen."""
     ordered = sorted(runs, key=lambda r: r["seconds"])
     median = dict(ordered[(len(ordered) - 1) // 2])
     worst = max(runs, key=lambda r: r["worker_rss_growth_mib"])
     median.update({
         "repeat": len(runs),
         "worker_rss_growth_mib": worst["worker_rss_growth_mib"],
+        "mb_s": round(statistics.median(r["mb_s"] for r in runs), 1),
         "mb_s_all": [r["mb_s"] for r in runs],
+        "load_max": max(max(r["loadavg_before_after"]) for r in runs),
+        "foreign_cpu_seconds_max": max(r["foreign_cpu_seconds"] for r in runs),
+        "foreign_cpu_seconds_all": [r["foreign_cpu_seconds"] for r in runs],
         "verified": all(r.get("verified") for r in runs),
         "runs": runs if len(runs) > 1 else None,
     })
     return median
+
+
+def paired_ratio(runs: list[dict], base: list[dict]) -> float | None:
+    """The median over the rounds of (this path's MB/s / the base's MB/s in the same round)."""
+    ratios = [r["mb_s"] / b["mb_s"] for r, b in zip(runs, base)]
+    return statistics.median(ratios) if ratios else None
+
+
+def concurrently(jobs: list[Callable[[], object]]) -> tuple[float, list]:
+    """Run the jobs at once, a thread each, released together; returns the wall
+    seconds from the release until the last one finished, and their results. The
+    first error raised by a job is raised once all have ended."""
+    gate = threading.Barrier(len(jobs) + 1)
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(index: int, job: Callable[[], object]) -> None:
+        gate.wait()
+        try:
+            results[index] = job()
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i, job), name=f"stream-{i + 1}") for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return seconds, results
 
 
 # The app ---------------------------------------------------------------------------------------
@@ -381,71 +459,98 @@ class App:
 
     # single ----------------------------------------------------------------
 
-    def single(self, file: GeneratedFile, label: str) -> dict:
-        fields = {"course_id": self.course_id, "chapter_id": self.chapter_id, "title": f"{label} {human(file.size)}",
-                  "size": str(file.size)}
-        body = um.MultipartUpload(fields, file.size, chunk_size=BLOCK, seed=SEED)
-        started = time.perf_counter()
-        reply = self.client.post("/api/upload", content=body, headers=body.headers)
-        finished = time.perf_counter()
-        check(reply.status_code in (200, 201), f"[{label}] upload answered {reply.status_code}: {reply.text[:300]}")
-        check(body.sent == body.content_length, f"[{label}] sent {body.sent} of {body.content_length} bytes")
-        check(body.file_sha1 == file.sha1, f"[{label}] the multipart body's file ({body.file_sha1}) is not the "
-                                           f"generated file ({file.sha1})")
-        return {"video": reply.json(), "seconds": finished - started, "body_bytes": body.content_length}
+    def singles(self, files: list[GeneratedFile], label: str) -> dict:
+        """One ``POST /api/upload`` per file, all at once (a client each)."""
+        clients = [self.new_client() for _ in files]
+        bodies = [
+            um.MultipartUpload({"course_id": self.course_id, "chapter_id": self.chapter_id,
+                                "title": f"{label} {k + 1}/{len(files)} {human(file.size)}", "size": str(file.size)},
+                               file.size, source=file.chunks, digests=False)  # its SHA1 is known
+            for k, file in enumerate(files)
+        ]
+
+        def send(client, body: um.MultipartUpload) -> Callable[[], dict]:
+            def job() -> dict:
+                reply = client.post("/api/upload", content=body, headers=body.headers)
+                check(reply.status_code in (200, 201),
+                      f"[{label}] upload answered {reply.status_code}: {reply.text[:300]}")
+                return reply.json()
+            return job
+
+        try:
+            seconds, videos = concurrently([send(client, body) for client, body in zip(clients, bodies)])
+        finally:
+            for client in clients:
+                client.close()
+        for body in bodies:  # what the server stored is checked against each file's SHA1 by verify_and_delete
+            check(body.sent == body.content_length, f"[{label}] sent {body.sent} of {body.content_length} bytes")
+        return {"videos": videos, "seconds": seconds, "body_bytes": sum(body.content_length for body in bodies)}
 
     # verification ------------------------------------------------------------
 
-    def verify_and_delete(self, video: dict, file: GeneratedFile, label: str, *, hash_on_disk: bool = True) -> dict:
-        check(video.get("status") == "ready", f"[{label}] the video is {video.get('status')!r}, not 'ready'")
-        check(video.get("size_bytes") == file.size, f"[{label}] size_bytes {video.get('size_bytes')} != {file.size}")
-        check(video.get("sha1") == file.sha1, f"[{label}] server sha1 {video.get('sha1')} != client {file.sha1}")
-        stored = um._stored_file(self.data_dir / "storage", file.sha1, file.size)
-        stored_size = stored.stat().st_size
-        check(stored_size == file.size, f"[{label}] the stored file has {stored_size} bytes")
-        disk_sha1 = sha1_of_file(stored) if hash_on_disk else None
-        if hash_on_disk:
-            check(disk_sha1 == file.sha1, f"[{label}] the stored file's sha1 {disk_sha1} != client {file.sha1}")
-        reply = self.client.delete(f"/api/videos/{video['id']}")
-        check(reply.status_code == 204, f"[{label}] deleting the video answered {reply.status_code}")
+    def verify_and_delete(self, videos: list[dict], files: list[GeneratedFile], label: str,
+                          *, hash_on_disk: bool = True) -> dict:
+        """Each video is ready with its file's size and SHA1, and so is its stored
+        file; then every video is deleted and storage must become empty."""
+        stored_sha1s, stored_sizes = [], []
+        for video, file in zip(videos, files, strict=True):
+            check(video.get("status") == "ready", f"[{label}] the video is {video.get('status')!r}, not 'ready'")
+            check(video.get("size_bytes") == file.size,
+                  f"[{label}] size_bytes {video.get('size_bytes')} != {file.size}")
+            check(video.get("sha1") == file.sha1, f"[{label}] server sha1 {video.get('sha1')} != client {file.sha1}")
+            stored = um._stored_file(self.data_dir / "storage", file.sha1, file.size)
+            stored_size = stored.stat().st_size
+            check(stored_size == file.size, f"[{label}] the stored file has {stored_size} bytes")
+            disk_sha1 = sha1_of_file(stored) if hash_on_disk else None
+            if hash_on_disk:
+                check(disk_sha1 == file.sha1, f"[{label}] the stored file's sha1 {disk_sha1} != client {file.sha1}")
+            stored_sha1s.append(disk_sha1)
+            stored_sizes.append(stored_size)
+        for video in videos:
+            reply = self.client.delete(f"/api/videos/{video['id']}")
+            check(reply.status_code == 204, f"[{label}] deleting the video answered {reply.status_code}")
         deadline = time.monotonic() + 10
         while (leftovers := [p for p in (self.data_dir / "storage").rglob("*") if p.is_file()]) and \
                 time.monotonic() < deadline:
             time.sleep(0.2)
-        check(not leftovers, f"[{label}] files left in storage after deleting the video: {leftovers[:5]}")
-        return {"server_sha1": video["sha1"], "server_size_bytes": video["size_bytes"],
-                "stored_sha1": disk_sha1, "stored_size_bytes": stored_size, "verified": True}
+        check(not leftovers, f"[{label}] files left in storage after deleting the videos: {leftovers[:5]}")
+        return {"server_sha1": [v["sha1"] for v in videos], "server_size_bytes": [v["size_bytes"] for v in videos],
+                "stored_sha1": stored_sha1s, "stored_size_bytes": stored_sizes, "verified": True}
 
     def warm_up(self, parallel: int) -> None:
         small = GeneratedFile(WARMUP_BYTES, seed=SEED + 1)
         small.digest(self.chunk_size)
         result = self.chunked(small, parallel, "warm-up-chunked")
-        self.verify_and_delete(result["video"], small, "warm-up-chunked")
-        result = self.single_small(small)
-        self.verify_and_delete(result, small, "warm-up-single")
-
-    def single_small(self, file: GeneratedFile) -> dict:
-        fields = {"course_id": self.course_id, "chapter_id": self.chapter_id, "title": "warm-up",
-                  "size": str(file.size)}
-        body = um.MultipartUpload(fields, file.size, chunk_size=BLOCK, seed=SEED + 1)
-        reply = self.client.post("/api/upload", content=body, headers=body.headers)
-        check(reply.status_code == 201, f"[warm-up] upload answered {reply.status_code}: {reply.text[:300]}")
-        return reply.json()
+        self.verify_and_delete([result["video"]], [small], "warm-up-chunked")
+        shares = small.shares(parallel)
+        for share in shares:
+            share.digest()
+        result = self.singles(shares, "warm-up-single")
+        self.verify_and_delete(result["videos"], shares, "warm-up-single")
 
 
-def measure_app_path(app: App, file: GeneratedFile, kind: str, parallel: int, label: str,
+def measure_app_path(app: App, files: list[GeneratedFile], kind: str, streams: int, label: str,
                      *, hash_on_disk: bool = True) -> dict:
-    print(f"[{label}] uploading {human(file.size)} ...", flush=True)
+    """``kind`` chunked: one file, ``streams`` parts in flight; single: the files at once."""
+    total = sum(file.size for file in files)
+    what = f"{human(total)} as {len(files)} file(s)" + (f", {streams} part(s) in flight" if kind == "chunked" else "")
+    print(f"[{label}] uploading {what} ...", flush=True)
     cpu = client_cpu()
     with Probe(app.pgid) as probe:
-        result = app.chunked(file, parallel, label) if kind == "chunked" else app.single(file, label)
+        if kind == "chunked":
+            (file,) = files
+            result = app.chunked(file, streams, label)
+            result["videos"] = [result.pop("video")]
+        else:
+            result = app.singles(files, label)
     memory = probe.report()
     client_cpu_seconds = client_cpu() - cpu
-    video = result.pop("video")
-    verified = app.verify_and_delete(video, file, label, hash_on_disk=hash_on_disk)
+    videos = result.pop("videos")
+    verified = app.verify_and_delete(videos, files, label, hash_on_disk=hash_on_disk)
     seconds = result.pop("seconds")
-    return {"seconds": round(seconds, 3), "bytes": file.size, "mb_s": round(file.size / seconds / 1e6, 1),
-            **result, **memory, "client_cpu_seconds": round(client_cpu_seconds, 2), **verified}
+    return {"seconds": round(seconds, 3), "bytes": total, "files": len(files), "streams": streams,
+            "mb_s": round(total / seconds / 1e6, 1), **result, **memory,
+            "client_cpu_seconds": round(client_cpu_seconds, 2), **verified}
 
 
 # The bare baseline --------------------------------------------------------------------------------
@@ -491,9 +596,10 @@ class Bare:
             self.client.close()
         stop_group(self.process)
 
-    def upload(self, file: GeneratedFile) -> dict:
-        reply = self.client.post("/upload", content=file.chunks(),
-                                 headers={"Content-Length": str(file.size), "Content-Type": "application/octet-stream"})
+    def upload(self, file: GeneratedFile, client=None) -> dict:
+        reply = (client or self.client).post(
+            "/upload", content=file.chunks(),
+            headers={"Content-Length": str(file.size), "Content-Type": "application/octet-stream"})
         check(reply.status_code == 201, f"[bare] upload answered {reply.status_code}: {reply.text[:300]}")
         return reply.json()
 
@@ -501,23 +607,33 @@ class Bare:
         warm = GeneratedFile(WARMUP_BYTES, seed=SEED + 1)
         Path(self.upload(warm)["path"]).unlink()
 
-    def measure(self, file: GeneratedFile, label: str = "bare") -> dict:
-        print(f"[{label}] uploading {human(file.size)} ...", flush=True)
+    def measure(self, files: list[GeneratedFile], label: str = "bare") -> dict:
+        """The files at once, a request (and a client) each."""
+        import httpx
+
+        total = sum(file.size for file in files)
+        print(f"[{label}] uploading {human(total)} as {len(files)} file(s) ...", flush=True)
+        clients = [httpx.Client(base_url=self.base_url, timeout=HTTP_TIMEOUT) for _ in files]
         cpu = client_cpu()
-        with Probe(self.pgid) as probe:
-            started = time.perf_counter()
-            answer = self.upload(file)
-            seconds = time.perf_counter() - started
+        try:
+            with Probe(self.pgid) as probe:
+                seconds, answers = concurrently([
+                    (lambda client=client, file=file: self.upload(file, client)) for client, file in zip(clients, files)
+                ])
+        finally:
+            for client in clients:
+                client.close()
         memory = probe.report()
         client_cpu_seconds = client_cpu() - cpu
-        check(answer["size_bytes"] == file.size, f"[{label}] stored {answer['size_bytes']} bytes, sent {file.size}")
-        check(answer["sha1"] == file.sha1, f"[bare] server sha1 {answer['sha1']} != client {file.sha1}")
-        stored = Path(answer["path"])
-        check(stored.stat().st_size == file.size, f"[bare] the stored file has {stored.stat().st_size} bytes")
-        stored.unlink()
-        return {"seconds": round(seconds, 3), "bytes": file.size, "mb_s": round(file.size / seconds / 1e6, 1),
-                **memory, "client_cpu_seconds": round(client_cpu_seconds, 2), "server_sha1": answer["sha1"],
-                "verified": True}
+        for answer, file in zip(answers, files):
+            check(answer["size_bytes"] == file.size, f"[{label}] stored {answer['size_bytes']} bytes, sent {file.size}")
+            check(answer["sha1"] == file.sha1, f"[{label}] server sha1 {answer['sha1']} != client {file.sha1}")
+            stored = Path(answer["path"])
+            check(stored.stat().st_size == file.size, f"[{label}] the stored file has {stored.stat().st_size} bytes")
+            stored.unlink()
+        return {"seconds": round(seconds, 3), "bytes": total, "files": len(files), "streams": len(files),
+                "mb_s": round(total / seconds / 1e6, 1), **memory, "client_cpu_seconds": round(client_cpu_seconds, 2),
+                "server_sha1": [answer["sha1"] for answer in answers], "verified": True}
 
 
 def stop_group(process: subprocess.Popen | None) -> None:
@@ -569,14 +685,18 @@ def ensure_tus() -> dict:
     return {**versions, "node": node_version}
 
 
-def measure_tus(file: GeneratedFile, work: Path, label: str = "tus") -> dict:
+def measure_tus(files: list[GeneratedFile], work: Path, label: str = "tus") -> dict:
+    """The files at once through one tus server, from one tus-js-client process."""
     versions = ensure_tus()
     store = work / "store"
     store.mkdir(parents=True)
     pool = work / "pool.bin"
-    file.write_pool(pool)
-    command = [NODE, str(TUS_SCRIPT), "--modules", str(TUS_DIR), "--pool", str(pool), "--size", str(file.size),
-               "--chunk-size", str(TUS_CHUNK), "--store", str(store), "--block", str(BLOCK)]
+    files[0].write_pool(pool)
+    check(all(file.pool is files[0].pool for file in files), "[tus] the files must share one pool")
+    total = sum(file.size for file in files)
+    shares = ",".join(f"{file.first_block}:{file.size}" for file in files)
+    command = [NODE, str(TUS_SCRIPT), "--modules", str(TUS_DIR), "--pool", str(pool), "--size", str(total),
+               "--chunk-size", str(TUS_CHUNK), "--store", str(store), "--block", str(BLOCK), "--shares", shares]
     print(f"[tus] starting @tus/server {versions['@tus/server']} + FileStore, tus-js-client "
           f"{versions['tus-js-client']} ({human(TUS_CHUNK)} chunks) ...", flush=True)
     log_path = work / "node.log"
@@ -598,7 +718,7 @@ def measure_tus(file: GeneratedFile, work: Path, label: str = "tus") -> dict:
         ready = event()
         check(ready.get("event") == "ready", f"[tus] unexpected first message {ready}")
         pgid = os.getpgid(process.pid)
-        print(f"[{label}] uploading {human(file.size)} ...", flush=True)
+        print(f"[{label}] uploading {human(total)} as {len(files)} file(s) ...", flush=True)
         with Probe(pgid) as probe:
             process.stdin.write("go\n")
             process.stdin.flush()
@@ -607,19 +727,25 @@ def measure_tus(file: GeneratedFile, work: Path, label: str = "tus") -> dict:
         server_memory = probe.report(worker=ready["server_pid"])
         client_memory = probe.report(worker=ready["client_pid"])
         process.wait(timeout=30)
-        stored = Path(done["path"])
-        check(stored.is_file(), f"[tus] {stored} is not there")
-        stored_size = stored.stat().st_size
-        check(stored_size == file.size, f"[tus] the stored file has {stored_size} bytes, sent {file.size}")
-        stored_sha1 = sha1_of_file(stored)
-        check(stored_sha1 == file.sha1, f"[tus] the stored file's sha1 {stored_sha1} != client {file.sha1}")
+        uploads = done["uploads"]
+        check(len(uploads) == len(files), f"[tus] {len(uploads)} uploads reported, {len(files)} sent")
+        stored_sha1s, stored_sizes = [], []
+        for upload, file in zip(uploads, files):
+            stored = Path(upload["path"])
+            check(stored.is_file(), f"[tus] {stored} is not there")
+            stored_size = stored.stat().st_size
+            check(stored_size == file.size, f"[tus] the stored file has {stored_size} bytes, sent {file.size}")
+            stored_sha1 = sha1_of_file(stored)
+            check(stored_sha1 == file.sha1, f"[tus] the stored file's sha1 {stored_sha1} != client {file.sha1}")
+            stored_sha1s.append(stored_sha1)
+            stored_sizes.append(stored_size)
         seconds = float(done["seconds"])
         return {
-            "seconds": round(seconds, 3), "bytes": file.size, "mb_s": round(file.size / seconds / 1e6, 1),
-            "chunk_size": done["chunk_size"], **server_memory,
+            "seconds": round(seconds, 3), "bytes": total, "files": len(files), "streams": len(files),
+            "mb_s": round(total / seconds / 1e6, 1), "chunk_size": done["chunk_size"], **server_memory,
             "client_cpu_seconds": client_memory["worker_cpu_seconds"],
             "client_rss_growth_mib": client_memory["worker_rss_growth_mib"],
-            "stored_sha1": stored_sha1, "stored_size_bytes": stored_size, "verified": True, "versions": versions,
+            "stored_sha1": stored_sha1s, "stored_size_bytes": stored_sizes, "verified": True, "versions": versions,
             "note": "FileStore appends each PATCH body to the file: no hashing, no fsync, no join step",
         }
     finally:
@@ -736,77 +862,93 @@ def measure_b2(size: int, part_size: int, repeat: int) -> dict:
 
 # Report ----------------------------------------------------------------------------------------------
 
+PATHS = ("bare", "chunked", "single", "tus")
 
-def row(path: str, size: int | None, seconds: float | None, mb_s: float | None, ratio: float | None,
-        rss: float | None, goal: str, met: bool | None, key: str) -> dict:
-    return {"key": key, "path": path, "size_bytes": size, "seconds": seconds, "mb_s": mb_s,
-            "ratio": None if ratio is None else round(ratio, 3), "rss_growth_mib": rss, "goal": goal,
-            "met": met}
+
+def row(path: str, streams: int | None, size: int | None, seconds: float | None, mb_s: float | None,
+        ratio: float | None, rss: float | None, measured: dict | None, goal: str, met: bool | None, key: str) -> dict:
+    """``measured``: the summary whose load and foreign CPU time the row shows."""
+    return {"key": key, "path": path, "streams": streams, "size_bytes": size, "seconds": seconds, "mb_s": mb_s,
+            "ratio": None if ratio is None else round(ratio, 3), "rss_growth_mib": rss,
+            "load_max": measured.get("load_max") if measured else None,
+            "foreign_cpu_seconds_max": measured.get("foreign_cpu_seconds_max") if measured else None,
+            "goal": goal, "met": met}
 
 
 def build_rows(results: dict, args) -> list[dict]:
     rows = []
-    bare, chunked, single = results.get("bare"), results.get("chunked"), results.get("single")
-    tus, b2, huge = results.get("tus"), results.get("b2"), results.get("huge")
-
-    def ratio_vs(value: dict | None, base: dict | None) -> float | None:
-        return value["mb_s"] / base["mb_s"] if value and base else None
-
-    if bare:
-        rows.append(row("bare Granian+Starlette, 1 stream", bare["bytes"], bare["seconds"], bare["mb_s"], 1.0,
-                        bare["worker_rss_growth_mib"], "baseline", None, "bare"))
-    if chunked:
-        r = ratio_vs(chunked, bare)
-        rows.append(row(f"P1a app chunked {args.parallel}x{human(args.chunk_size)} parts", chunked["bytes"],
-                        chunked["seconds"], chunked["mb_s"], r, chunked["worker_rss_growth_mib"],
-                        f">= {P1_GOAL:.2f} x bare", None if r is None else r >= P1_GOAL, "P1a"))
-    if single:
-        r = ratio_vs(single, bare)
-        rows.append(row("P1b app single POST /api/upload", single["bytes"], single["seconds"], single["mb_s"], r,
-                        single["worker_rss_growth_mib"], f">= {P1_GOAL:.2f} x bare",
-                        None if r is None else r >= P1_GOAL, "P1b"))
-    if tus:
-        rows.append(row(f"P1-peer tus ({human(tus['chunk_size'])} chunks, FileStore)", tus["bytes"], tus["seconds"],
-                        tus["mb_s"], ratio_vs(tus, bare), tus["worker_rss_growth_mib"], "(peer, vs bare)", None,
-                        "P1-peer"))
+    for streams in args.streams:
+        measured = results["p1"].get(str(streams), {})
+        ratios = results["ratios"].get(str(streams), {})
+        bare, chunked, single, tus = (measured.get(path) for path in PATHS)
+        s = streams
+        if bare:
+            rows.append(row(f"bare Granian+Starlette, {s} file(s) at once", s, bare["bytes"], bare["seconds"],
+                            bare["mb_s"], 1.0, bare["worker_rss_growth_mib"], bare, "baseline", None,
+                            f"bare-{s}"))
         if chunked:
-            r = chunked["mb_s"] / tus["mb_s"]
-            rows.append(row("P1-peer chunked vs tus (ratio chunked/tus)", chunked["bytes"], None, None, r, None,
-                            "chunked >= tus (>= 1.00)", r >= 1.0, "P1-peer-vs"))
-    if chunked:
-        rows.append(row("P2a worker RSS growth, chunked", chunked["bytes"], None, None, None,
-                        chunked["worker_rss_growth_mib"], f"<= {RSS_BUDGET_MIB} MiB",
-                        chunked["worker_rss_growth_mib"] <= RSS_BUDGET_MIB, "P2a"))
-    if single:
-        rows.append(row("P2b worker RSS growth, single", single["bytes"], None, None, None,
-                        single["worker_rss_growth_mib"], f"<= {RSS_BUDGET_MIB} MiB",
-                        single["worker_rss_growth_mib"] <= RSS_BUDGET_MIB, "P2b"))
+            r = ratios.get("chunked_vs_bare")
+            rows.append(row(f"P1a app chunked, 1 file, {s} x {human(args.chunk_size)} parts in flight", s,
+                            chunked["bytes"], chunked["seconds"], chunked["mb_s"], r,
+                            chunked["worker_rss_growth_mib"], chunked, f">= {P1_GOAL:.2f} x bare",
+                            None if r is None else r >= P1_GOAL, f"P1a-{s}"))
+        if single:
+            r = ratios.get("single_vs_bare")
+            rows.append(row(f"P1b app single POST, {s} file(s) at once", s, single["bytes"], single["seconds"],
+                            single["mb_s"], r, single["worker_rss_growth_mib"], single,
+                            f">= {P1_GOAL:.2f} x bare", None if r is None else r >= P1_GOAL, f"P1b-{s}"))
+        if tus:
+            rows.append(row(f"P1-peer tus, {s} upload(s) at once ({human(tus['chunk_size'])} chunks, FileStore)", s,
+                            tus["bytes"], tus["seconds"], tus["mb_s"], ratios.get("tus_vs_bare"),
+                            tus["worker_rss_growth_mib"], tus, "(peer, vs bare)", None, f"P1-peer-{s}"))
+            r = ratios.get("chunked_vs_tus")
+            if r is not None:
+                rows.append(row("P1-peer chunked / tus", s, chunked["bytes"], None, None, r, None, None,
+                                "chunked >= tus (>= 1.00)", r >= 1.0, f"P1-peer-vs-{s}"))
+    for streams in args.streams:
+        measured = results["p1"].get(str(streams), {})
+        for kind, key in (("chunked", "P2a"), ("single", "P2b")):
+            value = measured.get(kind)
+            if value:
+                growth = value["worker_rss_growth_mib"]
+                rows.append(row(f"{key} worker RSS growth, {kind}", streams, value["bytes"], None, None, None, growth,
+                                value, f"<= {RSS_BUDGET_MIB} MiB", growth <= RSS_BUDGET_MIB,
+                                f"{key}-{streams}"))
+    b2, huge = results.get("b2"), results.get("huge")
     if b2:
         ours, direct = b2["ours"], b2["direct"]
         r = ours["mb_s"] / direct["mb_s"]
-        rows.append(row(f"P3 b2sdk direct, {human(direct['part_size'])} parts (sim)", direct["bytes"],
-                        direct["seconds"], direct["mb_s"], 1.0, direct["rss_growth_mib"], "baseline", None, "P3-direct"))
-        rows.append(row(f"P3 B2Storage multipart, {human(ours['part_size'])} parts (sim)", ours["bytes"],
-                        ours["seconds"], ours["mb_s"], r, ours["rss_growth_mib"], f">= {P3_GOAL:.2f} x direct",
+        rows.append(row(f"P3 b2sdk direct, {human(direct['part_size'])} parts (sim)", 1, direct["bytes"],
+                        direct["seconds"], direct["mb_s"], 1.0, direct["rss_growth_mib"], None, "baseline", None,
+                        "P3-direct"))
+        rows.append(row(f"P3 B2Storage multipart, {human(ours['part_size'])} parts (sim)", 1, ours["bytes"],
+                        ours["seconds"], ours["mb_s"], r, ours["rss_growth_mib"], None, f">= {P3_GOAL:.2f} x direct",
                         r >= P3_GOAL, "P3"))
     if huge:
-        rows.append(row(f"5 huge app chunked {args.parallel}x{human(args.huge_chunk_size)} parts", huge["bytes"],
-                        huge["seconds"], huge["mb_s"], ratio_vs(huge, bare), huge["worker_rss_growth_mib"],
+        streams = max(args.streams)
+        rows.append(row(f"5 huge app chunked {streams} x {human(args.huge_chunk_size)} parts", streams,
+                        huge["bytes"], huge["seconds"], huge["mb_s"], None, huge["worker_rss_growth_mib"],
+                        {"load_max": max(huge["loadavg_before_after"]),
+                         "foreign_cpu_seconds_max": huge["foreign_cpu_seconds"]},
                         "works (size+sha1 ok)", bool(huge.get("verified")), "5"))
     return rows
 
 
 def render(rows: list[dict]) -> str:
-    headers = ["path", "size", "seconds", "MB/s", "ratio", "RSS growth MiB", "goal", "met?"]
+    headers = ["path", "streams", "size", "seconds", "MB/s", "ratio", "RSS growth MiB", "load", "other CPU s", "goal",
+               "met?"]
 
     def fmt(r: dict) -> list[str]:
         return [
             r["path"],
+            str(r["streams"]) if r["streams"] else "-",
             human(r["size_bytes"]) if r["size_bytes"] else "-",
             f"{r['seconds']:.2f}" if r["seconds"] is not None else "-",
             f"{r['mb_s']:.1f}" if r["mb_s"] is not None else "-",
             f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
             f"{r['rss_growth_mib']:+.1f}" if r["rss_growth_mib"] is not None else "-",
+            f"{r['load_max']:.2f}" if r["load_max"] is not None else "-",
+            f"{r['foreign_cpu_seconds_max']:.2f}" if r["foreign_cpu_seconds_max"] is not None else "-",
             r["goal"],
             "-" if r["met"] is None else ("yes" if r["met"] else "NO"),
         ]
@@ -815,34 +957,60 @@ def render(rows: list[dict]) -> str:
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
     lines = []
     for index, line in enumerate(cells):
-        lines.append("  ".join(cell.ljust(w) if i in (0, 6) else cell.rjust(w)
+        lines.append("  ".join(cell.ljust(w) if i in (0, 9) else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
         if index == 0:
             lines.append("-" * len(lines[0]))
     return "\n".join(lines)
 
 
+def describe(args, file: GeneratedFile, share_sets: dict[int, list[GeneratedFile]]) -> str:
+    """The sizes and what "N streams" means, printed above the table."""
+    lines = [f"{human(file.size)} per path and concurrency; {args.repeat} round(s), median MB/s, ratio = median of "
+             "the per-round ratios to bare at the same streams.",
+             "load: the highest 1-minute load average around the row's runs (this benchmark's own processes "
+             "included); other CPU s: the most CPU seconds other processes used during one of them."]
+    for streams, shares in share_sets.items():
+        sizes = ", ".join(human(share.size) for share in shares)
+        lines.append(f"  {streams} stream(s): bare, single and tus send {len(shares)} file(s) at once ({sizes}); "
+                     f"chunked sends 1 file of {human(file.size)}, {streams} x {human(args.chunk_size)} part(s) "
+                     "in flight.")
+    return "\n".join(lines)
+
+
 # Main ----------------------------------------------------------------------------------------------------
+
+
+def stream_counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(item) for item in text.split(",") if item.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of stream counts such as 1,3") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError("stream counts must be 1 or more")
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
     global HTTP_TIMEOUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=um.parse_size, default=um.parse_size("2G"), help="P1/P2 file size (default 2G)")
+    parser.add_argument("--size", type=um.parse_size, default=um.parse_size("1G"),
+                        help="P1/P2 bytes per path and concurrency (default 1G)")
+    parser.add_argument("--streams", type=stream_counts, default=[1, 3],
+                        help="concurrencies to measure every path at, comma-separated (default 1,3)")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "resumable_uploads.json",
                         help="JSON results (default benchmarks/results/resumable_uploads.json)")
     parser.add_argument("--chunk-size", type=um.parse_size, default=um.parse_size("64M"),
                         help="part size of the chunked path (COURSE_UPLOAD_CHUNK_BYTES; default 64M)")
-    parser.add_argument("--parallel", type=int, default=3, help="concurrent part uploads (default 3)")
     parser.add_argument("--b2-size", type=um.parse_size, default=um.parse_size("256M"),
                         help="P3 file size (kept in memory by the simulator; default 256M)")
     parser.add_argument("--b2-part-size", type=um.parse_size, default=um.parse_size("16M"),
                         help="P3 part size (default 16M)")
     parser.add_argument("--b2-repeat", type=int, default=3, help="P3 runs per side; the median counts (default 3)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds of P1 (bare, chunked, single, tus in turn); the table shows the median "
-                             "time and the largest RSS growth (default 1)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of P1 (every path at every concurrency, in a rotating order); the table "
+                             "shows medians and the largest RSS growth (default 3)")
     parser.add_argument("--skip-tus", action="store_true", help="skip the tus peer (P1-peer)")
     parser.add_argument("--skip-b2", action="store_true", help="skip P3")
     parser.add_argument("--huge", action="store_true", help="also upload a --huge-size file through the chunked API")
@@ -852,10 +1020,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-dir", type=Path, default=HERE / "results" / ".web-bench",
                         help="REFLEX_WEB_WORKDIR (default benchmarks/results/.web-bench)")
     args = parser.parse_args(argv)
-    if args.parallel < 1 or args.repeat < 1:
-        parser.error("--parallel and --repeat must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.chunk_size < 64 * 1024 or args.huge_chunk_size < 64 * 1024:
         parser.error("part sizes must be at least 64K (the app's minimum)")
+    if args.size < max(args.streams) * BLOCK:
+        parser.error(f"--size must be at least {max(args.streams)} MiB for {max(args.streams)} streams")
 
     import filetype
     import httpx
@@ -874,39 +1044,61 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
         return 1
 
-    results: dict = {}
+    results: dict = {"p1": {}, "ratios": {}}
     app: App | None = None
     bare: Bare | None = None
     started_at = datetime.now(timezone.utc)
+    load_at_start = os.getloadavg()
     try:
-        print(f"[file] hashing the {human(args.size)} file and its {human(args.chunk_size)} parts (not timed) ...",
-              flush=True)
+        print(f"[file] hashing the {human(args.size)} file, its {human(args.chunk_size)} parts and its shares "
+              "(not timed) ...", flush=True)
         began = time.perf_counter()
         file = GeneratedFile(args.size)
         file.digest(args.chunk_size)
+        share_sets = {streams: file.shares(streams) for streams in args.streams}
+        for shares in share_sets.values():
+            for share in shares:
+                if share.sha1 is None:
+                    share.digest()
         print(f"[file] sha1 {file.sha1} ({time.perf_counter() - began:.1f}s)", flush=True)
 
-        # P1/P2: the app and the bare server both up; in each round every path once, in turn
+        # P1/P2: the app and the bare server both up; in each round every path at every
+        # concurrency once, the paths in a rotating order
         app = App(work / "app", args.web_dir.resolve(), max_bytes=max(args.size, args.huge_size if args.huge else 0,
                                                                       5 * GIB), chunk_size=args.chunk_size)
         app.start()
-        app.warm_up(args.parallel)
+        app.warm_up(max(args.streams))
         bare = Bare(work / "bare")
         bare.start()
         bare.warm_up()
-        if not args.skip_tus:
+        paths = [path for path in PATHS if path != "tus" or not args.skip_tus]
+        if "tus" in paths:
             ensure_tus()
-        runs: dict[str, list[dict]] = {"bare": [], "chunked": [], "single": [], "tus": []}
-        for round_ in range(1, args.repeat + 1):
-            tag = f" {round_}/{args.repeat}" if args.repeat > 1 else ""
-            runs["bare"].append(bare.measure(file, f"bare{tag}"))
-            runs["chunked"].append(measure_app_path(app, file, "chunked", args.parallel, f"P1a chunked{tag}"))
-            runs["single"].append(measure_app_path(app, file, "single", args.parallel, f"P1b single{tag}"))
-            if not args.skip_tus:
-                runs["tus"].append(measure_tus(file, work / "tus", f"tus{tag}"))
-        for name, items in runs.items():
-            if items:
-                results[name] = summarize(items)
+        runs: dict[tuple[int, str], list[dict]] = {(n, path): [] for n in args.streams for path in paths}
+        for round_ in range(args.repeat):
+            tag = f" {round_ + 1}/{args.repeat}" if args.repeat > 1 else ""
+            order = paths[round_ % len(paths):] + paths[: round_ % len(paths)]
+            for streams in args.streams:
+                shares = share_sets[streams]
+                for path in order:
+                    label = f"{path} x{streams}{tag}"
+                    if path == "bare":
+                        run = bare.measure(shares, label)
+                    elif path == "chunked":
+                        run = measure_app_path(app, [file], "chunked", streams, label)
+                    elif path == "single":
+                        run = measure_app_path(app, shares, "single", streams, label)
+                    else:
+                        run = measure_tus(shares, work / "tus", label)
+                    run["round"] = round_ + 1
+                    runs[(streams, path)].append(run)
+        for streams in args.streams:
+            results["p1"][str(streams)] = {path: summarize(runs[(streams, path)]) for path in paths}
+            base = runs[(streams, "bare")]
+            ratios = {f"{path}_vs_bare": paired_ratio(runs[(streams, path)], base) for path in paths if path != "bare"}
+            if "tus" in paths:
+                ratios["chunked_vs_tus"] = paired_ratio(runs[(streams, "chunked")], runs[(streams, "tus")])
+            results["ratios"][str(streams)] = {key: round(value, 3) for key, value in ratios.items()}
         bare.stop()
 
         # 5: the huge upload (the app restarts with the huge part size if it differs)
@@ -933,14 +1125,18 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     rows = build_rows(results, args)
-    report = render(rows)
+    report = describe(args, file, share_sets) + "\n\n" + render(rows)
     print()
     print(report)
     output = {
         "created_at": started_at.isoformat(timespec="seconds"),
         "arguments": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg_at_start": [round(v, 2) for v in load_at_start],
+                    "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]},
         "file_sha1": file.sha1,
+        "shares": {str(n): [{"first_block": f.first_block, "size_bytes": f.size, "sha1": f.sha1} for f in shares]
+                   for n, shares in share_sets.items()},
         "rows": rows,
         "results": results,
         "table": report,
@@ -953,6 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_huge(app: App, args, work: Path) -> dict:
     """The --huge upload: restarts the app with --huge-chunk-size parts if needed."""
+    streams = max(args.streams)
     storage = app.data_dir
     free = shutil.disk_usage(storage).free
     need = int(2.1 * args.huge_size) + 2 * GIB  # the parts and the joined file, at the moment of joining
@@ -964,14 +1161,14 @@ def run_huge(app: App, args, work: Path) -> dict:
         app.server.env["COURSE_UPLOAD_CHUNK_BYTES"] = str(args.huge_chunk_size)
         app.chunk_size = args.huge_chunk_size
         app.start()
-        app.warm_up(args.parallel)
+        app.warm_up(streams)
     print(f"[huge] hashing the {human(args.huge_size)} file and its {human(args.huge_chunk_size)} parts "
           "(not timed) ...", flush=True)
     began = time.perf_counter()
     huge = GeneratedFile(args.huge_size, seed=SEED + 2)
     huge.digest(args.huge_chunk_size)
     print(f"[huge] sha1 {huge.sha1} ({time.perf_counter() - began:.1f}s)", flush=True)
-    result = measure_app_path(app, huge, "chunked", args.parallel, "5 huge chunked")
+    result = measure_app_path(app, [huge], "chunked", streams, "5 huge chunked")
     result["part_size"] = args.huge_chunk_size
     result["df_before"] = df
     return result

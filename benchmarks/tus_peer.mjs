@@ -3,19 +3,23 @@
 // and the client do not share one event loop), driven by tus-js-client in Node.
 //
 //   node benchmarks/tus_peer.mjs --modules benchmarks/.tus --pool POOL --size N \
-//        --chunk-size 52428800 --store DIR [--block 1048576]
+//        --chunk-size 52428800 --store DIR [--block 1048576] [--shares FIRST:SIZE,FIRST:SIZE,...]
 //
 // The file is generated while it is sent, byte for byte like the Python benchmark's
 // GeneratedFile: block i (1 MiB) is pool block i % 8 (POOL holds the 8 blocks the
 // Python side drew) with its first 8 bytes replaced by i (big-endian); block 0 starts
-// with the 24-byte MP4 `ftyp` header, followed by the index. The Python side checks
-// the SHA1 of the file the tus server stored.
+// with the 24-byte MP4 `ftyp` header, followed by the index. With --shares, one
+// upload per share runs at the same time (one client, one server): share FIRST:SIZE
+// is SIZE bytes whose block numbering starts at FIRST (its first block starts with
+// the header, then FIRST). The Python side checks the SHA1 of each file the tus
+// server stored.
 //
 // Protocol on stdout (one JSON object a line):
 //   {"event":"ready","server_pid":..,"port":..}   after the server is up and a 2 MiB
 //                                                  warm-up upload went through;
 //   then it waits for one line on stdin (the Python side takes its memory baseline),
-//   {"event":"done","seconds":..,"bytes":..,"file_id":..,"path":..}   after the timed upload.
+//   {"event":"done","seconds":..,"bytes":..,"uploads":[{"file_id":..,"path":..,"bytes":..,"seconds":..}]}
+//   after the timed uploads (seconds: from the start until the last one finished).
 // Exit code 0 on success; on failure {"event":"error","message":..} and exit code 1.
 
 import { spawn } from "node:child_process";
@@ -75,7 +79,7 @@ async function serve(args) {
 
 // The generated file -----------------------------------------------------------------------
 
-function generatedStream(pool, block, size) {
+function generatedStream(pool, block, size, first = 0) {
   const blocks = pool.length / block;
   const count = Math.ceil(size / block);
   let index = 0;
@@ -87,12 +91,13 @@ function generatedStream(pool, block, size) {
         return;
       }
       const data = Buffer.allocUnsafe(block);
-      pool.copy(data, 0, (index % blocks) * block, (index % blocks + 1) * block);
+      const number = first + index;
+      pool.copy(data, 0, (number % blocks) * block, (number % blocks + 1) * block);
       if (index === 0) {
         MP4_HEADER.copy(data, 0);
-        data.writeBigUInt64BE(0n, MP4_HEADER.length);
+        data.writeBigUInt64BE(BigInt(number), MP4_HEADER.length);
       } else {
-        data.writeBigUInt64BE(BigInt(index), 0);
+        data.writeBigUInt64BE(BigInt(number), 0);
       }
       const remaining = size - index * block;
       index += 1;
@@ -157,14 +162,19 @@ async function main() {
       });
     });
 
+    const shares = (args.shares || `0:${size}`).split(",").map((share) => share.split(":").map(Number));
+    if (shares.reduce((sum, [, bytes]) => sum + bytes, 0) !== size) {
+      throw new Error("the shares do not add up to --size");
+    }
     const started = process.hrtime.bigint();
-    const url = await upload(tus, endpoint, generatedStream(pool, block, size), size, chunkSize);
+    const uploads = await Promise.all(shares.map(async ([first, bytes]) => {
+      const url = await upload(tus, endpoint, generatedStream(pool, block, bytes, first), bytes, chunkSize);
+      const fileId = url.split("/").pop();
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      return { file_id: fileId, path: path.join(args.store, fileId), bytes, first_block: first, seconds };
+    }));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const fileId = url.split("/").pop();
-    emit({
-      event: "done", seconds, bytes: size, chunk_size: chunkSize, file_id: fileId,
-      path: path.join(args.store, fileId), upload_url: url,
-    });
+    emit({ event: "done", seconds, bytes: size, chunk_size: chunkSize, uploads });
   } finally {
     stopChild();
   }
