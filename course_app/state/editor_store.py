@@ -154,8 +154,8 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
         snapshot = await call_service(
             outline.editor_outline, user=user, course_id=course.course_id, open_chapter_ids=chapters._open_list()
         )
+        chapters._apply([chapter_row(s) for s in snapshot.chapters])  # the first visit's default needs the counts
         if first_visit:
-            chapters._apply([chapter_row(s) for s in snapshot.chapters])
             snapshot = dataclasses.replace(snapshot, videos=await call_service(
                 outline.videos_of_chapters, user=user, course_id=course.course_id,
                 chapter_ids=chapters._open_by_default()))
@@ -168,7 +168,6 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
             exc, "status_code", 0) == 400 else user_message(exc)
         return False
     course._apply(snapshot.course)
-    chapters._apply([chapter_row(s) for s in snapshot.chapters])
     if chapters.filtering:
         await chapters._run_filter(user)
     else:

@@ -14,7 +14,7 @@ import reflex as rx
 
 from course_app.models import User
 from course_app.services import courses, outbox, outline
-from course_app.state.editor_store import ChapterRow, VideoRow, grouped_rows, persist, recounted
+from course_app.state.editor_store import ChapterRow, VideoRow, chapter_row, grouped_rows, persist, recounted
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 
@@ -94,8 +94,6 @@ class OutlineState(rx.State):
 
     async def _confirm_counts(self, user: User, course_id: str) -> None:
         """The database's counts, sent only where they differ from the optimistic view."""
-        from course_app.state.editor_store import chapter_row
-
         try:
             rows = [chapter_row(s) for s in await call_service(outline.chapter_summaries, user=user, course_id=course_id)]
         except Exception:  # the next load shows the truth; the change itself was saved
@@ -153,18 +151,21 @@ class OutlineState(rx.State):
         if not self.filtering:
             (await self._videos()).by_chapter = {}
 
-    async def _load_videos(self, user: User, course_id: str, chapter_ids: list[str]) -> None:
+    async def _load_videos(self, user: User, course_id: str, chapter_ids: list[str]) -> bool:
+        """The database's videos of these chapters into the shown ones; False (and why,
+        on the page) when they could not be read."""
         if self.filtering:
-            return  # the filter shows its own matches
+            return True  # the filter shows its own matches
         try:
             grouped = await call_service(outline.videos_of_chapters, user=user, course_id=course_id,
                                          chapter_ids=chapter_ids)
         except Exception as exc:
             await show_error(self, user_message(exc), "chapters")
-            return
+            return False
         videos = await self._videos()
         loaded = grouped_rows(grouped)
         videos.by_chapter = {**videos.by_chapter, **{i: loaded.get(i, []) for i in chapter_ids}}
+        return True
 
     # Find ------------------------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ import dataclasses
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import outbox, outline, upload_sessions, videos
-from course_app.state.editor_store import PendingUpload, VideoRow, grouped_rows, pending_row, persist
+from course_app.services import outbox, upload_sessions, videos
+from course_app.state.editor_store import PendingUpload, VideoRow, pending_row, persist
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 
@@ -76,12 +76,10 @@ class VideosState(rx.State):
         """The database's truth for these chapters (if shown), the counts and the ledger."""
         course_id = await self._course_id()
         chapters = await self._outline()
-        shown = [c for c in chapter_ids if c in self.by_chapter and not chapters.filtering]
+        shown = [c for c in chapter_ids if c in self.by_chapter]
+        if shown and not await chapters._load_videos(user, course_id, shown):
+            return
         try:
-            if shown:
-                grouped = grouped_rows(await call_service(
-                    outline.videos_of_chapters, user=user, course_id=course_id, chapter_ids=shown))
-                self.by_chapter = {**self.by_chapter, **{c: grouped.get(c, []) for c in shown}}
             unfinished = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=course_id)
         except Exception as exc:
             await show_error(self, user_message(exc), "videos")
