@@ -38,7 +38,8 @@ class OutlineState(rx.State):
     # Plumbing (backend only) -------------------------------------------------------------
 
     def _apply(self, rows: list[ChapterRow]) -> None:
-        self.chapters = rows
+        if rows != self.chapters:  # a reload that finds nothing new resends nothing
+            self.chapters = rows
         known = {row.id for row in rows}
         if any(chapter_id not in known for chapter_id in self.open_ids):
             self.open_ids = {chapter_id: True for chapter_id in self.open_ids if chapter_id in known}

@@ -102,6 +102,7 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
         "DialogState.close_confirm": [("DialogState.close_confirm", {})],
         "DialogState.confirm": [("DialogState.confirm", {})],
         "NoticeState.dismiss": [("NoticeState.dismiss", {})],
+        "LiveState.follow": [("LiveState.follow", {})],
         "SessionState.require_login": [("SessionState.require_login", {})],
         "SessionState.redirect_if_logged_in": [("SessionState.redirect_if_logged_in", {})],
         "TokensState.load": [("TokensState.load", {})],
