@@ -11,6 +11,7 @@ from course_app.models import Course, User
 from course_app.services import courses
 from course_app.state.editor_store import load_editor, persist
 from course_app.state.live import LiveState
+from course_app.state.undo import offer_undo
 from course_app.state.notice import show_error
 from course_app.state.session import requires_user, route_course_id
 
@@ -44,11 +45,12 @@ class CourseState(rx.State):
         """on_load: mirror the course named in the URL (idempotent)."""
         from course_app.state.outline import OutlineState
         from course_app.state.selection import DialogState, SelectionState
+        from course_app.state.undo import UndoState
         from course_app.state.videos import PlayerState
 
         self.loaded = False
         self.course_id = route_course_id(self)
-        for cls in (SelectionState, DialogState, PlayerState):
+        for cls in (SelectionState, DialogState, PlayerState, UndoState):
             (await self.get_state(cls)).reset()
         remembered = (await self.get_state(OutlineState))._restore_open(self.course_id)
         opened = await load_editor(self, user, first_visit=not remembered)
@@ -60,11 +62,16 @@ class CourseState(rx.State):
         if not isinstance(value, str):
             await show_error(self, f"The {label} must be text.", "course")
             return
-        if value.strip() == getattr(self, field):
+        old = getattr(self, field)
+        if value.strip() == old:
             return
         setattr(self, field, value.strip())
         yield
-        await persist(self, user, "course", courses.update_course, course_id=self.course_id, **{field: value})
+        saved, _ = await persist(self, user, "course", courses.update_course, course_id=self.course_id,
+                                 **{field: value})
+        if saved:
+            yield await offer_undo(self, f"{label.capitalize()} changed", "update_course", "course",
+                                   course_id=self.course_id, **{field: old})
 
     @rx.event
     @requires_user
