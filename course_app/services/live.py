@@ -105,3 +105,11 @@ def course_watch() -> CourseWatch:
 
         _watch = CourseWatch(get_engine)
     return _watch
+
+
+def course_changed(session, course_id: uuid.UUID) -> None:
+    """Tell the course's open editors to reload (a status change nobody edited, such
+    as processing progress): advances its pulse in the caller's transaction."""
+    from course_app.services.ordering import mark_changed
+
+    mark_changed(session, course_id)
