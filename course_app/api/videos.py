@@ -16,7 +16,7 @@ from course_app.api.schemas import VideoPublic
 from course_app.db import run_in_session
 from course_app.errors import Conflict, InvalidInput, TooLarge
 from course_app.models import VideoStatus
-from course_app.services import courses, outbox, uploads, videos
+from course_app.services import courses, outbox, trash, uploads, videos
 from course_app.settings import get_settings
 from course_app.storage import get_storage
 
@@ -99,10 +99,11 @@ def get_video(video_id: str, user: CurrentUser, db: DbSession) -> VideoPublic:
     return VideoPublic.of(videos.owned_video(session=db, user=user, video_id=video_id))
 
 
-@router.delete("/api/videos/{video_id}", status_code=204, summary="Delete a video and its stored file")
+@router.delete("/api/videos/{video_id}", status_code=204,
+               summary="Move a video to its course's trash (its file is kept until the trash is emptied)")
 async def delete_video(video_id: str, user: CurrentUser) -> Response:
-    pending = await run_in_session(videos.delete_video, user=user, video_id=video_id)
-    await outbox.carry_out(ids=[pending.id])
+    pending = await run_in_session(trash.trash_video, user=user, video_id=video_id)
+    await outbox.carry_out(ids=pending)  # an upload still open is cancelled
     return Response(status_code=204)
 
 

@@ -14,7 +14,8 @@ import pytest
 from sqlmodel import Session, select
 
 from course_app.models import Chapter, Course, User, Video
-from course_app.services import courses, videos
+from course_app.services import courses, trash, videos
+from tests.deleting import delete_video_for_good
 
 N = 50
 
@@ -47,12 +48,14 @@ def run_together(engine, work: Callable[[Session, int], object], n: int = N) -> 
 
 def chapter_positions(engine, course_id) -> list[int]:
     with Session(engine) as fresh:
-        return list(fresh.exec(select(Chapter.position).where(Chapter.course_id == course_id).order_by(Chapter.position)))
+        return list(fresh.exec(select(Chapter.position).where(
+            Chapter.course_id == course_id, Chapter.deleted_at.is_(None)).order_by(Chapter.position)))
 
 
 def video_order(engine, chapter_id) -> list[tuple[uuid.UUID, int]]:
     with Session(engine) as fresh:
-        rows = fresh.exec(select(Video.id, Video.position).where(Video.chapter_id == chapter_id).order_by(Video.position))
+        rows = fresh.exec(select(Video.id, Video.position).where(
+            Video.chapter_id == chapter_id, Video.deleted_at.is_(None)).order_by(Video.position))
         return [(video_id, position) for video_id, position in rows]
 
 
@@ -138,7 +141,7 @@ def test_simultaneous_moves_out_of_one_chapter_into_another(session, engine, mak
     assert video_order(engine, source.id) == [(moving[N].id, 0), (moving[N + 1].id, 1)]
 
 
-def test_simultaneous_uploads_and_deletes_in_one_chapter(session, engine, make_user):
+def test_simultaneous_uploads_and_moves_to_the_trash_in_one_chapter(session, engine, make_user):
     user = make_user()
     _, (chapter,) = setup_course(session, user, 1)
     doomed = [begin(session, user, chapter, f"old-{i}.mp4") for i in range(N // 2)]
@@ -146,7 +149,7 @@ def test_simultaneous_uploads_and_deletes_in_one_chapter(session, engine, make_u
 
     def work(s: Session, i: int) -> object:
         if i % 2:
-            return videos.delete_video(session=s, user=user, video_id=doomed[i // 2].id)
+            return trash.trash_video(session=s, user=user, video_id=doomed[i // 2].id)
         return begin(s, user, chapter, f"new-{i}.mp4")
 
     _, failures = run_together(engine, work)
@@ -207,7 +210,7 @@ def test_an_upload_into_a_chapter_deleted_meanwhile_is_not_found(session, engine
 
     user = make_user()
     _, (chapter, other) = setup_course(session, user, 2)
-    meanwhile(videos, lambda s: courses.delete_chapter(session=s, user=user, chapter_id=chapter.id))
+    meanwhile(videos, lambda s: trash.trash_chapter(session=s, user=user, chapter_id=chapter.id))
 
     with Session(engine) as s, pytest.raises(NotFound):
         begin(s, user, chapter)
@@ -237,7 +240,7 @@ def test_a_failed_upload_removed_meanwhile_is_left_alone(session, engine, make_u
     _, (chapter,) = setup_course(session, user, 1)
     video, kept = begin(session, user, chapter, "gone.mp4"), begin(session, user, chapter, "kept.mp4")
     session.commit()
-    meanwhile(videos, lambda s: videos.delete_video(session=s, user=user, video_id=video.id))
+    meanwhile(videos, lambda s: delete_video_for_good(session=s, user=user, video_id=video.id))
 
     with Session(engine) as s:
         assert videos.fail_upload(session=s, video_id=video.id, reason="stopped", remove_row=True) is None
