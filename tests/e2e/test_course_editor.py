@@ -13,7 +13,7 @@ from tests.e2e.conftest import add_chapter, create_course, expect_chapters, log_
 def _db_chapters(engine, course_id: str) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT title FROM chapters WHERE course_id = :c ORDER BY position"),
+            sa.text("SELECT title FROM chapters WHERE course_id = :c AND deleted_at IS NULL ORDER BY position"),
             {"c": course_id.replace("-", "")},
         )
         return [row[0] for row in rows]
@@ -60,7 +60,7 @@ def test_instructor_builds_a_course_and_the_database_keeps_it(page: Page, base_u
     dialog.get_by_role("button", name="Cancel").click()
     expect_chapters(page, ["Loops", "Variables and types", "Setup"])
     page.get_by_role("button", name="Delete Setup").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Move to trash").click()
     expect_chapters(page, ["Loops", "Variables and types"])
 
     # The database holds exactly what the page shows, and a reload shows the database.
