@@ -14,7 +14,6 @@ from tests.api.support import assert_json_error
 from tests.api.test_videos_api import (  # noqa: F401  (fixtures)
     course,
     media,
-    new_course,
     owner,
     stored_files,
     stranger,
