@@ -100,11 +100,10 @@ class TrashState(rx.State):
             self.error = user_message(exc)
             await self._reload(user)
             return
+        if isinstance(result, list) and result:  # the purged files, before saying so (the outbox retries refusals)
+            await outbox.carry_out(result)
         self.done = done.format(title=row.title)
         await self._reload(user)
-        yield
-        if isinstance(result, list) and result:  # the purged files, now (the outbox retries what storage refuses)
-            await outbox.carry_out(result)
 
     @rx.event
     @requires_user

@@ -30,6 +30,15 @@ def _trash_video(page: Page, title: str) -> None:
     confirm.get_by_role("button", name="Move to trash").click()
 
 
+def _course(page: Page, base_url, clip, server_engine, titles: list[str]) -> tuple[dict, dict[str, str]]:
+    """A new instructor's course with one chapter of these videos, open in the editor;
+    (what seed_course made, {title: storage key})."""
+    sign_up(page, base_url)
+    made = seed_course(page, base_url, "Trash course", {"Basics": titles}, clip)
+    open_editor(page, base_url, made["course"])
+    return made, {t: _row(server_engine, made["videos"][t])["storage_key"] for t in titles}
+
+
 def _open_trash(page: Page) -> None:
     page.get_by_role("link", name="Trash of this course").click()
     wait_live(page)
@@ -38,10 +47,8 @@ def _open_trash(page: Page) -> None:
 
 def test_a_deleted_video_waits_in_the_trash_and_plays_again_once_restored(
         page: Page, base_url, clip, server_engine, app_server):
-    sign_up(page, base_url)
-    made = seed_course(page, base_url, "Trash course", {"Basics": ["welcome", "setup", "next"]}, clip)
-    open_editor(page, base_url, made["course"])
-    key = _row(server_engine, made["videos"]["welcome"])["storage_key"]
+    made, keys = _course(page, base_url, clip, server_engine, ["welcome", "setup", "next"])
+    key = keys["welcome"]
 
     _trash_video(page, "welcome")
     expect(chapter(page, "Basics").get_by_test_id("video-row")).to_have_count(2)
@@ -78,11 +85,9 @@ def test_a_deleted_video_waits_in_the_trash_and_plays_again_once_restored(
 
 
 def test_delete_forever_asks_first_then_the_file_is_gone(page: Page, base_url, clip, server_engine, app_server):
-    sign_up(page, base_url)
-    made = seed_course(page, base_url, "Trash course", {"Basics": ["doomed", "kept"]}, clip)
+    made, keys = _course(page, base_url, clip, server_engine, ["doomed", "kept"])
     storage = app_server.data_dir / "storage"
-    doomed, kept = (_row(server_engine, made["videos"][t])["storage_key"] for t in ("doomed", "kept"))
-    open_editor(page, base_url, made["course"])
+    doomed, kept = keys["doomed"], keys["kept"]
     _trash_video(page, "doomed")
     expect(chapter(page, "Basics").get_by_test_id("video-row")).to_have_count(1)
     _open_trash(page)
@@ -106,11 +111,9 @@ def test_delete_forever_asks_first_then_the_file_is_gone(page: Page, base_url, c
 
 
 def test_the_sweep_empties_what_outlived_the_trash(page: Page, base_url, clip, server_engine, app_server):
-    sign_up(page, base_url)
-    made = seed_course(page, base_url, "Trash course", {"Basics": ["old", "recent"]}, clip)
+    made, keys = _course(page, base_url, clip, server_engine, ["old", "recent"])
     storage = app_server.data_dir / "storage"
-    old, recent = (_row(server_engine, made["videos"][t])["storage_key"] for t in ("old", "recent"))
-    open_editor(page, base_url, made["course"])
+    old, recent = keys["old"], keys["recent"]
     _trash_video(page, "old")
     expect(chapter(page, "Basics").get_by_test_id("video-row")).to_have_count(1)
     _trash_video(page, "recent")
