@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import Session, select
 
-from course_app.models import Chapter, Course, User, Video
+from course_app.models import TRASH_POSITION_TOP, Chapter, Course, User, Video
 from course_app.services import courses, trash, videos
 from tests.deleting import delete_video_for_good
 
@@ -158,6 +158,44 @@ def test_simultaneous_uploads_and_moves_to_the_trash_in_one_chapter(session, eng
     order = video_order(engine, chapter.id)
     assert [position for _, position in order] == list(range(N // 2))
     assert not {v.id for v in doomed} & {video_id for video_id, _ in order}
+
+
+def test_simultaneous_moves_to_and_restores_from_the_trash(session, engine, make_user):
+    """Half the writers trash a live video, half restore a trashed one (chapters too):
+    every call succeeds, live rows stay 0..n-1, parked positions stay unique."""
+    user = make_user()
+    course, chapters = setup_course(session, user, 6)
+    live = [begin(session, user, chapters[0], f"live-{i}.mp4") for i in range(N // 2)]
+    trashed = [begin(session, user, chapters[0], f"trashed-{i}.mp4") for i in range(N // 2)]
+    session.commit()
+    trash.trash_videos(session=session, user=user, video_ids=[v.id for v in trashed])
+    trash.trash_chapters(session=session, user=user, chapter_ids=[c.id for c in chapters[1:4]])
+    session.commit()
+
+    trashing = {i: live[i // 2] for i in range(5, N) if i % 2}
+    restoring = {i: trashed[i // 2] for i in range(5, N) if not i % 2}
+
+    def work(s: Session, i: int) -> object:
+        if i < 3:  # C1, C2, C3 come back
+            return trash.restore_chapter(session=s, user=user, chapter_id=chapters[1 + i].id)
+        if i < 5:  # C4, C5 go
+            return trash.trash_chapter(session=s, user=user, chapter_id=chapters[i + 1].id)
+        if i in trashing:
+            return trash.trash_video(session=s, user=user, video_id=trashing[i].id)
+        return trash.restore_video(session=s, user=user, video_id=restoring[i].id)
+
+    _, failures = run_together(engine, work)
+
+    assert_all_succeeded(failures)
+    order = video_order(engine, chapters[0].id)
+    assert [position for _, position in order] == list(range(len(order)))
+    gone, back = {v.id for v in trashing.values()}, {v.id for v in restoring.values()}
+    assert {video_id for video_id, _ in order} == {v.id for v in live if v.id not in gone} | back
+    assert chapter_positions(engine, course.id) == [0, 1, 2, 3]  # C0 and the three restored
+    with Session(engine) as fresh:
+        parked = list(fresh.exec(select(Video.position).where(
+            Video.chapter_id == chapters[0].id, Video.deleted_at.is_not(None))))
+    assert len(parked) == len(set(parked)) and all(p < TRASH_POSITION_TOP for p in parked)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
