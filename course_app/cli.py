@@ -64,8 +64,9 @@ def _table(problems: Iterable[reconcile.Problem]) -> list[str]:
 
 
 def format_report(report: reconcile.Report) -> str:
+    trashed = f" ({report.trashed_rows} in a course trash, files kept until purged)" if report.trashed_rows else ""
     lines = [
-        f"Checked {report.rows_checked} video rows, {report.objects_checked} stored files and "
+        f"Checked {report.rows_checked} video rows{trashed}, {report.objects_checked} stored files and "
         f"{report.unfinished_checked} unfinished uploads"
         + (f" ({report.in_flight} in progress, left alone)." if report.in_flight else ".")
     ]
@@ -115,6 +116,23 @@ def _sweep_uploads(args: argparse.Namespace) -> int:
         from course_app.services.outbox import process_pending_deletions
 
         process_pending_deletions(session_factory=session_scope, storage=get_storage())
+    return 0
+
+
+def _sweep_trash(args: argparse.Namespace) -> int:
+    from course_app.services.outbox import process_pending_deletions
+    from course_app.services.trash import sweep_trash
+    from course_app.storage import get_storage
+
+    report = sweep_trash(session_factory=session_scope, dry_run=args.dry_run)
+    if not args.dry_run:
+        process_pending_deletions(session_factory=session_scope, storage=get_storage(), ids=report.pending)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        verb = "Would purge" if args.dry_run else "Purged"
+        days = load_settings_or_exit().trash_days
+        print(f"{verb} {report.videos} video(s) and {report.chapters} chapter(s) in the trash for over {days} days.")
     return 0
 
 
@@ -170,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--older-than-hours", type=float, default=None, help="default: COURSE_UPLOAD_STALE_HOURS")
     sweep.add_argument("--json", action="store_true")
     sweep.set_defaults(handler=_sweep_uploads)
+
+    trash = commands.add_parser("sweep-trash", help="delete for good what has been in a course trash longer than "
+                                "COURSE_TRASH_DAYS (the app does this every 15 minutes)")
+    trash.add_argument("--dry-run", action="store_true", help="only report what would be purged")
+    trash.add_argument("--json", action="store_true")
+    trash.set_defaults(handler=_sweep_trash)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     return parser

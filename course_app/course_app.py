@@ -12,12 +12,14 @@ from course_app.pages.auth import login_page, signup_page
 from course_app.pages.dashboard import dashboard_page
 from course_app.pages.editor import editor_page
 from course_app.pages.settings import settings_page
+from course_app.pages.trash import trash_page
 from course_app.settings import load_settings_or_exit
 from course_app.state.auth_forms import AuthFormState
 from course_app.state.dashboard import DashboardState
 from course_app.state.course import CourseState
 from course_app.state.session import IdentityGuard, SessionState
 from course_app.state.settings_page import TokensState
+from course_app.state.trash import TrashState
 
 load_settings_or_exit()
 
@@ -33,11 +35,13 @@ def _apply_migrations() -> None:
 async def _background_upkeep() -> None:
     """Lifespan task: carry out pending storage deletions (retried until storage
     confirms) and, every SWEEP_INTERVAL, expire abandoned resumable uploads,
-    expired log-in sessions and saved answers of idempotent requests."""
+    expired log-in sessions and saved answers of idempotent requests, and purge
+    trash older than COURSE_TRASH_DAYS."""
     from datetime import timedelta
 
     from course_app.auth.tokens import purge_expired_sessions
     from course_app.db import run_in_session, session_scope
+    from course_app.services.trash import sweep_trash
     from course_app.services.upload_sweep import sweep
     from course_app.services import idempotency, outbox
     from course_app.storage import get_storage
@@ -52,6 +56,7 @@ async def _background_upkeep() -> None:
                                         stale_after=timedelta(hours=settings.upload_stale_hours))
                 await run_in_session(purge_expired_sessions)
                 await run_in_session(idempotency.purge_expired)
+                await asyncio.to_thread(sweep_trash, session_factory=session_scope)  # files: the outbox, below
             await outbox.carry_out()
         except Exception:
             logging.getLogger(__name__).exception("Background upkeep failed; trying again later")
@@ -78,5 +83,7 @@ app.add_page(dashboard_page, route="/dashboard", title="My courses · Course Stu
              on_load=[SessionState.require_login, DashboardState.load])
 app.add_page(editor_page, route="/courses/[course_id]", title="Course editor · Course Studio",
              on_load=[SessionState.require_login, CourseState.load])
+app.add_page(trash_page, route="/courses/[course_id]/trash", title="Trash · Course Studio",
+             on_load=[SessionState.require_login, TrashState.load])
 app.add_page(settings_page, route="/settings", title="Settings · Course Studio",
              on_load=[SessionState.require_login, TokensState.load])

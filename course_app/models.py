@@ -123,6 +123,16 @@ class Course(SQLModel, table=True):
     updated_at: datetime = _timestamp()
 
 
+# The course trash (services/trash.py): a deleted chapter or video keeps its row and
+# its stored file, with ``deleted_at`` set, until it is restored or purged. Every
+# query that shows or orders rows asks for ``deleted_at IS NULL``. A trashed row
+# leaves its parent's order: its position moves below TRASH_POSITION_TOP (unique
+# per parent), so live rows stay 0..n-1 and the unique (parent, position)
+# constraints hold. Videos trashed with their chapter (same ``deleted_at``) keep
+# their places inside it: a trashed chapter has no live videos to collide with.
+TRASH_POSITION_TOP = -1_000_000
+
+
 class Chapter(SQLModel, table=True):
     __tablename__ = "chapters"
     __table_args__ = (UniqueConstraint("course_id", "position", name="uq_chapters_course_position"),)
@@ -133,6 +143,7 @@ class Chapter(SQLModel, table=True):
     position: int
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+    deleted_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)  # in the trash since
 
 
 class Video(SQLModel, table=True):
@@ -156,6 +167,7 @@ class Video(SQLModel, table=True):
     position: int
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+    deleted_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)  # in the trash since
 
 
 class StorageDeletion(SQLModel, table=True):

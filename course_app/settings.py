@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     upload_chunk_bytes: int | None = Field(default=None, ge=64 * 1024)
     quota_bytes: int = Field(default=500 * GIB, gt=0)
     upload_stale_hours: float = Field(default=24, gt=0)
+    # Deleted videos and chapters stay in the course trash this long, then go for good.
+    trash_days: int = Field(default=30, gt=0, le=3650)
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"]
     )

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from course_app.api.editing import EditDep, apply_edit
 from course_app.api.schemas import ChapterPublic, ChapterUpdate, VideoList, VideoOrder
-from course_app.services import courses, outbox, videos
+from course_app.services import courses, outbox, trash, videos
 
 router = APIRouter(prefix="/api/chapters", tags=["chapters"])
 EDIT_HEADERS = "Send `If-Match` with the course's ETag to refuse the edit (412) if the course changed since."
@@ -28,9 +28,10 @@ async def reorder_videos(chapter_id: str, body: VideoOrder, edit: EditDep) -> Re
     return answer
 
 
-@router.delete("/{chapter_id}", status_code=204, summary="Delete a chapter with its videos and their files",
+@router.delete("/{chapter_id}", status_code=204,
+               summary="Move a chapter with its videos to the course's trash (files kept until the trash is emptied)",
                description=EDIT_HEADERS)
 async def delete_chapter(chapter_id: str, edit: EditDep) -> Response:
-    pending, answer = await apply_edit(edit, courses.delete_chapter, status_code=204, chapter_id=chapter_id)
+    pending, answer = await apply_edit(edit, trash.trash_chapter, status_code=204, chapter_id=chapter_id)
     await outbox.carry_out(ids=pending)
     return answer

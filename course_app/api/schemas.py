@@ -1,13 +1,15 @@
-"""What the JSON API speaks: public views of courses, chapters and videos."""
+"""What the JSON API speaks: public views of courses, chapters, videos and the trash."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel
 
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, Video
+from course_app.services.trash import CourseTrash
 
 
 class VideoPublic(BaseModel):
@@ -116,3 +118,28 @@ class VideoUpdate(BaseModel):
     title: str | None = Field(default=None, max_length=TITLE_MAX)
     chapter_id: str | None = Field(default=None, description="Move the video to this chapter of the same course.")
     position: int | None = Field(default=None, ge=0, description="Its index in the chapter (default: last when moving).")
+
+
+class TrashItemPublic(BaseModel):
+    kind: Literal["video", "chapter"]
+    id: uuid.UUID
+    title: str
+    chapter_title: str
+    chapter_in_trash: bool
+    video_count: int
+    size_bytes: int
+    deleted_at: datetime
+    expires_at: datetime
+
+
+class TrashPublic(BaseModel):
+    course_id: uuid.UUID
+    keep_days: int
+    trashed_bytes: int
+    counts_toward_quota: bool = True  # trashed files stay stored until purged
+    items: list[TrashItemPublic]
+
+    @classmethod
+    def of(cls, listing: CourseTrash) -> TrashPublic:
+        return cls(course_id=listing.course.id, keep_days=listing.keep_days, trashed_bytes=listing.trashed_bytes,
+                   items=[TrashItemPublic.model_validate(item, from_attributes=True) for item in listing.items])

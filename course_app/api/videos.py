@@ -18,8 +18,8 @@ from course_app.api.schemas import VideoPublic, VideoUpdate
 from course_app.db import run_in_session
 from course_app.errors import Conflict, InvalidInput, TooLarge
 from course_app.models import User, Video, VideoStatus
+from course_app.services import courses, outbox, trash, uploads, videos
 from course_app.services.ordering import REVISION
-from course_app.services import courses, outbox, uploads, videos
 from course_app.settings import get_settings
 from course_app.storage import get_storage
 
@@ -126,11 +126,12 @@ async def update_video(video_id: str, body: VideoUpdate, edit: EditDep) -> Respo
     return answer
 
 
-@router.delete("/api/videos/{video_id}", status_code=204, summary="Delete a video and its stored file",
+@router.delete("/api/videos/{video_id}", status_code=204,
+               summary="Move a video to its course's trash (its file is kept until the trash is emptied)",
                description=EDIT_HEADERS)
 async def delete_video(video_id: str, edit: EditDep) -> Response:
-    pending, answer = await apply_edit(edit, videos.delete_video, status_code=204, video_id=video_id)
-    await outbox.carry_out(ids=[pending.id])
+    pending, answer = await apply_edit(edit, trash.trash_video, status_code=204, video_id=video_id)
+    await outbox.carry_out(ids=pending)  # an upload still open is cancelled
     return answer
 
 

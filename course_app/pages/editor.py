@@ -133,7 +133,13 @@ def _chapters() -> rx.Component:
 
 def editor_page() -> rx.Component:
     return page(
-        rx.link("← My courses", href="/dashboard", size="2"),
+        rx.hstack(
+            rx.link("← My courses", href="/dashboard", size="2"),
+            rx.spacer(),
+            rx.link(rx.hstack(rx.icon("trash-2", size=16), rx.text("Trash"), align="center", spacing="1"),
+                    href="/courses/" + CourseState.course_id + "/trash", size="2", aria_label="Trash of this course"),
+            width="100%",
+        ),
         rx.cond(
             ~CourseState.loaded,
             loading("Loading the course…"),

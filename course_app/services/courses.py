@@ -1,4 +1,6 @@
-"""Courses and their ordered chapters. Every function checks ownership itself."""
+"""Courses and their ordered chapters. Every function checks ownership itself.
+Deleting a chapter moves it to the course trash (trash.py); only live chapters
+(``deleted_at IS NULL``) are shown or ordered here. Deleting a course is final."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from course_app.models import (
     Video,
     utcnow,
 )
-from course_app.services.ordering import current, in_requested_order, lock_course, parse_id_list, renumber
+from course_app.services.ordering import current, in_requested_order, lock_course, renumber
 from course_app.services.outbox import remove_videos_of
 from course_app.services.users import can_create_courses
 from course_app.services.validation import clean_text, parse_uuid
@@ -61,15 +63,17 @@ def owned_chapter(*, session: Session, user: User, chapter_id: object, course_id
     course = owned_course(session=session, user=user, course_id=chapter.course_id)
     if course_id is not None and course.id != parse_uuid(course_id, what="course"):
         raise InvalidInput("That chapter is not part of this course.")
+    if chapter.deleted_at is not None:
+        raise NotFound("That chapter is in the course's trash; restore it first.")
     return chapter
 
 
 def ordered_chapters(*, session: Session, course_id: uuid.UUID) -> list[Chapter]:
-    """The course's chapters as stored now (rows already in the session are refreshed)."""
+    """The course's live chapters as stored now (rows already in the session are refreshed)."""
     return list(
         session.exec(
             select(Chapter)
-            .where(Chapter.course_id == course_id)
+            .where(Chapter.course_id == course_id, Chapter.deleted_at.is_(None))  # type: ignore[union-attr]
             .order_by(Chapter.position)
             .execution_options(populate_existing=True)
         )
@@ -78,9 +82,15 @@ def ordered_chapters(*, session: Session, course_id: uuid.UUID) -> list[Chapter]
 
 def list_courses(*, session: Session, user: User) -> list[CourseSummary]:
     chapter_counts = (
-        select(Chapter.course_id, func.count(Chapter.id).label("n")).group_by(Chapter.course_id).subquery()
+        select(Chapter.course_id, func.count(Chapter.id).label("n"))
+        .where(Chapter.deleted_at.is_(None))  # type: ignore[union-attr]
+        .group_by(Chapter.course_id).subquery()
     )
-    video_counts = select(Video.course_id, func.count(Video.id).label("n")).group_by(Video.course_id).subquery()
+    video_counts = (
+        select(Video.course_id, func.count(Video.id).label("n"))
+        .where(Video.deleted_at.is_(None))  # type: ignore[union-attr]
+        .group_by(Video.course_id).subquery()
+    )
     rows = session.exec(
         select(Course, func.coalesce(chapter_counts.c.n, 0), func.coalesce(video_counts.c.n, 0))
         .outerjoin(chapter_counts, chapter_counts.c.course_id == Course.id)
@@ -151,11 +161,12 @@ def set_course_status(
 
 
 def delete_course(*, session: Session, user: User, course_id: object, revision: int | None = None) -> list[int]:
-    """The course, its chapters and videos; returns the outbox ids of the stored files."""
+    """The course, its chapters and videos, trashed ones too, for good; returns the
+    outbox ids of the stored files."""
     course = owned_course(session=session, user=user, course_id=course_id)
     lock_course(session, course.id, revision=revision)  # no upload or move lands in the course while it goes
     pending = remove_videos_of(session=session, course_id=course.id)
-    for chapter in ordered_chapters(session=session, course_id=course.id):
+    for chapter in session.exec(select(Chapter).where(Chapter.course_id == course.id)):
         session.delete(chapter)
     session.flush()
     session.delete(course)
@@ -166,18 +177,24 @@ def delete_course(*, session: Session, user: User, course_id: object, revision: 
 # Chapters -------------------------------------------------------------------
 
 
+def next_chapter_position(session: Session, course_id: uuid.UUID) -> int:
+    """The position after the course's last live chapter. Call with the course lock held."""
+    count, top = session.exec(
+        select(func.count(Chapter.id), func.max(Chapter.position))
+        .where(Chapter.course_id == course_id, Chapter.deleted_at.is_(None))  # type: ignore[union-attr]
+    ).one()
+    if count >= MAX_CHAPTERS:
+        raise Conflict(f"A course has at most {MAX_CHAPTERS} chapters.")
+    return (top + 1) if top is not None else 0
+
+
 def add_chapter(
     *, session: Session, user: User, course_id: object, title: object, revision: int | None = None
 ) -> Chapter:
     course = owned_course(session=session, user=user, course_id=course_id)
     title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
     lock_course(session, course.id, revision=revision)
-    count, top = session.exec(
-        select(func.count(Chapter.id), func.max(Chapter.position)).where(Chapter.course_id == course.id)
-    ).one()
-    if count >= MAX_CHAPTERS:
-        raise Conflict(f"A course has at most {MAX_CHAPTERS} chapters.")
-    chapter = Chapter(course_id=course.id, title=title, position=(top + 1) if top is not None else 0)
+    chapter = Chapter(course_id=course.id, title=title, position=next_chapter_position(session, course.id))
     session.add(chapter)
     session.flush()
     return chapter
@@ -195,39 +212,6 @@ def rename_chapter(
     session.add(chapter)
     session.flush()
     return chapter
-
-
-def delete_chapter(*, session: Session, user: User, chapter_id: object, revision: int | None = None) -> list[int]:
-    """Delete a chapter and its videos; returns the outbox (StorageDeletion) ids of
-    the videos' files, for the caller to carry out at once."""
-    return delete_chapters(
-        session=session, user=user, chapter_ids=[parse_uuid(chapter_id, what="chapter")], revision=revision
-    )
-
-
-def delete_chapters(*, session: Session, user: User, chapter_ids: object, revision: int | None = None) -> list[int]:
-    """Delete chapters of one course and their videos (through the outbox) in one
-    transaction, then renumber the remaining chapters. Returns the outbox ids."""
-    ids = parse_id_list(chapter_ids, what="chapter", limit=MAX_BATCH)
-    found = {c.id: c for c in session.exec(select(Chapter).where(Chapter.id.in_(ids)))}  # type: ignore[attr-defined]
-    if len(found) != len(ids):
-        raise NotFound("That chapter does not exist.")
-    course_ids = {c.course_id for c in found.values()}
-    for course_id in course_ids:
-        owned_course(session=session, user=user, course_id=course_id)
-    if len(course_ids) != 1:
-        raise InvalidInput("The chapters must all be part of one course.")
-    (course_id,) = course_ids
-    lock_course(session, course_id, revision=revision)
-    doomed = [current(session, found[i], gone="That chapter was deleted in the meantime.") for i in ids]
-    pending: list[int] = []
-    for chapter in doomed:
-        pending += remove_videos_of(session=session, course_id=course_id, chapter_id=chapter.id)
-    for chapter in doomed:
-        session.delete(chapter)
-    session.flush()
-    renumber(session, ordered_chapters(session=session, course_id=course_id))
-    return pending
 
 
 def reorder_chapters(

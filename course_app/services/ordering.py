@@ -75,12 +75,14 @@ def mark_changed(session: Session, course_id: uuid.UUID) -> None:
 
 
 def current(session: Session, row: R, *, gone: str) -> R:
-    """``row`` reloaded after the lock (another transaction may have changed or
-    deleted it between the ownership check and the lock)."""
+    """``row`` reloaded after the lock (another transaction may have changed,
+    deleted or trashed it between the ownership check and the lock)."""
     try:
         session.refresh(row)
     except InvalidRequestError:  # the row is gone
         raise NotFound(gone) from None
+    if getattr(row, "deleted_at", None) is not None:  # in the course trash (services/trash.py)
+        raise NotFound(gone)
     return row
 
 

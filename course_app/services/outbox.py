@@ -55,12 +55,14 @@ def remove_video_row(*, session: Session, video: Video, reason: str) -> StorageD
     return pending
 
 
-def remove_videos_of(*, session: Session, course_id: uuid.UUID, chapter_id: uuid.UUID | None = None) -> list[int]:
-    """Remove the videos of a course (or one of its chapters) through the outbox."""
+def remove_videos_of(
+    *, session: Session, course_id: uuid.UUID, chapter_id: uuid.UUID | None = None, reason: str = "course deleted"
+) -> list[int]:
+    """Remove the videos of a course (or one of its chapters), trashed ones too, through the outbox."""
     query = select(Video).where(Video.course_id == course_id)
     if chapter_id is not None:
         query = query.where(Video.chapter_id == chapter_id)
-    return [remove_video_row(session=session, video=v, reason="chapter or course deleted").id for v in list(session.exec(query))]
+    return [remove_video_row(session=session, video=v, reason=reason).id for v in list(session.exec(query))]
 
 
 def process_pending_deletions(

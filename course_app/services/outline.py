@@ -2,8 +2,9 @@
 whatever its size: chapters with per-chapter counts (one GROUP BY over the
 videos), the videos of the chapters that are open, and a search over the videos.
 
-Chapter ids sent by a browser (its remembered open chapters) that are not
-chapters of the course are ignored, not refused: they may be stale."""
+Only live rows are shown (trashed ones, ``deleted_at`` set, are the trash's:
+trash.py). Chapter ids sent by a browser (its remembered open chapters) that are
+not live chapters of the course are ignored, not refused: they may be stale."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from course_app.services.validation import has_unsafe_characters
 SEARCH_MAX = 200
 MAX_REQUESTED_CHAPTERS = 5 * MAX_CHAPTERS  # a remembered list may hold stale ids too
 LIKE_ESCAPE = "!"
+LIVE_VIDEO = Video.deleted_at.is_(None)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def _summaries(session: Session, course_id: uuid.UUID, chapters: list[Chapter]) 
     """One GROUP BY over the course's videos, by chapter and status."""
     rows = session.exec(
         select(Video.chapter_id, Video.status, func.count(Video.id), func.coalesce(func.sum(Video.size_bytes), 0))
-        .where(Video.course_id == course_id)
+        .where(Video.course_id == course_id, LIVE_VIDEO)
         .group_by(Video.chapter_id, Video.status)
     )
     counts: dict[uuid.UUID, dict[str, int]] = {}
@@ -108,7 +110,7 @@ def editor_outline(*, session: Session, user: User, course_id: object, open_chap
     if open_ids:
         rows = session.exec(
             select(Video)
-            .where(Video.course_id == course.id, Video.chapter_id.in_(open_ids))  # type: ignore[attr-defined]
+            .where(Video.course_id == course.id, Video.chapter_id.in_(open_ids), LIVE_VIDEO)  # type: ignore[attr-defined]
             .order_by(Video.chapter_id, Video.position)
         )
         for video in rows:
@@ -127,8 +129,9 @@ def videos_of_chapters(
         return {}
     rows = session.exec(
         select(Chapter.id, Video)
-        .outerjoin(Video, Video.chapter_id == Chapter.id)
-        .where(Chapter.course_id == course.id, Chapter.id.in_(wanted))  # type: ignore[attr-defined]
+        .outerjoin(Video, and_(Video.chapter_id == Chapter.id, LIVE_VIDEO))
+        .where(Chapter.course_id == course.id, Chapter.id.in_(wanted),  # type: ignore[attr-defined]
+               Chapter.deleted_at.is_(None))  # type: ignore[union-attr]
         .order_by(Chapter.position, Video.position)
     )
     return _grouped(rows)
@@ -159,7 +162,7 @@ def find_videos(
     if any(status not in VIDEO_STATUSES for status in statuses):
         raise InvalidInput(f"A status must be one of: {', '.join(VIDEO_STATUSES)}.")
     course = owned_course(session=session, user=user, course_id=course_id)
-    conditions = [Video.course_id == course.id]
+    conditions = [Video.course_id == course.id, LIVE_VIDEO]
     if text:
         pattern = _like_pattern(text.lower())
         conditions.append(or_(

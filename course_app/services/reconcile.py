@@ -5,7 +5,9 @@ and, on local disk, the leftovers of interrupted writes), one query per table, a
 compares them as sets, so it scales to hundreds of thousands of videos without a
 request per object. It reports:
 
-- ready rows whose stored file is missing or whose size / SHA1 differ;
+- ready rows whose stored file is missing or whose size / SHA1 differ; rows in
+  the course trash are counted apart and keep their files until purged, so a
+  trashed row without its file is a problem of its own (``trashed_missing_file``);
 - rows stuck in ``uploading`` with no open upload session for longer than the
   grace period: with nothing stored (``stuck_upload``), with the file stored but
   the row never marked ready (``unrecorded_upload``: the database failed at the
@@ -59,6 +61,7 @@ NOT_A_VIDEO_REASON = "The stored file is not a video we can use. Upload the vide
 # kind -> what it means; the order is the order of the report.
 KINDS = {
     "missing_file": "ready video whose stored file is missing",
+    "trashed_missing_file": "video in the trash whose stored file is missing (it must stay until purged)",
     "size_mismatch": "ready video whose stored size differs from the row's",
     "sha1_mismatch": "ready video whose stored SHA1 differs from the row's",
     "unrecorded_upload": "file stored, but its row was never marked ready",
@@ -72,6 +75,7 @@ KINDS = {
 # kind -> what ``repair`` does about it (kinds not here are left to a person).
 REPAIRS = {
     "missing_file": "mark the video failed",
+    "trashed_missing_file": "mark the video failed",
     "unrecorded_upload": "mark the video ready from the stored file",
     "interrupted_completion": "complete the upload",
     "stuck_upload": "mark the video failed",
@@ -106,6 +110,7 @@ class Problem:
 @dataclasses.dataclass
 class Report:
     rows_checked: int = 0
+    trashed_rows: int = 0  # of rows_checked, in a course trash (their files are kept until purged)
     objects_checked: int = 0
     unfinished_checked: int = 0
     in_flight: int = 0  # uploads and writes younger than the grace period, left alone
@@ -125,6 +130,7 @@ class Report:
         return {
             "ok": self.ok,
             "rows_checked": self.rows_checked,
+            "trashed_rows": self.trashed_rows,
             "objects_checked": self.objects_checked,
             "unfinished_checked": self.unfinished_checked,
             "in_flight": self.in_flight,
@@ -182,7 +188,7 @@ def check_videos(
     leftovers = list(storage.list_leftovers(VIDEO_PREFIX))
     rows = session.exec(
         select(Video.id, Video.storage_key, Video.status, Video.size_bytes, Video.sha1, Video.created_at,
-               Video.updated_at)
+               Video.updated_at, Video.deleted_at)
     ).all()
     open_uploads = list(session.exec(
         select(UploadSession).where(UploadSession.status.in_(upload_sessions.OPEN_STATUSES))
@@ -194,21 +200,24 @@ def check_videos(
     problems = report.problems
 
     live_keys: set[str] = set()
-    for video_id, key, status, size, sha1, created_at, updated_at in rows:
+    for video_id, key, status, size, sha1, created_at, updated_at, deleted_at in rows:
         vid = str(video_id)
         obj = stored.get(key)
+        trashed = f" (in the trash since {deleted_at:%Y-%m-%d %H:%M} UTC)" if deleted_at is not None else ""
+        report.trashed_rows += bool(trashed)
         if status == VideoStatus.READY:
             live_keys.add(key)
             if obj is None:
                 if updated_at is not None and updated_at >= listed_at:
                     report.in_flight += 1  # became ready after the listing started
                 else:
-                    problems.append(Problem("missing_file", key, "the row is ready but storage has no file", vid))
+                    problems.append(Problem("trashed_missing_file" if trashed else "missing_file", key,
+                                            "the row is ready but storage has no file" + trashed, vid))
             elif obj.size != size:
-                problems.append(Problem("size_mismatch", key, f"row says {size} bytes, storage has {obj.size}", vid,
-                                        repairable=False))
+                problems.append(Problem("size_mismatch", key, f"row says {size} bytes, storage has {obj.size}{trashed}",
+                                        vid, repairable=False))
             elif sha1 and obj.sha1 and obj.sha1 != sha1:
-                problems.append(Problem("sha1_mismatch", key, "stored SHA1 differs from the row's", vid,
+                problems.append(Problem("sha1_mismatch", key, "stored SHA1 differs from the row's" + trashed, vid,
                                         repairable=False))
         elif status == VideoStatus.UPLOADING:
             live_keys.add(key)
@@ -293,6 +302,7 @@ def repair(*, session_factory: SessionFactory, storage: Storage, grace: timedelt
         "interrupted_completion": lambda p: _complete_upload(session_factory, storage, p),
         "stuck_upload": lambda p: _fail_stuck(session_factory, storage, p),
         "missing_file": lambda p: _fail_missing(session_factory, storage, p),
+        "trashed_missing_file": lambda p: _fail_missing(session_factory, storage, p),
         "orphan_file": lambda p: _delete_orphan(session_factory, storage, p),
         "unknown_upload": lambda p: _cancel_upload(storage, p),
         "leftover_file": lambda p: _remove_leftover(storage, p),

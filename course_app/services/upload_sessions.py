@@ -437,13 +437,15 @@ def abort(*, session: Session, user: User, upload_id: object, reason: str = "upl
 
 
 def close(session: Session, upload: UploadSession, *, status: UploadStatus, reason: str,
-          keep_video_as_failed: bool) -> None:
+          keep_video_as_failed: bool) -> int | None:
     """End a session (``aborted`` or ``expired``): its storage upload is cancelled
-    through the outbox, its parts forgotten, its video removed or kept as ``failed``."""
+    through the outbox, its parts forgotten, its video removed or kept as ``failed``.
+    Returns the outbox id of the storage upload's cancellation, if one was queued."""
+    cancellation = None
     if upload.status in OPEN_STATUSES and upload.storage_upload_id:
-        outbox.enqueue_multipart_abort(
+        cancellation = outbox.enqueue_multipart_abort(
             session=session, storage_key=upload.storage_key, upload_id=upload.storage_upload_id, reason=reason
-        )
+        ).id
     upload.status, upload.error, upload.updated_at = status, reason[:1000], utcnow()
     session.add(upload)
     for part in _parts(session, upload.id):
@@ -457,6 +459,7 @@ def close(session: Session, upload: UploadSession, *, status: UploadStatus, reas
             else:
                 videos.fail_upload(session=session, video_id=video.id, reason=reason, remove_row=True)
     session.flush()
+    return cancellation
 
 
 def expire_session(*, session: Session, upload: UploadSession, reason: str) -> None:

@@ -24,7 +24,9 @@ Layout = dict[str, list[str]]  # chapter id -> its video ids in order
 def read_layout(*, session: Session, chapter_ids: set[uuid.UUID]) -> Layout:
     layout: Layout = {str(c): [] for c in chapter_ids}
     rows = session.exec(
-        select(Video.chapter_id, Video.id).where(Video.chapter_id.in_(chapter_ids)).order_by(Video.position)  # type: ignore[attr-defined]
+        select(Video.chapter_id, Video.id)
+        .where(Video.chapter_id.in_(chapter_ids), Video.deleted_at.is_(None))  # type: ignore[attr-defined,union-attr]
+        .order_by(Video.position)
     )
     for chapter_id, video_id in rows:
         layout[str(chapter_id)].append(str(video_id))
@@ -59,7 +61,8 @@ def restore_layout(
     if not isinstance(layout, dict) or not layout:
         raise InvalidInput("Nothing to put back.")
     lock_course(session, course.id, revision=revision)
-    chapters = {c.id: c for c in session.exec(select(Chapter).where(Chapter.course_id == course.id))}
+    chapters = {c.id: c for c in session.exec(select(Chapter).where(
+        Chapter.course_id == course.id, Chapter.deleted_at.is_(None)))}  # type: ignore[union-attr]
     wanted: dict[uuid.UUID, list[uuid.UUID]] = {}
     for chapter_key, ids in layout.items():
         chapter_id = parse_uuid(chapter_key, what="chapter")
@@ -69,8 +72,8 @@ def restore_layout(
             raise InvalidInput("Nothing to put back.")
         wanted[chapter_id] = [parse_uuid(i, what="video") for i in ids]
     listed = {i for ids in wanted.values() for i in ids}
-    found = {v.id: v for v in session.exec(
-        select(Video).where(Video.course_id == course.id, Video.id.in_(listed)))}  # type: ignore[attr-defined]
+    found = {v.id: v for v in session.exec(select(Video).where(  # live videos only: trashed ones stay in the trash
+        Video.course_id == course.id, Video.id.in_(listed), Video.deleted_at.is_(None)))}  # type: ignore[attr-defined,union-attr]
     affected = set(wanted) | {v.chapter_id for v in found.values()}
     final: dict[uuid.UUID, list[Video]] = {}
     for chapter_id in affected:

@@ -1,6 +1,7 @@
 """Videos: their rows, order and chapter, and the database half of an upload
 (``begin_upload``, ``finish_upload``, ``fail_upload``; the bytes travel in
-uploads.py and upload_sessions.py).
+uploads.py and upload_sessions.py). Deleting a video moves it to the course
+trash (trash.py); only live rows (``deleted_at IS NULL``) are shown or ordered here.
 
 A row and its stored file change together or leave a record that a retry
 finishes: removing a row writes its pending storage deletion in the same
@@ -39,15 +40,17 @@ def owned_video(*, session: Session, user: User, video_id: object) -> Video:
     if video is None:
         raise NotFound("That video does not exist.")
     owned_course(session=session, user=user, course_id=video.course_id)
+    if video.deleted_at is not None:
+        raise NotFound("That video is in the course's trash; restore it first.")
     return video
 
 
 def chapter_videos(*, session: Session, chapter_id: uuid.UUID) -> list[Video]:
-    """The chapter's videos as stored now (rows already in the session are refreshed)."""
+    """The chapter's live videos as stored now (rows already in the session are refreshed)."""
     return list(
         session.exec(
             select(Video)
-            .where(Video.chapter_id == chapter_id)
+            .where(Video.chapter_id == chapter_id, Video.deleted_at.is_(None))  # type: ignore[union-attr]
             .order_by(Video.position)
             .execution_options(populate_existing=True)
         )
@@ -55,12 +58,12 @@ def chapter_videos(*, session: Session, chapter_id: uuid.UUID) -> list[Video]:
 
 
 def course_videos(*, session: Session, course_id: uuid.UUID) -> list[Video]:
-    """Every video of a course, in chapter order then video order."""
+    """Every live video of a course, in chapter order then video order."""
     return list(
         session.exec(
             select(Video)
             .join(Chapter, Chapter.id == Video.chapter_id)
-            .where(Video.course_id == course_id)
+            .where(Video.course_id == course_id, Video.deleted_at.is_(None))  # type: ignore[union-attr]
             .order_by(Chapter.position, Video.position)
         )
     )
@@ -77,9 +80,11 @@ def stream_url(video_id: uuid.UUID) -> str:
 CHAPTER_FULL = f"A chapter holds at most {MAX_VIDEOS_PER_CHAPTER} videos."
 
 
-def _next_position(session: Session, chapter_id: uuid.UUID) -> int:
+def next_position(session: Session, chapter_id: uuid.UUID) -> int:
+    """The position after the chapter's last live video. Call with the course lock held."""
     count, top = session.exec(
-        select(func.count(Video.id), func.max(Video.position)).where(Video.chapter_id == chapter_id)
+        select(func.count(Video.id), func.max(Video.position))
+        .where(Video.chapter_id == chapter_id, Video.deleted_at.is_(None))  # type: ignore[union-attr]
     ).one()
     if count >= MAX_VIDEOS_PER_CHAPTER:
         raise Conflict(CHAPTER_FULL)
@@ -168,7 +173,7 @@ def move_videos(
     if before in ids:
         raise InvalidInput("A video cannot be placed before itself.")
     target = owned_chapter(session=session, user=user, chapter_id=chapter_id)
-    found = _owned_videos(session, user, ids, course_id=target.course_id)
+    found = owned_videos(session=session, user=user, ids=ids, course_id=target.course_id)
     lock_course(session, target.course_id, revision=revision)
     current(session, target, gone="That chapter was deleted in the meantime.")
     moving = [current(session, found[i], gone="A video was deleted in the meantime.") for i in ids]
@@ -176,12 +181,13 @@ def move_videos(
     return moving
 
 
-def _owned_videos(
-    session: Session, user: User, ids: list[uuid.UUID], *, course_id: uuid.UUID | None
+def owned_videos(
+    *, session: Session, user: User, ids: list[uuid.UUID], course_id: uuid.UUID | None
 ) -> dict[uuid.UUID, Video]:
-    """The videos by id, one query; each must exist, be the user's, and belong to
-    ``course_id`` (or, when None, all to one course)."""
-    found = {v.id: v for v in session.exec(select(Video).where(Video.id.in_(ids)))}  # type: ignore[attr-defined]
+    """The live videos by id, one query; each must exist, be the user's, and belong
+    to ``course_id`` (or, when None, all to one course)."""
+    found = {v.id: v for v in session.exec(
+        select(Video).where(Video.id.in_(ids), Video.deleted_at.is_(None)))}  # type: ignore[attr-defined,union-attr]
     if len(found) != len(ids):
         raise NotFound("That video does not exist.")
     course_ids = {v.course_id for v in found.values()}
@@ -190,34 +196,6 @@ def _owned_videos(
     if len(course_ids | ({course_id} if course_id is not None else set())) != 1:
         raise InvalidInput("The videos must all be part of one course.")
     return found
-
-
-# Deletion (through the outbox) ---------------------------------------------------
-
-
-def delete_video(*, session: Session, user: User, video_id: object, revision: int | None = None) -> StorageDeletion:
-    video = owned_video(session=session, user=user, video_id=video_id)
-    lock_course(session, video.course_id, revision=revision)
-    current(session, video, gone="That video was deleted in the meantime.")
-    chapter_id = video.chapter_id
-    pending = remove_video_row(session=session, video=video, reason="video deleted")
-    renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
-    return pending
-
-
-def delete_videos(*, session: Session, user: User, video_ids: object, revision: int | None = None) -> list[int]:
-    """Delete videos of one course in one transaction: the rows go through the
-    outbox and their chapters are renumbered. Returns the outbox (StorageDeletion)
-    ids, for the caller to carry out at once."""
-    ids = parse_id_list(video_ids, what="video", limit=MAX_BATCH)
-    found = _owned_videos(session, user, ids, course_id=None)
-    lock_course(session, next(iter(found.values())).course_id, revision=revision)
-    doomed = [current(session, found[i], gone="A video was deleted in the meantime.") for i in ids]
-    chapters = sorted({v.chapter_id for v in doomed})
-    pending = [remove_video_row(session=session, video=v, reason="video deleted").id for v in doomed]
-    for chapter_id in chapters:
-        renumber(session, chapter_videos(session=session, chapter_id=chapter_id))
-    return pending
 
 
 # Uploads (the database half; the bytes half is services/uploads.py) ------------------
@@ -271,7 +249,7 @@ def begin_upload(
         storage_key=video_key(user.id, video_id),
         content_type=content_type,
         status="uploading",
-        position=_next_position(session, chapter.id),
+        position=next_position(session, chapter.id),
     )
     session.add(video)
     session.flush()

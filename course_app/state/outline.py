@@ -13,7 +13,7 @@ import json
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import courses, outbox, outline
+from course_app.services import courses, outbox, outline, trash
 from course_app.state.editor_store import ChapterRow, VideoRow, chapter_row, grouped_rows, persist, recounted
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
@@ -315,19 +315,24 @@ class OutlineState(rx.State):
             yield update
 
     async def _delete_chapters(self, user: User, chapter_ids: list[str]):
-        """Delete chapters (after the confirmation): rows at once, then the database
-        (videos and their files through the outbox), then storage."""
+        """Move chapters and their videos to the course trash (after the confirmation):
+        rows at once, then the database (files kept)."""
         from course_app.state.selection import SelectionState
 
         gone = set(chapter_ids)
         videos = await self._videos()
+        before = [row.id for row in self._chapters]
         self._chapters = [row for row in self._chapters if row.id not in gone]
         self.open_ids = {k: v for k, v in self.open_ids.items() if k not in gone}
         videos.by_chapter = {k: v for k, v in videos.by_chapter.items() if k not in gone}
         (await self.get_state(SelectionState))._forget(chapter_ids=gone)
         yield
-        saved, pending = await persist(self, user, "chapters", courses.delete_chapters, chapter_ids=list(chapter_ids))
+        saved, pending = await persist(self, user, "chapters", trash.trash_chapters, chapter_ids=list(chapter_ids))
         if saved:
-            self._remember(await self._course_id())
+            course_id = await self._course_id()
+            self._remember(course_id)
             if pending:
                 await outbox.carry_out(pending)
+            label = "Chapter moved to trash" if len(chapter_ids) == 1 else f"{len(chapter_ids)} chapters moved to trash"
+            yield await offer_undo(self, label, "untrash", "chapters", course_id=course_id,
+                                   chapter_ids=list(chapter_ids), chapter_order=before)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import reflex as rx
 
 from course_app.models import User
+from course_app.settings import get_settings
 from course_app.state.notice import show_error
 from course_app.state.session import is_id, requires_user
 from course_app.state.videos import GONE, VideosState, video_ids
@@ -94,6 +95,11 @@ class SelectionState(rx.State):
         self._anchor = ""
 
 
+def _restorable(count: int) -> str:
+    """What the delete confirmation promises (the trash keeps rows ``trash_days``)."""
+    return f"{'It' if count == 1 else 'They'} can be restored from the course's Trash for {get_settings().trash_days} days."
+
+
 class DialogState(rx.State):
     """The shared "Move to chapter" dialog and the shared delete confirmation."""
 
@@ -161,9 +167,10 @@ class DialogState(rx.State):
         if not rows:
             await show_error(self, GONE, "videos")
             return
-        what = f"“{rows[0].title}” and its stored file" if len(rows) == 1 else f"{len(rows)} videos and their stored files"
-        await self._ask("videos", [r.id for r in rows], "Delete this video?" if len(rows) == 1 else f"Delete {len(rows)} videos?",
-                        f"{what} will be removed for good.", "Delete")
+        what = f"“{rows[0].title}”" if len(rows) == 1 else f"{len(rows)} videos"
+        await self._ask("videos", [r.id for r in rows],
+                        "Move this video to the trash?" if len(rows) == 1 else f"Move {len(rows)} videos to the trash?",
+                        f"{what} will leave the course. {_restorable(len(rows))}", "Move to trash")
 
     async def _ask_chapters(self, ids: list[str]) -> None:
         from course_app.state.outline import OutlineState
@@ -176,8 +183,9 @@ class DialogState(rx.State):
         videos = sum(row.count for row in rows)
         what = f"“{rows[0].title}”" if len(rows) == 1 else f"{len(rows)} chapters"
         also = f" and its {videos} videos" if videos and len(rows) == 1 else (f" and their {videos} videos" if videos else "")
-        await self._ask("chapters", [r.id for r in rows], "Delete this chapter?" if len(rows) == 1 else f"Delete {len(rows)} chapters?",
-                        f"{what}{also} will be removed from the course, with the stored files.", "Delete")
+        await self._ask("chapters", [r.id for r in rows],
+                        "Move this chapter to the trash?" if len(rows) == 1 else f"Move {len(rows)} chapters to the trash?",
+                        f"{what}{also} will leave the course. {_restorable(len(rows))}", "Move to trash")
 
     @rx.event
     @requires_user

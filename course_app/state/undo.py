@@ -17,7 +17,7 @@ from typing import Any
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import courses, video_layout, videos
+from course_app.services import courses, undo, video_layout, videos
 from course_app.state.editor_store import load_editor, persist
 from course_app.state.notice import show_error
 from course_app.state.session import requires_user
@@ -32,6 +32,7 @@ REVERTS = {
     "update_course": courses.update_course,
     "reorder_chapters": courses.reorder_chapters,
     "restore_layout": video_layout.restore_layout,
+    "untrash": undo.untrash,
 }
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import outbox, upload_sessions, video_layout, videos
+from course_app.services import outbox, undo, upload_sessions, video_layout, videos
 from course_app.state.editor_store import PendingUpload, VideoRow, pending_row, persist
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
@@ -172,8 +172,8 @@ class VideosState(rx.State):
             yield await offer_undo(self, label, "restore_layout", target, course_id=course_id, layout=layout)
 
     async def _delete(self, user: User, ids: list[str]):
-        """Delete videos (after the confirmation): rows at once, then the database
-        (their files through the outbox in the same transaction), then storage."""
+        """Move videos to the course trash (after the confirmation): rows at once, then
+        the database (files kept; uploads still open are cancelled through the outbox)."""
         from course_app.state.selection import SelectionState
 
         chapters = await self._outline()
@@ -186,11 +186,15 @@ class VideosState(rx.State):
         (await self.get_state(SelectionState))._forget(video_ids=gone)
         yield
         target = ids[0] if len(ids) == 1 else "videos"
-        saved, pending = await persist(self, user, target, videos.delete_videos, video_ids=ids)
+        saved, result = await persist(self, user, target, undo.trash_videos_recording_layout, video_ids=ids)
         if saved:
-            await chapters._confirm_counts(user, await self._course_id())
+            pending, layout = result
+            course_id = await self._course_id()
+            await chapters._confirm_counts(user, course_id)
             if pending:
                 await outbox.carry_out(pending)
+            label = "Video moved to trash" if len(ids) == 1 else f"{len(ids)} videos moved to trash"
+            yield await offer_undo(self, label, "untrash", target, course_id=course_id, video_ids=ids, layout=layout)
 
     # Results of uploads (from the uploads panel) ---------------------------------------------------
 

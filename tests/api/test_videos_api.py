@@ -484,7 +484,8 @@ def test_a_video_that_is_not_ready_does_not_play(owner, video, server_engine):
 # Deletion ---------------------------------------------------------------------------------------------
 
 
-def test_delete_removes_the_row_and_the_stored_file(owner, course, media, app_server, server_engine):
+def test_delete_moves_the_video_to_the_trash_and_keeps_its_file_until_purged(
+        owner, course, media, app_server, server_engine):
     _, http = owner
     course_id, (intro, _) = course
     first, doomed, last = (uploaded(http, course_id, intro, media["small"], title=t) for t in ("a", "b", "c"))
@@ -494,16 +495,23 @@ def test_delete_removes_the_row_and_the_stored_file(owner, course, media, app_se
     response = http.delete(f"/api/videos/{doomed['id']}")
 
     assert response.status_code == 204 and response.content == b""
-    assert video_row(server_engine, doomed["id"]) is None
-    assert not {key, key + ".meta.json"} & stored_files(app_server)
-    with server_engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM storage_deletions WHERE storage_key = :k"), {"k": key}).scalar() == 0
-    assert_json_error(http.get(f"/api/videos/{doomed['id']}"), 404)
+    assert video_row(server_engine, doomed["id"])["deleted_at"] is not None
+    assert {key, key + ".meta.json"} <= stored_files(app_server)  # kept while in the trash
+    assert "trash" in assert_json_error(http.get(f"/api/videos/{doomed['id']}"), 404)
+    assert_json_error(http.get(f"/api/videos/{doomed['id']}/stream"), 404)
     assert_json_error(http.delete(f"/api/videos/{doomed['id']}"), 404)
     chapter = http.get(f"/api/courses/{course_id}").json()["chapters"][0]
     assert [(v["id"], v["position"]) for v in chapter["videos"]] == [(first["id"], 0), (last["id"], 1)]
     report = check_videos(app_server)
-    assert report["ok"], report
+    assert report["ok"] and report["trashed_rows"] >= 1, report
+
+    # Deleting it from the trash removes the row and the stored file for good.
+    assert http.delete(f"/api/trash/videos/{doomed['id']}").status_code == 204
+    assert video_row(server_engine, doomed["id"]) is None
+    assert not {key, key + ".meta.json"} & stored_files(app_server)
+    with server_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM storage_deletions WHERE storage_key = :k"), {"k": key}).scalar() == 0
+    assert check_videos(app_server)["ok"]
 
 
 # API tokens instead of the cookie -------------------------------------------------------------------------
@@ -525,8 +533,13 @@ def test_every_video_route_works_with_an_api_token(owner, course, media, new_cli
     ranged = script.get(f"/api/videos/{video_id}/stream", headers={"Range": "bytes=0-99"})
     assert (ranged.status_code, ranged.content) == (206, data[:100])
     assert script.delete(f"/api/videos/{video_id}").status_code == 204
-    assert video_row(server_engine, video_id) is None
+    assert video_row(server_engine, video_id)["deleted_at"] is not None
     assert_json_error(script.get(f"/api/videos/{video_id}"), 404)
+    assert [i["id"] for i in script.get(f"/api/courses/{course_id}/trash").json()["items"]] == [video_id]
+    assert script.post(f"/api/trash/videos/{video_id}/restore").json()["chapter_id"] == deep
+    assert script.delete(f"/api/videos/{video_id}").status_code == 204
+    assert script.delete(f"/api/trash/videos/{video_id}").status_code == 204
+    assert video_row(server_engine, video_id) is None
 
 
 # The API's own description --------------------------------------------------------------------------------
@@ -546,6 +559,9 @@ def test_openapi_lists_every_route_and_the_docs_answer(client):
         "/api/courses/{course_id}": {"get"},
         "/api/courses/{course_id}/chapters": {"post"},
         "/api/tokens": {"get", "post"},
+        "/api/courses/{course_id}/trash": {"get"},
+        "/api/trash/{kind}/{item_id}/restore": {"post"},
+        "/api/trash/{kind}/{item_id}": {"delete"},
     }
     for path, methods in expected.items():
         assert path in paths, sorted(paths)

@@ -1,6 +1,6 @@
 """A chapter's videos in a real browser: renaming a video in place (Enter saves),
-and deleting a chapter that holds videos, which removes their rows and, through
-the outbox, their stored files, while the other chapter's stay."""
+and deleting a chapter that holds videos, which moves it and them to the course
+trash (their stored files stay) until it is restored."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from tests.e2e.test_resumable_uploads import _eventually
 
 
 def _db_videos(engine, course_id: str) -> dict[str, tuple[str, str]]:
-    """video id -> (title, chapter title)."""
+    """video id -> (title, chapter title) of the live (not trashed) videos."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT v.id, v.title, c.title FROM videos v JOIN chapters c ON c.id = v.chapter_id "
-                    "WHERE v.course_id = :c"), {"c": course_id.replace("-", "")})
+                    "WHERE v.course_id = :c AND v.deleted_at IS NULL"), {"c": course_id.replace("-", "")})
         return {str(row[0]).replace("-", ""): (row[1], row[2]) for row in rows}
 
 
@@ -57,7 +57,7 @@ def test_a_video_is_renamed_in_place_with_enter(page: Page, base_url, clip, serv
     assert video_titles(page, "Basics") == ["intro", "Installing the tools"]
 
 
-def test_deleting_a_chapter_with_videos_removes_them_and_their_files(
+def test_a_deleted_chapter_goes_to_the_trash_with_its_videos_and_comes_back(
         page: Page, base_url, clip, app_server, server_engine):
     sign_up(page, base_url)
     made = seed_course(page, base_url, "Chapter course", {"Keep": ["kept"], "Drop": ["gone one", "gone two"]}, clip)
@@ -71,30 +71,36 @@ def test_deleting_a_chapter_with_videos_removes_them_and_their_files(
 
     page.get_by_role("button", name="Delete Drop", exact=True).click()
     confirm = page.get_by_role("alertdialog")
-    expect(confirm).to_contain_text("“Drop” and its 2 videos will be removed from the course, with the stored files.")
+    expect(confirm).to_have_accessible_name("Move this chapter to the trash?")
+    expect(confirm).to_contain_text("“Drop” and its 2 videos will leave the course. It can be restored from the "
+                                    "course's Trash for 30 days.")
     confirm.get_by_role("button", name="Cancel").click()
     expect(confirm).to_have_count(0)
     expect_chapters(page, ["Keep", "Drop"])
     assert len(_db_videos(server_engine, made["course"])) == 3
 
     page.get_by_role("button", name="Delete Drop", exact=True).click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Move to trash").click()
     expect_chapters(page, ["Keep"])
     _eventually(page, lambda: list(_db_videos(server_engine, made["course"]).values()) == [("kept", "Keep")],
-                "the database to hold only the kept video")
-    with server_engine.connect() as conn:
-        chapters = [row[0] for row in conn.execute(sa.text("SELECT title FROM chapters WHERE course_id = :c"),
-                                                   {"c": made["course"].replace("-", "")})]
-    assert chapters == ["Keep"]
-    _eventually(page, lambda: not _stored(storage, keys["gone one"]) and not _stored(storage, keys["gone two"]),
-                "storage to delete the chapter's files")
-    assert _stored(storage, keys["kept"])
-    with server_engine.connect() as conn:
-        pending = conn.execute(sa.text("SELECT COUNT(*) FROM storage_deletions WHERE storage_key IN (:a, :b)"),
-                               {"a": keys["gone one"], "b": keys["gone two"]}).scalar_one()
-    assert pending == 0  # storage confirmed, the outbox is done with them
-
+                "the database to show only the kept video")
+    assert all(_stored(storage, key) for key in keys.values())  # the files stay while in the trash
     page.reload()
     wait_live(page)
     expect_chapters(page, ["Keep"])
-    assert video_titles(page, "Keep") == ["kept"]
+
+    # The trash lists it with its videos; Restore brings all of it back, at the end.
+    page.get_by_role("link", name="Trash of this course").click()
+    item = page.get_by_test_id("trash-item")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text("Drop")
+    expect(item).to_contain_text("chapter, 2 videos")
+    item.get_by_role("button", name="Restore Drop").click()
+    expect(page.get_by_role("status").filter(has_text="“Drop” is back in the course.")).to_be_visible()
+    expect(page.get_by_text("The trash is empty.")).to_be_visible()
+    page.get_by_role("link", name="Back to the course").click()
+    wait_live(page)
+    expect_chapters(page, ["Keep", "Drop"])
+    page.get_by_role("button", name="Expand all").click()
+    expect(chapter(page, "Drop").get_by_test_id("video-row")).to_have_count(2)
+    assert video_titles(page, "Drop") == ["gone one", "gone two"]

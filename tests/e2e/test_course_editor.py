@@ -14,7 +14,7 @@ from tests.e2e.test_resumable_uploads import _eventually
 def _db_chapters(engine, course_id: str) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT title FROM chapters WHERE course_id = :c ORDER BY position"),
+            sa.text("SELECT title FROM chapters WHERE course_id = :c AND deleted_at IS NULL ORDER BY position"),
             {"c": course_id.replace("-", "")},
         )
         return [row[0] for row in rows]
@@ -61,7 +61,7 @@ def test_instructor_builds_a_course_and_the_database_keeps_it(page: Page, base_u
     dialog.get_by_role("button", name="Cancel").click()
     expect_chapters(page, ["Loops", "Variables and types", "Setup"])
     page.get_by_role("button", name="Delete Setup").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Move to trash").click()
     expect_chapters(page, ["Loops", "Variables and types"])
 
     # The database comes to hold exactly what the page shows (the page shows it

@@ -21,8 +21,9 @@ from tests.e2e.test_videos import check_videos
 def _db_order(engine, course_id: str) -> dict[str, list[str]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT c.title, v.title FROM chapters c LEFT JOIN videos v ON v.chapter_id = c.id "
-                    "WHERE c.course_id = :c ORDER BY c.position, v.position"),
+            sa.text("SELECT c.title, v.title FROM chapters c "
+                    "LEFT JOIN videos v ON v.chapter_id = c.id AND v.deleted_at IS NULL "
+                    "WHERE c.course_id = :c AND c.deleted_at IS NULL ORDER BY c.position, v.position"),
             {"c": course_id.replace("-", "")},
         ).all()
     order: dict[str, list[str]] = {}
@@ -183,7 +184,7 @@ def test_batch_move_delete_and_a_refused_batch_undone(page: Page, base_url, clip
     expect(toolbar).to_have_count(0)  # moved rows leave the selection
     _expect_db_order(page, server_engine, made["course"], {"Source": ["s4"], "Target": ["t1", "s1", "s2", "s3"]})
 
-    # Select all in a chapter, delete after one confirmation: rows and stored files go.
+    # Select all in a chapter, move them to the trash after one confirmation: the rows go, the files stay.
     with server_engine.connect() as conn:
         keys = dict(conn.execute(sa.text("SELECT title, storage_key FROM videos WHERE course_id = :c"),
                                  {"c": made["course"].replace("-", "")}).all())
@@ -191,15 +192,14 @@ def test_batch_move_delete_and_a_refused_batch_undone(page: Page, base_url, clip
     expect(toolbar).to_contain_text("4 selected")
     toolbar.get_by_role("button", name="Delete selected videos").click()
     confirm = page.get_by_role("alertdialog")
-    expect(confirm).to_contain_text("4 videos and their stored files")
-    confirm.get_by_role("button", name="Delete").click()
+    expect(confirm).to_contain_text("4 videos will leave the course. They can be restored from the course's Trash "
+                                    "for 30 days.")
+    confirm.get_by_role("button", name="Move to trash").click()
     expect(chapter(page, "Target").get_by_test_id("video-row")).to_have_count(0)
     expect(chapter(page, "Target")).to_contain_text("0 videos")
     _expect_db_order(page, server_engine, made["course"], {"Source": ["s4"], "Target": []})
     storage = app_server.data_dir / "storage"
-    _eventually(page, lambda: not any((storage / keys[t]).exists() for t in ("t1", "s1", "s2", "s3")),
-                "storage to delete the four files")
-    assert (storage / keys["s4"]).exists()
+    assert all((storage / keys[t]).exists() for t in ("t1", "s1", "s2", "s3", "s4"))  # kept until purged
     report = check_videos(app_server)
     assert report["ok"], report
 
@@ -331,7 +331,7 @@ def test_retry_the_failed_uploads_of_the_selection(page: Page, base_url, clip, t
     expect(chapter(page, "Retries").get_by_label("Status: Ready")).to_have_count(2)
 
 
-def test_several_chapters_are_deleted_at_once_with_their_files(page: Page, base_url, clip, app_server, server_engine):
+def test_several_chapters_go_to_the_trash_at_once_with_their_videos(page: Page, base_url, clip, app_server, server_engine):
     sign_up(page, base_url)
     made = seed_course(page, base_url, "Chapters course", {"Keep": ["k"], "Drop one": ["d1", "d2"], "Drop two": ["d3"]},
                        clip)
@@ -345,14 +345,12 @@ def test_several_chapters_are_deleted_at_once_with_their_files(page: Page, base_
     expect(toolbar).to_contain_text("2 chapters selected")
     toolbar.get_by_role("button", name="Delete selected chapters").click()
     confirm = page.get_by_role("alertdialog")
-    expect(confirm).to_contain_text("2 chapters and their 3 videos")
-    confirm.get_by_role("button", name="Delete").click()
+    expect(confirm).to_contain_text("2 chapters and their 3 videos will leave the course. They can be restored")
+    confirm.get_by_role("button", name="Move to trash").click()
     expect(page.get_by_test_id("chapter-row")).to_have_count(1)
     _expect_db_order(page, server_engine, made["course"], {"Keep": ["k"]})
     storage = app_server.data_dir / "storage"
-    _eventually(page, lambda: not any((storage / keys[t]).exists() for t in ("d1", "d2", "d3")),
-                "storage to delete the three files")
-    assert (storage / keys["k"]).exists()
+    assert all((storage / keys[t]).exists() for t in ("d1", "d2", "d3", "k"))  # kept until purged
     page.reload()
     wait_live(page)
     expect(page.get_by_test_id("chapter-row")).to_have_count(1)

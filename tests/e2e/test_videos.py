@@ -36,7 +36,7 @@ def _video_rows(engine, course_id: str) -> list[tuple[str, str, str]]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(
             sa.text("SELECT v.title, v.status, c.title FROM videos v JOIN chapters c ON c.id = v.chapter_id "
-                    "WHERE v.course_id = :c ORDER BY c.position, v.position"),
+                    "WHERE v.course_id = :c AND v.deleted_at IS NULL ORDER BY c.position, v.position"),
             {"c": course_id.replace("-", "")},
         )]
 
@@ -71,9 +71,9 @@ def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine
 
     keys = _storage_keys(server_engine, course_id)
 
-    # Delete "welcome" after confirming.
+    # Delete "welcome" after confirming: it goes to the trash.
     page.get_by_role("button", name="Delete video welcome").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Move to trash").click()
     expect(page.get_by_role("list", name="Videos of Intro")).to_have_count(0)
     expect(page.get_by_text("No videos yet").first).to_be_visible()
 
@@ -86,8 +86,18 @@ def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine
     report = check_videos(app_server)
     assert report["ok"], report
     root = app_server.data_dir / "storage"
+    assert (root / keys["welcome"]).stat().st_size == first.stat().st_size  # kept while in the trash
+
+    # Deleted forever from the course's trash: then the file goes.
+    page.get_by_role("link", name="Trash of this course").click()
+    expect(page.get_by_role("heading", name="Trash · Video course")).to_be_visible()
+    wait_live(page)
+    page.get_by_role("button", name="Delete forever welcome").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Delete forever").click()
+    expect(page.get_by_text("The trash is empty.")).to_be_visible()
     assert not (root / keys["welcome"]).exists()  # the deleted video's file is gone
     assert (root / keys["tour"]).stat().st_size == second.stat().st_size  # the other one is kept
+    assert check_videos(app_server)["ok"]
 
 
 def test_not_a_video_is_refused_and_nothing_is_stored(page: Page, base_url, app_server, server_engine, tmp_path):

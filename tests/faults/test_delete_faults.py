@@ -1,6 +1,8 @@
-"""Deleting a video (and a chapter or course) killed at each step: the row and its
-outbox entry are removed or kept together, and the checker's repair carries out
-whatever deletion was left pending. The other videos stay intact."""
+"""Deleting a video (and a chapter or course) for good killed at each step: the row
+and its outbox entry are removed or kept together, and the checker's repair carries
+out whatever deletion was left pending. The other videos stay intact. Deleting for
+good is purging from the course trash (the editor's and the API's delete only move
+a video to the trash, which keeps its file)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from sqlmodel import Session, select
 from course_app.db import run_in_session
 from course_app.errors import InvalidInput
 from course_app.models import StorageDeletion, Video
-from course_app.services import courses, outbox, videos
+from course_app.services import courses, outbox, trash
 from course_app.storage.b2 import B2Storage
 from course_app.storage.base import StorageError
+from tests.deleting import delete_chapter_for_good, delete_video_for_good
 from tests.faults.conftest import (
     assert_consistent,
     crash_expected,
@@ -28,11 +31,13 @@ from tests.faults.conftest import (
 
 
 def delete_like_the_api(user, video_id, storage) -> None:
-    """What DELETE /api/videos/{id} does (course_app/api/videos.py)."""
+    """What DELETE /api/videos/{id} then DELETE /api/trash/videos/{id} do
+    (course_app/api/videos.py, course_app/api/trash.py)."""
 
     async def run():
-        pending = await run_in_session(videos.delete_video, user=user, video_id=video_id)
-        await outbox.run_pending_deletions(storage, ids=[pending.id])
+        await run_in_session(trash.trash_video, user=user, video_id=video_id)
+        pending = await run_in_session(trash.purge_video, user=user, video_id=video_id)
+        await outbox.run_pending_deletions(storage, ids=pending)
 
     asyncio.run(run())
 
@@ -56,7 +61,7 @@ def pending(engine) -> list[StorageDeletion]:
 def test_crash_before_the_row_is_deleted_keeps_the_video(
         engine, storage, dying, process, place, finished, doomed, monkeypatch):
     kept = finished()
-    monkeypatch.setattr(videos, "remove_video_row", lambda **_: process.crash("before the row delete"))
+    monkeypatch.setattr(trash, "remove_video_row", lambda **_: process.crash("before the row delete"))
 
     with crash_expected(process):
         delete_like_the_api(place.user, doomed.id, dying(storage))
@@ -122,7 +127,7 @@ def test_crash_after_a_chapter_or_course_delete_before_storage(
 
     with session_factory() as session:  # committed; then the process dies before the outbox runs
         if what == "chapter":
-            courses.delete_chapter(session=session, user=place.user, chapter_id=place.chapter_id)
+            delete_chapter_for_good(session=session, user=place.user, chapter_id=place.chapter_id)
         else:
             courses.delete_course(session=session, user=place.user, course_id=place.course_id)
 
@@ -155,7 +160,7 @@ def test_a_video_deleted_while_its_bytes_travel(engine, storage, place, finished
         stored = real_put(self, key, chunks, **kwargs)
         with session_factory() as session:  # the instructor deletes it meanwhile
             (row,) = session.exec(select(Video).where(Video.storage_key == key))
-            videos.delete_video(session=session, user=place.user, video_id=row.id)
+            delete_video_for_good(session=session, user=place.user, video_id=row.id)
         return stored
 
     monkeypatch.setattr(type(storage), "put_stream", put_while_deleted)

@@ -1,7 +1,8 @@
 """The security suite's world: two instructors on the session's running app.
 
 A (the victim) owns a course with two chapters, three ready videos, an open
-resumable upload with one confirmed part, and an API token. B (the stranger)
+resumable upload with one confirmed part, an API token, and in the course's
+trash a video and a chapter with its video. B (the stranger)
 owns the same kinds of things. Every attack is made by B or by an anonymous
 visitor against A's ids, and must change nothing and show nothing of A's."""
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from course_app.db import make_engine, session_scope
-from course_app.services import users
+from course_app.services import trash, users
 from tests.api.conftest import login_as, make_account, new_client  # noqa: F401  (fixtures)
 from tests.api.support import PASSWORD
 from tests.media import make_video
@@ -34,6 +35,8 @@ class Person:
     course: str = ""
     chapters: list[str] = field(default_factory=list)
     videos: dict[str, list[str]] = field(default_factory=dict)  # chapter id -> video ids in order
+    trashed_video: str = ""
+    trashed_chapter: str = ""
     upload: str = ""
     token_id: int = 0
     token_value: str = ""
@@ -111,7 +114,7 @@ def _upload(person: Person, chapter: str, data: bytes, filename: str, title: str
     return response.json()["id"]
 
 
-def _furnish(person: Person, label: str, clip: bytes, *, chapters: int) -> None:
+def _furnish(person: Person, engine, label: str, clip: bytes, *, chapters: int) -> None:
     """A course, chapters, ready videos, an open resumable upload and an API token,
     each with a text nobody else has."""
     t = person.tag
@@ -147,6 +150,18 @@ def _furnish(person: Person, label: str, clip: bytes, *, chapters: int) -> None:
     response = person.http.put(f"/api/uploads/{person.upload}/parts/1", content=part,
                                headers={"X-Part-SHA1": hashlib.sha1(part).hexdigest()})
     assert response.status_code == 200, response.text
+    # The trash: a video on its own (through the API), and a chapter with its video.
+    person.trashed_video = _upload(person, person.chapters[0], clip, f"{label.lower()}-trashed-{t}.mp4",
+                                   f"{label} trashed video {t}")
+    assert person.http.delete(f"/api/videos/{person.trashed_video}").status_code == 204
+    response = person.http.post(f"/api/courses/{person.course}/chapters", json={"title": f"{label} trashed chapter {t}"})
+    person.trashed_chapter = response.json()["id"]
+    _upload(person, person.trashed_chapter, clip, f"{label.lower()}-in-trashed-{t}.mp4", f"{label} in trash {t}")
+    with session_scope(engine) as session:
+        trash.trash_chapter(session=session, user=users.get_user_by_email(session=session, email=person.email),
+                            chapter_id=person.trashed_chapter)
+    person.texts.update({"trashed video title": f"{label} trashed video {t}",
+                         "trashed chapter title": f"{label} trashed chapter {t}"})
     person.texts["token name"] = f"{label} token {t}"
     response = person.http.post("/api/tokens", json={"name": person.texts["token name"]})
     assert response.status_code == 201, response.text
@@ -157,8 +172,8 @@ def _furnish(person: Person, label: str, clip: bytes, *, chapters: int) -> None:
 def world(app_server, security_engine, clip) -> World:
     a = _person(app_server, security_engine, "victim")
     b = _person(app_server, security_engine, "stranger")
-    _furnish(a, "Victim", clip, chapters=2)
-    _furnish(b, "Stranger", clip, chapters=1)
+    _furnish(a, security_engine, "Victim", clip, chapters=2)
+    _furnish(b, security_engine, "Stranger", clip, chapters=1)
     yield World(a=a, b=b, base_url=app_server.base_url, storage_root=app_server.data_dir / "storage",
                 engine=security_engine, server_env=app_server.env)
     a.http.close()

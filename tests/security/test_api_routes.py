@@ -155,6 +155,17 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
         ],
         ("POST", "/api/uploads/{upload_id}/complete"): [
             Attempt("complete A's upload", "POST", f"/api/uploads/{a.upload}/complete", {"json": {}})],
+        ("GET", "/api/courses/{course_id}/trash"): [Attempt("list A's trash", "GET", f"/api/courses/{a.course}/trash")],
+        ("POST", "/api/trash/{kind}/{item_id}/restore"): [
+            Attempt("restore A's trashed video", "POST", f"/api/trash/videos/{a.trashed_video}/restore"),
+            Attempt("restore A's trashed chapter", "POST", f"/api/trash/chapters/{a.trashed_chapter}/restore"),
+            Attempt("restore A's live video", "POST", f"/api/trash/videos/{video}/restore"),
+        ],
+        ("DELETE", "/api/trash/{kind}/{item_id}"): [
+            Attempt("purge A's trashed video", "DELETE", f"/api/trash/videos/{a.trashed_video}"),
+            Attempt("purge A's trashed chapter", "DELETE", f"/api/trash/chapters/{a.trashed_chapter}"),
+            Attempt("purge A's live video", "DELETE", f"/api/trash/videos/{video}"),
+        ],
     }
 
 

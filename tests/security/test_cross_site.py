@@ -47,6 +47,8 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
             "content": part, "headers": {"X-Part-SHA1": hashlib.sha1(part).hexdigest()}}),
         ("POST", "/api/uploads/{upload_id}/complete"): (f"/api/uploads/{a.upload}/complete", {"json": {}}),
         ("DELETE", "/api/uploads/{upload_id}"): (f"/api/uploads/{a.upload}", {}),
+        ("POST", "/api/trash/{kind}/{item_id}/restore"): (f"/api/trash/videos/{a.trashed_video}/restore", {}),
+        ("DELETE", "/api/trash/{kind}/{item_id}"): (f"/api/trash/chapters/{a.trashed_chapter}", {}),
     }
 
 

@@ -1,6 +1,7 @@
 """Limits that need a server of their own: bodies over the size limits refused
-while they stream (413, lying Content-Length included), and the rate limits of
-log-in, sign-up and uploads (429 with Retry-After and a JSON error).
+while they stream (413, lying Content-Length included), the rate limits of
+log-in, sign-up, uploads and the API (the trash routes; 429 with Retry-After and a
+JSON error), and the storage quota, which counts the bytes kept in a course trash.
 
 One production build with small limits serves this whole module (the session's
 app allows 5 GiB uploads and 1,000 sign-ups an hour). tests/api/test_upload_limits.py
@@ -19,6 +20,7 @@ import uuid
 import h11
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from course_app.api.body_limit import MAX_BODY_BYTES
 from course_app.db import session_scope
@@ -34,6 +36,8 @@ UPLOADS_PER_MINUTE = 3
 PARTS_PER_MINUTE = 4
 LOGINS_PER_MINUTE = 3
 SIGNUPS_PER_HOUR = 2
+API_PER_MINUTE = 40
+QUOTA = 300_000
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +50,8 @@ def limited(tmp_path_factory):
         "COURSE_PART_RATE_LIMIT": f"{PARTS_PER_MINUTE}/minute",
         "COURSE_LOGIN_RATE_LIMIT": f"{LOGINS_PER_MINUTE}/minute",
         "COURSE_SIGNUP_RATE_LIMIT": f"{SIGNUPS_PER_HOUR}/hour",
+        "COURSE_API_RATE_LIMIT": f"{API_PER_MINUTE}/minute",
+        "COURSE_QUOTA_BYTES": str(QUOTA),
     }) as server:
         yield server
 
@@ -303,3 +309,42 @@ def test_parts_over_the_limit_are_429(open_upload, limited, limited_engine):
 
     assert_rate_limited(response, "part upload")
     assert [p["number"] for p in http.get(f"/api/uploads/{upload['id']}").json()["parts"]] == [1]
+
+
+def test_trash_routes_over_the_api_limit_are_429_and_change_nothing(instructor, clip, limited, limited_engine):
+    http, course_id, chapter_id = instructor
+    video = http.post("/api/upload", content=multipart(form_fields(course_id, chapter_id), clip),
+                      headers={"content-type": MULTIPART}).json()
+    assert http.delete(f"/api/videos/{video['id']}").status_code == 204
+    for _ in range(API_PER_MINUTE):
+        if http.get(f"/api/courses/{course_id}/trash").status_code == 429:
+            break
+    else:
+        pytest.fail("the API limit never refused a trash listing")
+
+    for method, path in [("GET", f"/api/courses/{course_id}/trash"),
+                         ("POST", f"/api/trash/videos/{video['id']}/restore"),
+                         ("DELETE", f"/api/trash/videos/{video['id']}")]:
+        assert_rate_limited(http.request(method, path), "API")
+    with limited_engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT deleted_at FROM videos WHERE id = :id"),
+                           {"id": video["id"].replace("-", "")}).one()
+    assert row.deleted_at is not None  # still in the trash, neither restored nor purged
+
+
+def test_trashed_bytes_count_toward_the_quota_until_deleted_for_good(instructor, clip, limited, limited_engine):
+    """The trash keeps the file, so its bytes stay counted; deleting it forever frees them."""
+    http, course_id, chapter_id = instructor
+    big = padded(clip, QUOTA * 2 // 3)
+    video = http.post("/api/upload", content=multipart(form_fields(course_id, chapter_id), big),
+                      headers={"content-type": MULTIPART})
+    assert video.status_code == 201, video.text
+    assert http.delete(f"/api/videos/{video.json()['id']}").status_code == 204
+    assert http.get(f"/api/courses/{course_id}/trash").json()["trashed_bytes"] == len(big)
+    second = padded(clip, QUOTA // 2)
+
+    refused = http.post("/api/uploads", json=_create_body(course_id, chapter_id, second))
+    assert "storage is left" in assert_json_error(refused, 413) and refused.json()["code"] == "quota_exceeded"
+
+    assert http.delete(f"/api/trash/videos/{video.json()['id']}").status_code == 204
+    assert http.post("/api/uploads", json=_create_body(course_id, chapter_id, second)).status_code == 201

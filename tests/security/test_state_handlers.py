@@ -112,6 +112,12 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
         "TokensState.create_token": [("TokensState.create_token", {"form_data": {"name": "hacked", "user_id": a.id}})],
         "TokensState.clear_new_token": [("TokensState.clear_new_token", {})],
         "TokensState.revoke_token": [("TokensState.revoke_token", {"token_id": a.token_id})],
+        "TrashState.load": [("TrashState.load", {})],
+        "TrashState.restore": [("TrashState.restore", {"kind": "video", "item_id": a.trashed_video}),
+                               ("TrashState.restore", {"kind": "chapter", "item_id": a.trashed_chapter})],
+        "TrashState.purge": [("TrashState.purge", {"kind": "video", "item_id": a.trashed_video}),
+                             ("TrashState.purge", {"kind": "chapter", "item_id": a.trashed_chapter})],
+        "TrashState.dismiss": [("TrashState.dismiss", {})],
     }
     for state in STATES:
         cases[f"{state}.setvar"] = [
@@ -133,6 +139,7 @@ ALLOW_LIST = {
     "AuthFormState.load": "reads only the page's own URL (a signed message, the e-mail and next path typed there)",
     "DashboardState.dismiss_error": "clears the tab's own error message",
     "NoticeState.dismiss": "clears the tab's own error message",
+    "TrashState.dismiss": "clears the trash page's own error and done messages",
     "PlayerState.stop_playing": "closes the tab's own player",
     "SelectionState.clear": "empties the tab's own selection of rows (ids only, no data)",
     "DialogState.close_move": "closes the tab's own move dialog and forgets the ids it was opened for",
@@ -153,7 +160,8 @@ STRANGER_SEES_AN_ERROR = {
     "PlayerState.play", "SelectionState.toggle_video", "SelectionState.toggle_chapter_videos",
     "SelectionState.toggle_chapter", "DialogState.open_move", "DialogState.open_move_selected",
     "DialogState.ask_delete_video", "DialogState.ask_delete_selected_videos", "DialogState.ask_delete_chapter",
-    "DialogState.ask_delete_selected_chapters", "TokensState.revoke_token",
+    "DialogState.ask_delete_selected_chapters", "TokensState.revoke_token", "TrashState.load", "TrashState.restore",
+    "TrashState.purge",
 }
 # Handlers that create things of the caller's own: the stranger's new rows are no attack.
 OWN_THINGS = {"DashboardState.create_course", "TokensState.create_token"}
@@ -291,6 +299,12 @@ MIXED = {
     "delete A's course from B's page": lambda a, b: [("DashboardState.delete_course", {"course_id": a.course})],
     "revoke A's token": lambda a, b: [("TokensState.revoke_token", {"token_id": a.token_id})],
     "refresh naming A's chapter": lambda a, b: [("VideosState.upload_changed", {"payload": {"chapter_id": a.chapters[0]}})],
+    "restore A's trashed video and chapter": lambda a, b: [
+        ("TrashState.load", {}), ("TrashState.restore", {"kind": "video", "item_id": a.trashed_video}),
+        ("TrashState.restore", {"kind": "chapter", "item_id": a.trashed_chapter})],
+    "delete A's trashed video and chapter forever": lambda a, b: [
+        ("TrashState.load", {}), ("TrashState.purge", {"kind": "video", "item_id": a.trashed_video}),
+        ("TrashState.purge", {"kind": "chapter", "item_id": a.trashed_chapter})],
 }
 
 

@@ -1,6 +1,6 @@
-"""Batch operations on SQLite and PostgreSQL: videos.move_videos, videos.delete_videos
-and courses.delete_chapters. Each is one transaction: refused or failing part-way,
-it leaves the database exactly as it was."""
+"""Batch moves on SQLite and PostgreSQL (videos.move_videos): one transaction,
+refused or failing part-way, it leaves the database exactly as it was. Batch moves
+to the trash are tests/unit/test_trash.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from course_app.db import session_scope
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from course_app.models import Chapter, Course, StorageDeletion, User, Video
-from course_app.services import courses, ordering, outbox, videos
+from course_app.services import courses, ordering, videos
 
 
 def course_with(session, user: User, *counts: int, title: str = "Course") -> tuple[Course, list[Chapter], list[list[Video]]]:
@@ -39,10 +39,12 @@ def call(engine, fn, **kwargs):
 
 
 def order(engine, chapter: Chapter) -> list[uuid.UUID]:
-    """The chapter's video ids as committed; positions must be exactly 0..n-1."""
+    """The chapter's live video ids as committed; positions must be exactly 0..n-1."""
     with Session(engine) as fresh:
         rows = list(fresh.exec(
-            select(Video.id, Video.position).where(Video.chapter_id == chapter.id).order_by(Video.position)
+            select(Video.id, Video.position)
+            .where(Video.chapter_id == chapter.id, Video.deleted_at.is_(None))  # type: ignore[union-attr]
+            .order_by(Video.position)
         ))
     assert [position for _, position in rows] == list(range(len(rows)))
     return [video_id for video_id, _ in rows]
@@ -57,11 +59,6 @@ def snapshot(engine) -> dict:
             "courses": sorted((str(c.id), c.updated_at.isoformat()) for c in fresh.exec(select(Course))),
             "outbox": sorted(d.storage_key for d in fresh.exec(select(StorageDeletion))),
         }
-
-
-def outbox_rows(engine) -> list[StorageDeletion]:
-    with Session(engine) as fresh:
-        return list(fresh.exec(select(StorageDeletion).order_by(StorageDeletion.id)))
 
 
 def vids(rows) -> list[uuid.UUID]:
@@ -243,156 +240,4 @@ def test_a_move_failing_midway_changes_nothing(session, engine, make_user, monke
         call(engine, videos.move_videos, user=user, video_ids=[a0.id, c0.id], chapter_id=b.id)
 
     assert len(calls) == 2
-    assert snapshot(engine) == before
-
-
-# delete_videos -----------------------------------------------------------------------------------
-
-
-def test_delete_videos_goes_through_the_outbox_and_renumbers(session, engine, make_user):
-    user = make_user()
-    _, (a, b), ([a0, a1, a2], [b0, b1]) = course_with(session, user, 3, 2)
-
-    pending = call(engine, videos.delete_videos, user=user, video_ids=[a1.id, b0.id, str(a0.id)])
-
-    assert order(engine, a) == [a2.id]
-    assert order(engine, b) == [b1.id]
-    rows = outbox_rows(engine)
-    assert sorted(pending) == sorted(r.id for r in rows)
-    assert sorted(r.storage_key for r in rows) == sorted(v.storage_key for v in (a1, b0, a0))
-    assert {r.reason for r in rows} == {"video deleted"}
-
-
-def test_delete_videos_with_one_strangers_id_deletes_nothing(session, engine, make_user):
-    user, stranger = make_user(), make_user()
-    _, _, ([a0, a1],) = course_with(session, user, 2)
-    _, _, ([theirs],) = course_with(session, stranger, 1)
-    before = snapshot(engine)
-
-    with pytest.raises(Forbidden):
-        call(engine, videos.delete_videos, user=user, video_ids=[a0.id, theirs.id])
-    with pytest.raises(Forbidden):
-        call(engine, videos.delete_videos, user=stranger, video_ids=[theirs.id, a1.id])
-
-    assert snapshot(engine) == before
-
-
-@pytest.mark.parametrize("bad", ["unknown", "duplicate", "malformed", "empty", "other course"])
-def test_delete_videos_validates_the_list(session, engine, make_user, bad):
-    user = make_user()
-    _, _, ([a0, a1],) = course_with(session, user, 2)
-    _, _, ([elsewhere],) = course_with(session, user, 1, title="Other")
-    video_ids, error = {
-        "unknown": ([a0.id, uuid.uuid4()], NotFound),
-        "duplicate": ([a0.id, a0.id], InvalidInput),
-        "malformed": ([a0.id, "x"], InvalidInput),
-        "empty": ([], InvalidInput),
-        "other course": ([a0.id, elsewhere.id], InvalidInput),  # one course at a time
-    }[bad]
-    before = snapshot(engine)
-
-    with pytest.raises(error):
-        call(engine, videos.delete_videos, user=user, video_ids=video_ids)
-
-    assert snapshot(engine) == before
-
-
-def test_a_delete_failing_midway_changes_nothing(session, engine, make_user, monkeypatch):
-    user = make_user()
-    _, (a,), ([a0, a1, a2],) = course_with(session, user, 3)
-    before = snapshot(engine)
-    real_remove, removed = outbox.remove_video_row, []
-
-    def remove_then_fail(**kwargs):
-        if removed:
-            raise RuntimeError("the database went away")
-        removed.append(kwargs["video"].id)
-        return real_remove(**kwargs)
-
-    monkeypatch.setattr(videos, "remove_video_row", remove_then_fail)
-    with pytest.raises(RuntimeError):
-        call(engine, videos.delete_videos, user=user, video_ids=[a0.id, a2.id])
-
-    assert removed == [a0.id]
-    assert snapshot(engine) == before
-
-
-# delete_chapters ---------------------------------------------------------------------------------
-
-
-def test_delete_chapters_removes_them_and_their_videos_through_the_outbox(session, engine, make_user):
-    user = make_user()
-    course, (c0, c1, c2, c3), rows = course_with(session, user, 2, 0, 3, 1)
-
-    pending = call(engine, courses.delete_chapters, user=user, chapter_ids=[c2.id, str(c0.id)])
-
-    with Session(engine) as fresh:
-        left = list(fresh.exec(
-            select(Chapter.id, Chapter.position).where(Chapter.course_id == course.id).order_by(Chapter.position)
-        ))
-        assert left == [(c1.id, 0), (c3.id, 1)]
-        assert set(fresh.exec(select(Video.id))) == {rows[3][0].id}
-    outbox = outbox_rows(engine)
-    assert sorted(pending) == sorted(r.id for r in outbox)
-    assert sorted(r.storage_key for r in outbox) == sorted(v.storage_key for v in rows[0] + rows[2])
-
-
-def test_delete_chapter_returns_its_outbox_ids(session, engine, make_user):
-    user = make_user()
-    _, (c0, c1), rows = course_with(session, user, 2, 1)
-
-    pending = call(engine, courses.delete_chapter, user=user, chapter_id=c0.id)
-
-    assert isinstance(pending, list) and len(pending) == 2
-    assert sorted(pending) == sorted(r.id for r in outbox_rows(engine))
-    assert call(engine, courses.delete_chapter, user=user, chapter_id=c1.id) != []
-
-
-def test_delete_chapters_with_one_strangers_id_deletes_nothing(session, engine, make_user):
-    user, stranger = make_user(), make_user()
-    _, (c0, c1), _ = course_with(session, user, 1, 1)
-    _, (theirs,), _ = course_with(session, stranger, 1)
-    before = snapshot(engine)
-
-    with pytest.raises(Forbidden):
-        call(engine, courses.delete_chapters, user=user, chapter_ids=[c0.id, theirs.id])
-    with pytest.raises(Forbidden):
-        call(engine, courses.delete_chapters, user=stranger, chapter_ids=[theirs.id, c1.id])
-
-    assert snapshot(engine) == before
-
-
-@pytest.mark.parametrize("bad", ["unknown", "duplicate", "malformed", "empty", "not a list", "other course"])
-def test_delete_chapters_validates_the_list(session, engine, make_user, bad):
-    user = make_user()
-    _, (c0, c1), _ = course_with(session, user, 1, 1)
-    _, (elsewhere,), _ = course_with(session, user, 1, title="Other")
-    chapter_ids, error = {
-        "unknown": ([c0.id, uuid.uuid4()], NotFound),
-        "duplicate": ([c0.id, str(c0.id)], InvalidInput),
-        "malformed": ([c0.id, None], InvalidInput),
-        "empty": ([], InvalidInput),
-        "not a list": (str(c0.id), InvalidInput),
-        "other course": ([c0.id, elsewhere.id], InvalidInput),
-    }[bad]
-    before = snapshot(engine)
-
-    with pytest.raises(error):
-        call(engine, courses.delete_chapters, user=user, chapter_ids=chapter_ids)
-
-    assert snapshot(engine) == before
-
-
-def test_a_chapter_delete_failing_midway_changes_nothing(session, engine, make_user, monkeypatch):
-    user = make_user()
-    _, (c0, c1, c2), _ = course_with(session, user, 2, 1, 2)
-    before = snapshot(engine)
-
-    def renumber_fails(session, rows):
-        raise RuntimeError("the database went away")
-
-    monkeypatch.setattr(courses, "renumber", renumber_fails)  # after the rows and videos are deleted
-    with pytest.raises(RuntimeError):
-        call(engine, courses.delete_chapters, user=user, chapter_ids=[c0.id, c2.id])
-
     assert snapshot(engine) == before

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import Session, select
 
-from course_app.models import Chapter, Course, User, Video
-from course_app.services import courses, videos
+from course_app.models import TRASH_POSITION_TOP, Chapter, Course, User, Video
+from course_app.services import courses, trash, videos
+from tests.deleting import delete_video_for_good
 
 N = 50
 
@@ -47,12 +48,14 @@ def run_together(engine, work: Callable[[Session, int], object], n: int = N) -> 
 
 def chapter_positions(engine, course_id) -> list[int]:
     with Session(engine) as fresh:
-        return list(fresh.exec(select(Chapter.position).where(Chapter.course_id == course_id).order_by(Chapter.position)))
+        return list(fresh.exec(select(Chapter.position).where(
+            Chapter.course_id == course_id, Chapter.deleted_at.is_(None)).order_by(Chapter.position)))
 
 
 def video_order(engine, chapter_id) -> list[tuple[uuid.UUID, int]]:
     with Session(engine) as fresh:
-        rows = fresh.exec(select(Video.id, Video.position).where(Video.chapter_id == chapter_id).order_by(Video.position))
+        rows = fresh.exec(select(Video.id, Video.position).where(
+            Video.chapter_id == chapter_id, Video.deleted_at.is_(None)).order_by(Video.position))
         return [(video_id, position) for video_id, position in rows]
 
 
@@ -138,7 +141,7 @@ def test_simultaneous_moves_out_of_one_chapter_into_another(session, engine, mak
     assert video_order(engine, source.id) == [(moving[N].id, 0), (moving[N + 1].id, 1)]
 
 
-def test_simultaneous_uploads_and_deletes_in_one_chapter(session, engine, make_user):
+def test_simultaneous_uploads_and_moves_to_the_trash_in_one_chapter(session, engine, make_user):
     user = make_user()
     _, (chapter,) = setup_course(session, user, 1)
     doomed = [begin(session, user, chapter, f"old-{i}.mp4") for i in range(N // 2)]
@@ -146,7 +149,7 @@ def test_simultaneous_uploads_and_deletes_in_one_chapter(session, engine, make_u
 
     def work(s: Session, i: int) -> object:
         if i % 2:
-            return videos.delete_video(session=s, user=user, video_id=doomed[i // 2].id)
+            return trash.trash_video(session=s, user=user, video_id=doomed[i // 2].id)
         return begin(s, user, chapter, f"new-{i}.mp4")
 
     _, failures = run_together(engine, work)
@@ -155,6 +158,44 @@ def test_simultaneous_uploads_and_deletes_in_one_chapter(session, engine, make_u
     order = video_order(engine, chapter.id)
     assert [position for _, position in order] == list(range(N // 2))
     assert not {v.id for v in doomed} & {video_id for video_id, _ in order}
+
+
+def test_simultaneous_moves_to_and_restores_from_the_trash(session, engine, make_user):
+    """Half the writers trash a live video, half restore a trashed one (chapters too):
+    every call succeeds, live rows stay 0..n-1, parked positions stay unique."""
+    user = make_user()
+    course, chapters = setup_course(session, user, 6)
+    live = [begin(session, user, chapters[0], f"live-{i}.mp4") for i in range(N // 2)]
+    trashed = [begin(session, user, chapters[0], f"trashed-{i}.mp4") for i in range(N // 2)]
+    session.commit()
+    trash.trash_videos(session=session, user=user, video_ids=[v.id for v in trashed])
+    trash.trash_chapters(session=session, user=user, chapter_ids=[c.id for c in chapters[1:4]])
+    session.commit()
+
+    trashing = {i: live[i // 2] for i in range(5, N) if i % 2}
+    restoring = {i: trashed[i // 2] for i in range(5, N) if not i % 2}
+
+    def work(s: Session, i: int) -> object:
+        if i < 3:  # C1, C2, C3 come back
+            return trash.restore_chapter(session=s, user=user, chapter_id=chapters[1 + i].id)
+        if i < 5:  # C4, C5 go
+            return trash.trash_chapter(session=s, user=user, chapter_id=chapters[i + 1].id)
+        if i in trashing:
+            return trash.trash_video(session=s, user=user, video_id=trashing[i].id)
+        return trash.restore_video(session=s, user=user, video_id=restoring[i].id)
+
+    _, failures = run_together(engine, work)
+
+    assert_all_succeeded(failures)
+    order = video_order(engine, chapters[0].id)
+    assert [position for _, position in order] == list(range(len(order)))
+    gone, back = {v.id for v in trashing.values()}, {v.id for v in restoring.values()}
+    assert {video_id for video_id, _ in order} == {v.id for v in live if v.id not in gone} | back
+    assert chapter_positions(engine, course.id) == [0, 1, 2, 3]  # C0 and the three restored
+    with Session(engine) as fresh:
+        parked = list(fresh.exec(select(Video.position).where(
+            Video.chapter_id == chapters[0].id, Video.deleted_at.is_not(None))))
+    assert len(parked) == len(set(parked)) and all(p < TRASH_POSITION_TOP for p in parked)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -207,7 +248,7 @@ def test_an_upload_into_a_chapter_deleted_meanwhile_is_not_found(session, engine
 
     user = make_user()
     _, (chapter, other) = setup_course(session, user, 2)
-    meanwhile(videos, lambda s: courses.delete_chapter(session=s, user=user, chapter_id=chapter.id))
+    meanwhile(videos, lambda s: trash.trash_chapter(session=s, user=user, chapter_id=chapter.id))
 
     with Session(engine) as s, pytest.raises(NotFound):
         begin(s, user, chapter)
@@ -237,7 +278,7 @@ def test_a_failed_upload_removed_meanwhile_is_left_alone(session, engine, make_u
     _, (chapter,) = setup_course(session, user, 1)
     video, kept = begin(session, user, chapter, "gone.mp4"), begin(session, user, chapter, "kept.mp4")
     session.commit()
-    meanwhile(videos, lambda s: videos.delete_video(session=s, user=user, video_id=video.id))
+    meanwhile(videos, lambda s: delete_video_for_good(session=s, user=user, video_id=video.id))
 
     with Session(engine) as s:
         assert videos.fail_upload(session=s, video_id=video.id, reason="stopped", remove_row=True) is None

@@ -12,13 +12,14 @@ from sqlmodel import Session, select
 
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from course_app.models import Chapter, Course, StorageDeletion, Video
-from course_app.services import courses
+from course_app.services import courses, outline, trash
 
 
 def stored_chapters(engine, course_id) -> list[tuple[str, int]]:
-    """(title, position) of a course's chapters as committed, in position order."""
+    """(title, position) of a course's live chapters as committed, in position order."""
     with Session(engine) as fresh:
-        rows = fresh.exec(select(Chapter).where(Chapter.course_id == course_id).order_by(Chapter.position))
+        rows = fresh.exec(select(Chapter).where(Chapter.course_id == course_id, Chapter.deleted_at.is_(None))
+                          .order_by(Chapter.position))
         return [(c.title, c.position) for c in rows]
 
 
@@ -265,13 +266,13 @@ def test_owned_chapter_checks_it_belongs_to_the_given_course(session, make_user)
         courses.owned_chapter(session=session, user=user, chapter_id="chapter-1")
 
 
-def test_positions_stay_dense_and_ordered_after_deletes(session, engine, make_user):
+def test_positions_stay_dense_and_ordered_after_moves_to_the_trash(session, engine, make_user):
     user = make_user()
     course, chapters = course_with_chapters(session, user, "A", "B", "C", "D", "E")
 
-    courses.delete_chapter(session=session, user=user, chapter_id=chapters[1].id)  # B
-    courses.delete_chapter(session=session, user=user, chapter_id=chapters[0].id)  # A
-    courses.delete_chapter(session=session, user=user, chapter_id=chapters[4].id)  # E (last)
+    trash.trash_chapter(session=session, user=user, chapter_id=chapters[1].id)  # B
+    trash.trash_chapter(session=session, user=user, chapter_id=chapters[0].id)  # A
+    trash.trash_chapter(session=session, user=user, chapter_id=chapters[4].id)  # E (last)
     session.commit()
 
     assert stored_chapters(engine, course.id) == [("C", 0), ("D", 1)]
@@ -279,29 +280,38 @@ def test_positions_stay_dense_and_ordered_after_deletes(session, engine, make_us
     session.commit()
     assert added.position == 2
     assert stored_chapters(engine, course.id) == [("C", 0), ("D", 1), ("F", 2)]
+    assert [c.chapter.title for c in outline.chapter_summaries(session=session, user=user, course_id=course.id)] == [
+        "C", "D", "F"]
 
 
-def test_delete_someone_elses_chapter_is_refused(session, engine, make_user):
+def test_trashing_someone_elses_chapter_is_refused(session, engine, make_user):
     owner, intruder = make_user(), make_user()
     course, chapters = course_with_chapters(session, owner, "A", "B")
 
     with pytest.raises(Forbidden):
-        courses.delete_chapter(session=session, user=intruder, chapter_id=chapters[0].id)
+        trash.trash_chapter(session=session, user=intruder, chapter_id=chapters[0].id)
     session.commit()
 
     assert stored_chapters(engine, course.id) == [("A", 0), ("B", 1)]
 
 
-def test_delete_chapter_removes_its_videos_through_the_storage_outbox(session, engine, make_user):
+def test_a_trashed_chapter_keeps_its_videos_and_their_files_until_purged(session, engine, make_user):
     user = make_user()
     course, (a, b) = course_with_chapters(session, user, "A", "B")
     doomed = add_video(session, course, a)
     kept = add_video(session, course, b)
 
-    courses.delete_chapter(session=session, user=user, chapter_id=a.id)
+    trash.trash_chapter(session=session, user=user, chapter_id=a.id)
     session.commit()
 
     assert stored_chapters(engine, course.id) == [("B", 0)]
+    assert sorted(stored_video_ids(engine)) == sorted([doomed.id, kept.id])
+    assert pending_deletion_keys(engine) == []
+    assert [s.video_count for s in courses.list_courses(session=session, user=user)] == [1]
+
+    trash.purge_chapter(session=session, user=user, chapter_id=a.id)
+    session.commit()
+
     assert stored_video_ids(engine) == [kept.id]
     assert pending_deletion_keys(engine) == [doomed.storage_key]
 

@@ -19,10 +19,11 @@ from sqlmodel import Session
 import course_app.cli
 import course_app.db
 from course_app.models import Chapter, UploadSession, Video
-from course_app.services import courses, reconcile, upload_sessions, videos
+from course_app.services import courses, reconcile, trash, upload_sessions, videos
 from course_app.storage.base import Leftover
 from course_app.storage.keys import TEMP_MARKER
 from course_app.storage.local import LocalStorage
+from tests.deleting import delete_video_for_good
 
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(200)
 NO_GRACE = timedelta(0)
@@ -150,6 +151,27 @@ def test_a_ready_row_whose_file_is_missing_is_marked_failed_with_a_reason(sessio
     assert row.status == "failed" and row.error == reconcile.MISSING_FILE_REASON
 
 
+def test_trashed_rows_keep_their_files_and_are_counted_apart(session, storage, session_factory, chapter):
+    """A video in the course trash keeps its file until purged: not an orphan, even
+    with no grace; its missing file is a problem of its own, repaired like a live one."""
+    user, chap = chapter
+    kept, lost, live = (ready(session, storage, user, chap) for _ in range(3))
+    trash.trash_videos(session=session, user=user, video_ids=[kept.id, lost.id])
+    session.commit()
+    storage.delete(lost.storage_key, lost.storage_key)
+
+    report = check(session, storage, NO_GRACE)
+
+    assert report.rows_checked == 3 and report.trashed_rows == 2 and report.as_dict()["trashed_rows"] == 2
+    assert [(p.kind, p.key) for p in report.problems] == [("trashed_missing_file", lost.storage_key)]
+    assert "in the trash since" in report.problems[0].detail
+    assert "(2 in a course trash, files kept until purged)" in course_app.cli.format_report(report)
+    result = reconcile.repair(session_factory=session_factory, storage=storage, grace=NO_GRACE)
+    assert result.ok and {o.key for o in storage.list("")} == {kept.storage_key, live.storage_key}
+    with Session(session.get_bind()) as fresh:
+        assert fresh.get(Video, lost.id).status == "failed" and fresh.get(Video, lost.id).deleted_at is not None
+
+
 def test_a_row_marked_ready_after_the_listing_started_is_not_judged(session, storage, chapter, monkeypatch):
     """The listing is taken first; a row that became ready after it is newer than
     what the listing could show, so it is not reported as missing its file."""
@@ -205,7 +227,7 @@ def test_a_deletion_that_fails_again_stays_and_the_exit_is_not_clean(session, st
                                                                      monkeypatch):
     user, chap = chapter
     video = ready(session, storage, user, chap)
-    videos.delete_video(session=session, user=user, video_id=video.id)
+    delete_video_for_good(session=session, user=user, video_id=video.id)
     session.commit()
     monkeypatch.setattr(storage, "delete", lambda *_: (_ for _ in ()).throw(
         __import__("course_app.storage.base", fromlist=["StorageError"]).StorageError("still down")))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from course_app.errors import Forbidden, NotFound, Stale
-from course_app.services import courses, video_layout, videos
+from course_app.services import courses, trash, video_layout, videos
 from tests.unit.test_batch import call, course_with, order
 
 
@@ -36,7 +36,7 @@ def test_restoring_keeps_videos_that_arrived_since_and_skips_deleted_ones(engine
                   chapter_id=str(one.id), before_id=None)
     new = call(engine, videos.begin_upload, user=user, course_id=course.id, chapter_id=one.id, filename="new.mp4",
                content_type="video/mp4", declared_size=None, max_bytes=10_000)
-    call(engine, videos.delete_video, user=user, video_id=a[1].id)
+    call(engine, trash.trash_video, user=user, video_id=a[1].id)
     call(engine, video_layout.restore_layout, user=user, course_id=course.id, layout=layout)
     assert [str(i) for i in order(engine, one)] == [str(a[0].id), str(a[2].id), str(new.id)]
 
@@ -48,7 +48,7 @@ def test_restoring_is_revision_checked_and_refused_for_a_deleted_chapter(engine,
                   chapter_id=str(two.id))
     with pytest.raises(Stale):
         call(engine, video_layout.restore_layout, user=user, course_id=course.id, layout=layout, revision=0)
-    call(engine, courses.delete_chapter, user=user, chapter_id=one.id)
+    call(engine, trash.trash_chapter, user=user, chapter_id=one.id)
     with pytest.raises(NotFound):
         call(engine, video_layout.restore_layout, user=user, course_id=course.id, layout=layout)
 

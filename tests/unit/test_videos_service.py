@@ -17,6 +17,7 @@ from course_app.models import Chapter, Course, StorageDeletion, Video
 from course_app.services import courses, outbox, reconcile, videos
 from course_app.storage.base import StorageError
 from course_app.storage.local import LocalStorage
+from tests.deleting import delete_chapter_for_good, delete_video_for_good
 
 MAX = 10_000_000
 
@@ -163,7 +164,7 @@ def test_finish_upload_of_a_row_deleted_meanwhile_sends_the_file_to_the_outbox(s
     video = begin(session, user, chapter)
     session.commit()
     stored = storage.put_stream(video.storage_key, [b"bytes"], content_type="video/mp4")
-    videos.delete_video(session=session, user=user, video_id=video.id)
+    delete_video_for_good(session=session, user=user, video_id=video.id)
     session.commit()
     outbox_before = len(committed_deletions(engine))
 
@@ -327,21 +328,21 @@ def test_move_video_refuses_a_chapter_of_another_course_or_user(session, engine,
     assert committed_order(engine, strangers_chapter.id) == []
 
 
-# Deletion through the outbox ----------------------------------------------------------------
+# Deletion for good (trash, then purge) through the outbox ----------------------------------------------------------------
 
 
-def test_delete_video_removes_the_row_and_records_the_file_in_one_transaction(session, engine, make_user, storage):
+def test_purging_a_video_removes_the_row_and_records_the_file_in_one_transaction(session, engine, make_user, storage):
     user = make_user()
     _, (chapter,) = course_with(session, user, "Intro")
     a, b, c = (ready_video(session, storage, user, chapter) for _ in range(3))
 
-    pending = videos.delete_video(session=session, user=user, video_id=b.id)
+    pending = delete_video_for_good(session=session, user=user, video_id=b.id)
     assert session.get(StorageDeletion, pending.id) is not None
     session.rollback()  # both halves go together...
     assert committed_ids(engine, chapter.id) == [a.id, b.id, c.id]
     assert committed_deletions(engine) == []
 
-    pending = videos.delete_video(session=session, user=user, video_id=b.id)
+    pending = delete_video_for_good(session=session, user=user, video_id=b.id)
     session.commit()  # ...and are committed together
 
     assert committed_ids(engine, chapter.id) == [a.id, c.id]
@@ -351,15 +352,15 @@ def test_delete_video_removes_the_row_and_records_the_file_in_one_transaction(se
     assert b.storage_key in stored_keys(storage)  # the file goes only when the outbox runs
 
 
-def test_delete_video_of_someone_else_is_forbidden(session, engine, make_user, storage):
+def test_purging_a_video_of_someone_else_is_forbidden(session, engine, make_user, storage):
     owner, stranger = make_user(), make_user()
     _, (chapter,) = course_with(session, owner, "Intro")
     video = ready_video(session, storage, owner, chapter)
 
     with pytest.raises(Forbidden):
-        videos.delete_video(session=session, user=stranger, video_id=video.id)
+        delete_video_for_good(session=session, user=stranger, video_id=video.id)
     with pytest.raises(NotFound):
-        videos.delete_video(session=session, user=owner, video_id=uuid.uuid4())
+        delete_video_for_good(session=session, user=owner, video_id=uuid.uuid4())
     session.rollback()
 
     assert committed_ids(engine, chapter.id) == [video.id]
@@ -370,7 +371,7 @@ def test_process_pending_deletions_deletes_the_file_and_the_outbox_row(session, 
     user = make_user()
     _, (chapter,) = course_with(session, user, "Intro")
     doomed, kept = (ready_video(session, storage, user, chapter) for _ in range(2))
-    videos.delete_video(session=session, user=user, video_id=doomed.id)
+    delete_video_for_good(session=session, user=user, video_id=doomed.id)
     session.commit()
 
     assert outbox.process_pending_deletions(session_factory=session_factory, storage=storage) == (1, 0)
@@ -385,8 +386,8 @@ def test_carry_out_tells_the_configured_storage_about_the_given_rows(
     user = make_user()
     _, (chapter,) = course_with(session, user, "Intro")
     first, second, kept = (ready_video(session, storage, user, chapter) for _ in range(3))
-    pending = videos.delete_video(session=session, user=user, video_id=first.id)
-    videos.delete_video(session=session, user=user, video_id=second.id)
+    pending = delete_video_for_good(session=session, user=user, video_id=first.id)
+    delete_video_for_good(session=session, user=user, video_id=second.id)
     session.commit()
 
     asyncio.run(outbox.carry_out(ids=[pending.id]))
@@ -402,7 +403,7 @@ def test_a_failed_storage_deletion_is_kept_and_retried_later(session, engine, ma
     user = make_user()
     _, (chapter,) = course_with(session, user, "Intro")
     video = ready_video(session, storage, user, chapter)
-    videos.delete_video(session=session, user=user, video_id=video.id)
+    delete_video_for_good(session=session, user=user, video_id=video.id)
     session.commit()
     storage.down = True
     before = datetime.now(timezone.utc)
@@ -452,13 +453,13 @@ def test_an_unfinished_upload_deletion_removes_exactly_its_key(session, engine, 
     assert committed_video(engine, video.id).status == "failed"
 
 
-def test_deleting_a_chapter_queues_every_file_of_its_videos(session, engine, make_user, storage, session_factory):
+def test_purging_a_chapter_queues_every_file_of_its_videos(session, engine, make_user, storage, session_factory):
     user = make_user()
     course, (doomed, kept) = course_with(session, user, "Doomed", "Kept")
     gone = [ready_video(session, storage, user, doomed) for _ in range(3)]
     survivor = ready_video(session, storage, user, kept)
 
-    courses.delete_chapter(session=session, user=user, chapter_id=doomed.id)
+    delete_chapter_for_good(session=session, user=user, chapter_id=doomed.id)
     session.commit()
 
     assert sorted(d.storage_key for d in committed_deletions(engine)) == sorted(v.storage_key for v in gone)
@@ -522,7 +523,7 @@ def test_check_videos_reports_every_kind_of_disagreement(session, make_user, sto
     orphan = f"videos/{user.id}/{uuid.uuid4()}"
     storage.put_stream(orphan, [b"nobody's"], content_type="video/mp4")
     queued = ready_video(session, storage, user, chapter)
-    videos.delete_video(session=session, user=user, video_id=queued.id)
+    delete_video_for_good(session=session, user=user, video_id=queued.id)
     session.commit()
 
     report = reconcile.check_videos(session=session, storage=storage)
@@ -564,7 +565,7 @@ def test_check_videos_is_ok_again_once_the_outbox_ran(session, engine, make_user
     user = make_user()
     _, (chapter,) = course_with(session, user, "Intro")
     video = ready_video(session, storage, user, chapter)
-    videos.delete_video(session=session, user=user, video_id=video.id)
+    delete_video_for_good(session=session, user=user, video_id=video.id)
     session.commit()
     assert [p.kind for p in reconcile.check_videos(session=session, storage=storage).problems] == ["pending_deletion"]
 
