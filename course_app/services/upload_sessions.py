@@ -329,6 +329,9 @@ class MissingParts(Conflict):
         super().__init__(f"The upload is missing {len(missing)} part(s): {shown}. Send them, then complete again.")
         self.missing = missing
 
+    def details(self) -> dict:
+        return {"missing_parts": self.missing}
+
 
 def complete(
     *,
