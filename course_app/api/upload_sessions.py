@@ -67,17 +67,18 @@ async def put_part(upload_id: str, number: int, request: Request, user: CurrentU
     enforce_rate_limit(settings.part_rate_limit, f"user:{user.id}", what="part upload")
     length = request.headers.get("content-length")
     size = int(length) if length and length.isdigit() else None
-    # Refuse before storing a byte: owner, open session, part number, exact size.
+    client_sha1 = request.headers.get("x-part-sha1")
+    # Refuse before storing a byte: owner, open session, part number, exact size, SHA1's form.
     try:
-        await run_in_session(upload_sessions.check_part, user=user, upload_id=upload_id, number=number, size=size)
+        target = await run_in_session(upload_sessions.part_target, user=user, upload_id=upload_id, number=number,
+                                      size=size, client_sha1=client_sha1)
     except DomainError:
         await drain_small_body(request, size)
         raise
-    client_sha1 = request.headers.get("x-part-sha1")
     part, _ = await stream_to_thread(
         lambda source: upload_sessions.store_part(
             session_factory=session_scope, storage=storage, user=user, upload_id=upload_id, number=number,
-            size=size, chunks=source, client_sha1=client_sha1,
+            size=size, chunks=source, client_sha1=client_sha1, target=target,
         ),
         request.stream(),
         limit=size,
