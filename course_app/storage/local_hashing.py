@@ -171,6 +171,10 @@ def advance_cursor(
                     return  # nothing recorded ahead of the cursor: no read-back needed
             streamed.catch_up = True
             return
+        hashed = cursor.hashed
+        if info.number <= len(hashed) and hashed[info.number - 1] != (info.size, info.sha1):
+            drop_cursor(key, cursor)  # a part it had hashed changed: complete hashes from the start
+            return
         _schedule(key, cursor)
     except Exception as exc:
         logger.warning("local storage: hashing part %s in %s ahead of completion stopped: %s", info.number, folder, exc)
