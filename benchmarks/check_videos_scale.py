@@ -137,13 +137,13 @@ def build(engine, storage: LocalStorage, count: int, via_put_stream: bool) -> di
         key = f"videos/{owner}/{video_id}"
         data = MP4_HEAD + n.to_bytes(8, "big")
         row = {"id": video_id, "course_id": chapter["course_id"], "chapter_id": chapter["id"], "title": f"Video {n}",
-               "filename": f"video{n}.mp4", "video_url": f"/api/videos/{video_id}/stream", "backblaze_file_id": key,
+               "filename": f"video{n}.mp4", "backblaze_file_id": key,
                "storage_key": key, "size_bytes": len(data), "sha1": hashlib.sha1(data).hexdigest(),
                "content_type": "video/mp4", "status": "ready", "error": None, "duration_seconds": None,
                "position": n % PER_CHAPTER, "created_at": now, "updated_at": now}
         kind = n % 1000 if n < seed * 1000 else -1
         if kind == 1:  # uploading for two hours, nothing stored
-            row.update(status="uploading", size_bytes=None, sha1=None, backblaze_file_id=None, video_url="",
+            row.update(status="uploading", size_bytes=None, sha1=None, backblaze_file_id=None,
                        created_at=two_hours_ago, updated_at=two_hours_ago)
         elif kind == 2:
             row["size_bytes"] += 1

@@ -9,6 +9,10 @@ class DomainError(Exception):
     code = "bad_request"
     retryable = False  # whether sending the same request again may succeed
 
+    def details(self) -> dict:
+        """Facts a program may act on, sent beside the message in the API's error body."""
+        return {}
+
 
 class InvalidInput(DomainError):
     status_code = 400

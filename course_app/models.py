@@ -155,7 +155,6 @@ class Video(SQLModel, table=True):
     chapter_id: uuid.UUID = Field(foreign_key="chapters.id", index=True)
     title: str = Field(max_length=TITLE_MAX)
     filename: str = Field(max_length=1024)
-    video_url: str = Field(default="", max_length=2048)
     backblaze_file_id: str | None = Field(default=None, max_length=200, index=True)
     storage_key: str = Field(max_length=512, unique=True)
     size_bytes: int | None = Field(default=None, sa_type=BigInteger)

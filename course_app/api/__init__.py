@@ -12,23 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from course_app.api import auth, chapters, courses, tokens, trash, upload_sessions, videos
 from course_app.api.editing import Replayed
 from course_app.api.body_limit import BodyLimit
-from course_app.errors import DomainError, RateLimited, Stale
+from course_app.api.errors import domain_error_response, error_response
+from course_app.errors import DomainError
 from course_app.storage.base import StorageError
 
 log = logging.getLogger(__name__)
-
-
-def _error(
-    status: int, message: str, headers: dict[str, str] | None = None, *, code: str | None = None, retryable: bool = False
-) -> JSONResponse:
-    """Every error body: a message for people, a code and a retry hint for programs."""
-    body = {"error": message, "code": code or _CODES.get(status, "error"), "retryable": retryable}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "too_large", 415: "not_a_video", 422: "invalid_input", 429: "rate_limited",
-          500: "internal_error", 503: "unavailable"}
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -50,10 +38,7 @@ def build_api() -> FastAPI:
 
     @api.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-        if isinstance(exc, Stale) and exc.revision is not None:
-            headers = {"ETag": f'"{exc.revision}"'}  # the current revision, to fetch and retry
-        return _error(exc.status_code, str(exc), headers, code=exc.code, retryable=exc.retryable)
+        return domain_error_response(exc)
 
     @api.exception_handler(Replayed)
     async def _replayed(_: Request, exc: Replayed):
@@ -62,22 +47,22 @@ def build_api() -> FastAPI:
     @api.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
         # Storage trouble keeps its own retry hint (a full disk is final, a timeout is not).
-        return _error(503, str(exc) or "Storage is unavailable right now; try again.", code="storage_error",
-                      retryable=exc.retryable)
+        return error_response(503, str(exc) or "Storage is unavailable right now; try again.", code="storage_error",
+                              retryable=exc.retryable)
 
     @api.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, _describe_validation(exc))
+        return error_response(422, _describe_validation(exc))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-        return _error(exc.status_code, message, getattr(exc, "headers", None))
+        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @api.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "Something went wrong on our side. Try again in a moment.", retryable=True)
+        return error_response(500, "Something went wrong on our side. Try again in a moment.", retryable=True)
 
     api.add_middleware(BodyLimit)  # JSON and form bodies are read whole: cap them
     api.include_router(auth.router)

@@ -11,35 +11,17 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel
-
 from course_app.api.body_limit import BodyTooLarge
 from course_app.api.deps import CurrentUser, DbSession, check_csrf, client_ip, enforce_rate_limit
+from course_app.api.schemas import Credentials, UserPublic
 from course_app.auth.tokens import SESSION_COOKIE, create_session, end_session, notice_signature, safe_next
 from course_app.errors import DomainError, InvalidInput
-from course_app.models import User
 from course_app.services import users
 from course_app.settings import get_settings
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 AFTER_LOGIN = "/dashboard"
-
-
-class Credentials(BaseModel):
-    email: str
-    password: str
-    next: str = ""
-
-
-class UserPublic(BaseModel):
-    id: int
-    email: str
-    role: str
-
-
-def _public(user: User) -> UserPublic:
-    return UserPublic(id=user.id, email=user.email, role=user.role)
 
 
 async def _credentials(request: Request) -> tuple[Credentials, bool]:
@@ -105,7 +87,7 @@ async def _enter(request: Request, db: DbSession, *, signup: bool) -> Response:
     if is_form:
         response: Response = RedirectResponse(next_path or AFTER_LOGIN, status_code=303)
     else:
-        response = JSONResponse(_public(user).model_dump(), status_code=201 if signup else 200)
+        response = JSONResponse(UserPublic.of(user).model_dump(), status_code=201 if signup else 200)
     _set_session_cookie(response, token)
     return response
 
@@ -133,4 +115,4 @@ async def logout(request: Request, db: DbSession) -> Response:
 
 @router.get("/me", summary="The current user", response_model=UserPublic)
 def me(user: CurrentUser) -> UserPublic:
-    return _public(user)
+    return UserPublic.of(user)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from course_app.api.errors import error_response
 
 MAX_BODY_BYTES = 1024 * 1024
 DRAIN_FACTOR = 8  # a body up to 8x the cap is read and dropped, so its client sees the 413
@@ -43,7 +44,7 @@ class BodyLimit:
             if length.isdigit() and int(length) <= self.max_bytes * DRAIN_FACTOR:
                 while (await receive()).get("more_body", False):
                     pass
-            response = JSONResponse({"error": TOO_LARGE, "code": "too_large", "retryable": False}, status_code=413)
+            response = error_response(413, TOO_LARGE)
             await response(scope, receive, send)
             return
         received = 0

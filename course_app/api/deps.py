@@ -1,5 +1,5 @@
-"""What every API route needs: a database session, the current user (session
-cookie or bearer token), rate limits and the cross-site request check."""
+"""What every API route needs: a database session, the storage, the current user
+(session cookie or bearer token), rate limits and the cross-site request check."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from course_app.db import session_scope
 from course_app.errors import Forbidden, RateLimited, Unauthorized
 from course_app.models import User
 from course_app.settings import get_settings
+from course_app.storage import Storage, get_storage
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -30,6 +31,15 @@ def get_db() -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(get_db)]
+
+
+def current_storage() -> Storage:
+    """The process's storage (local disk or B2, both multipart-capable); tests may
+    override this dependency. Sync, so a first B2 authorization runs off the loop."""
+    return get_storage()
+
+
+StorageDep = Annotated[Storage, Depends(current_storage)]
 
 
 # Rate limits ----------------------------------------------------------------

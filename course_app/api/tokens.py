@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
-
 from course_app.api.deps import CurrentUser, DbSession
-from course_app.models import ApiToken
+from course_app.api.schemas import TokenCreate, TokenCreated, TokenPublic
 from course_app.services.api_tokens import create_api_token, list_api_tokens, revoke_api_token
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
 
-class TokenCreate(BaseModel):
-    name: str
-
-
-class TokenPublic(BaseModel):
-    id: int
-    name: str
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-
-
-class TokenCreated(TokenPublic):
-    token: str
-
-
-def _public(row: ApiToken) -> TokenPublic:
-    return TokenPublic(id=row.id, name=row.name, prefix=row.prefix, created_at=row.created_at, last_used_at=row.last_used_at)
-
-
 @router.get("", summary="List your API tokens (never their values)")
 def list_tokens(user: CurrentUser, db: DbSession) -> list[TokenPublic]:
-    return [_public(row) for row in list_api_tokens(session=db, user=user)]
+    return [TokenPublic.of(row) for row in list_api_tokens(session=db, user=user)]
 
 
 @router.post("", status_code=201, summary="Create an API token; its value is returned only here")
 def create_token(body: TokenCreate, user: CurrentUser, db: DbSession) -> TokenCreated:
     row, plain = create_api_token(session=db, user=user, name=body.name)
     db.commit()
-    return TokenCreated(**_public(row).model_dump(), token=plain)
+    return TokenCreated(**TokenPublic.of(row).model_dump(), token=plain)
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke an API token")

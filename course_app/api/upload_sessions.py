@@ -7,79 +7,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import uuid
-from datetime import datetime
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
-from course_app.api.deps import CurrentUser, drain_small_body, enforce_rate_limit
-from course_app.api.schemas import VideoPublic
+from course_app.api.deps import CurrentUser, StorageDep, drain_small_body, enforce_rate_limit
+from course_app.api.schemas import PartPublic, UploadComplete, UploadCreate, UploadPublic, VideoPublic
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError, InvalidInput
 from course_app.services import outbox, upload_sessions
 from course_app.services.byte_pump import stream_to_thread
-from course_app.services.upload_sessions import LedgerView, MissingParts
 from course_app.services.videos import format_size
 from course_app.settings import get_settings
-from course_app.storage import get_storage
 
 router = APIRouter(prefix="/api/uploads", tags=["resumable uploads"])
 
 HEAD_MAX = 64 * 1024
-
-
-class UploadCreate(BaseModel):
-    course_id: str
-    chapter_id: str
-    filename: str = Field(max_length=4096)
-    size: int = Field(gt=0)
-    fingerprint: str = Field(min_length=1, max_length=upload_sessions.FINGERPRINT_MAX)
-    head: str = Field(description="The file's first bytes (at least 4 KiB, or the whole file if smaller), base64")
-    title: str | None = None
-    sha1: str | None = Field(default=None, description="The whole file's SHA1, when known up front")
-
-
-class UploadComplete(BaseModel):
-    sha1: str | None = Field(default=None, description="The whole file's SHA1, checked against storage where it can be")
-
-
-class PartPublic(BaseModel):
-    number: int
-    size: int
-    sha1: str
-
-
-class UploadPublic(BaseModel):
-    id: uuid.UUID
-    video_id: uuid.UUID | None
-    course_id: uuid.UUID
-    chapter_id: uuid.UUID | None
-    filename: str
-    size: int
-    content_type: str
-    fingerprint: str
-    chunk_size: int
-    part_count: int
-    status: str
-    error: str | None
-    confirmed_bytes: int
-    parts: list[PartPublic]
-    missing_parts: list[int]
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, view: LedgerView) -> UploadPublic:
-        s = view.session
-        return cls(
-            id=s.id, video_id=s.video_id, course_id=s.course_id, chapter_id=s.chapter_id, filename=s.filename,
-            size=s.size_bytes, content_type=s.content_type, fingerprint=s.fingerprint, chunk_size=s.chunk_size,
-            part_count=s.part_count, status=s.status, error=s.error, confirmed_bytes=view.confirmed_bytes,
-            parts=[PartPublic(number=p.number, size=p.size, sha1=p.sha1) for p in view.parts],
-            missing_parts=view.missing_parts, created_at=s.created_at, updated_at=s.updated_at,
-        )
 
 
 def _decode_head(head: str) -> bytes:
@@ -94,12 +37,12 @@ def _decode_head(head: str) -> bytes:
 
 @router.post("", status_code=201, summary="Start a resumable upload (or find the open one for this file)",
              responses={200: {"description": "An open upload of the same file: resume it"}})
-async def create_upload(body: UploadCreate, user: CurrentUser) -> Response:
+async def create_upload(body: UploadCreate, user: CurrentUser, storage: StorageDep) -> Response:
     settings = get_settings()
     enforce_rate_limit(settings.upload_rate_limit, f"user:{user.id}", what="upload")
     view, created = await asyncio.to_thread(
         upload_sessions.create,
-        session_factory=session_scope, storage=get_storage(), user=user, course_id=body.course_id,
+        session_factory=session_scope, storage=storage, user=user, course_id=body.course_id,
         chapter_id=body.chapter_id, filename=body.filename, size=body.size, fingerprint=body.fingerprint,
         head=_decode_head(body.head), title=body.title, sha1=body.sha1, max_bytes=settings.max_upload_bytes,
         quota_bytes=settings.quota_bytes, configured_part_size=settings.upload_chunk_bytes,
@@ -119,23 +62,23 @@ async def get_upload(upload_id: str, user: CurrentUser) -> UploadPublic:
 
 
 @router.put("/{upload_id}/parts/{number}", summary="Send part N (raw bytes; X-Part-SHA1 optional but checked)")
-async def put_part(upload_id: str, number: int, request: Request, user: CurrentUser) -> PartPublic:
+async def put_part(upload_id: str, number: int, request: Request, user: CurrentUser, storage: StorageDep) -> PartPublic:
     settings = get_settings()
     enforce_rate_limit(settings.part_rate_limit, f"user:{user.id}", what="part upload")
     length = request.headers.get("content-length")
     size = int(length) if length and length.isdigit() else None
-    # Refuse before storing a byte: owner, open session, part number, exact size.
+    client_sha1 = request.headers.get("x-part-sha1")
+    # Refuse before storing a byte: owner, open session, part number, exact size, SHA1's form.
     try:
-        await run_in_session(upload_sessions.check_part, user=user, upload_id=upload_id, number=number, size=size)
+        target = await run_in_session(upload_sessions.part_target, user=user, upload_id=upload_id, number=number,
+                                      size=size, client_sha1=client_sha1)
     except DomainError:
         await drain_small_body(request, size)
         raise
-    client_sha1 = request.headers.get("x-part-sha1")
-    storage = get_storage()
     part, _ = await stream_to_thread(
         lambda source: upload_sessions.store_part(
             session_factory=session_scope, storage=storage, user=user, upload_id=upload_id, number=number,
-            size=size, chunks=source, client_sha1=client_sha1,
+            size=size, chunks=source, client_sha1=client_sha1, target=target,
         ),
         request.stream(),
         limit=size,
@@ -145,17 +88,15 @@ async def put_part(upload_id: str, number: int, request: Request, user: CurrentU
 
 
 @router.post("/{upload_id}/complete", summary="Join the parts; the video becomes ready once verified")
-async def complete_upload(upload_id: str, user: CurrentUser, body: UploadComplete | None = None) -> Response:
-    try:
-        video = await asyncio.to_thread(
-            upload_sessions.complete, session_factory=session_scope, storage=get_storage(), user=user,
-            upload_id=upload_id, sha1=body.sha1 if body else None,
-        )
-    except MissingParts as exc:
-        return JSONResponse(
-            {"error": str(exc), "code": exc.code, "retryable": False, "missing_parts": exc.missing}, status_code=409
-        )
-    return JSONResponse(VideoPublic.of(video).model_dump(mode="json"))
+async def complete_upload(
+    upload_id: str, user: CurrentUser, storage: StorageDep, body: UploadComplete | None = None
+) -> VideoPublic:
+    # Parts still missing: a 409 whose body lists them ("missing_parts").
+    video = await asyncio.to_thread(
+        upload_sessions.complete, session_factory=session_scope, storage=storage, user=user,
+        upload_id=upload_id, sha1=body.sha1 if body else None,
+    )
+    return VideoPublic.of(video)
 
 
 @router.delete("/{upload_id}", status_code=204, summary="Cancel an upload; nothing stays stored")

@@ -8,10 +8,11 @@ import re
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import Session
 
-from course_app.api.deps import CurrentUser, DbSession, enforce_rate_limit
+from course_app.api.deps import CurrentUser, DbSession, StorageDep, enforce_rate_limit
+from course_app.api.errors import error_response
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
 from course_app.api.editing import EditDep, apply_edit
 from course_app.api.schemas import VideoPublic, VideoUpdate
@@ -21,7 +22,6 @@ from course_app.models import User, Video, VideoStatus
 from course_app.services import courses, outbox, trash, uploads, videos
 from course_app.services.ordering import REVISION
 from course_app.settings import get_settings
-from course_app.storage import get_storage
 
 router = APIRouter(tags=["videos"])
 EDIT_HEADERS = "Send `If-Match` with the course's ETag to refuse the edit (412) if the course changed since."
@@ -52,7 +52,7 @@ def _declared_size(value: str | None) -> int | None:
         "The file is streamed to storage; its type is checked from its first bytes."
     ),
 )
-async def upload_video(request: Request, user: CurrentUser) -> VideoPublic:
+async def upload_video(request: Request, user: CurrentUser, storage: StorageDep) -> VideoPublic:
     settings = get_settings()
     enforce_rate_limit(settings.upload_rate_limit, f"user:{user.id}", what="upload")
     length = request.headers.get("content-length")
@@ -86,7 +86,7 @@ async def upload_video(request: Request, user: CurrentUser) -> VideoPublic:
 
     video = await uploads.ingest(
         user=user,
-        storage=get_storage(),
+        storage=storage,
         course_id=fields["course_id"],
         chapter_id=fields["chapter_id"],
         filename=start.filename,
@@ -158,11 +158,10 @@ class _Unsatisfiable(Exception):
 
 
 @router.get("/api/videos/{video_id}/stream", summary="Play a video (HTTP ranges; on B2 a short-lived link)")
-def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSession) -> Response:
+def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSession, storage: StorageDep) -> Response:
     video = videos.owned_video(session=db, user=user, video_id=video_id)
     if video.status != VideoStatus.READY or video.size_bytes is None:
         raise Conflict("This video is not ready to play yet.")
-    storage = get_storage()
     url = storage.download_url(video.storage_key, video.backblaze_file_id or video.storage_key, valid_seconds=300)
     if url:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
@@ -171,11 +170,8 @@ def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSessi
     try:
         byte_range = _byte_range(request.headers.get("range"), size)
     except _Unsatisfiable:
-        return JSONResponse(
-            {"error": "The requested range is outside the video.", "code": "range_not_satisfiable", "retryable": False},
-            status_code=416,
-            headers={"Content-Range": f"bytes */{size}"},
-        )
+        return error_response(416, "The requested range is outside the video.",
+                              headers={"Content-Range": f"bytes */{size}"})
     file_id = video.backblaze_file_id or video.storage_key
     if byte_range is None:
         headers["Content-Length"] = str(size)

@@ -14,23 +14,35 @@ from course_app.storage.base import UploadAborted
 
 T = TypeVar("T")
 
-QUEUE_CHUNKS = 4  # batches (about BATCH_BYTES each) waiting per request: a few MiB in flight per upload
-BATCH_BYTES = 1024 * 1024
+QUEUE_CHUNKS = 2  # batches (about BATCH_BYTES each) waiting per request: about a MiB in flight per upload
+BATCH_BYTES = 512 * 1024
 
 
 class _Feed:
     """Hands chunks from the event loop to the storage thread, at most
-    QUEUE_CHUNKS batches in flight (so memory stays bounded)."""
+    QUEUE_CHUNKS batches in flight (so memory stays bounded). When the queue is
+    full the loop waits until the thread takes a batch and wakes it (no polling,
+    so a short queue never leaves the thread waiting for the loop)."""
 
     _END = object()
 
     def __init__(self) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._loop = asyncio.get_running_loop()
+        self._space = asyncio.Event()
+        self._waiting = False  # the loop waits for room (set by the loop, cleared by the thread)
         self.consumer: asyncio.Future | None = None  # the storage thread's future
+
+    def attach(self, consumer: asyncio.Future) -> None:
+        self.consumer = consumer
+        consumer.add_done_callback(lambda _: self._space.set())  # a thread that stopped takes nothing more
 
     def chunks(self) -> Iterator[bytes]:
         while True:
             item = self._queue.get()
+            if self._waiting:
+                self._waiting = False
+                self._loop.call_soon_threadsafe(self._space.set)
             if item is self._END:
                 return
             if isinstance(item, BaseException):
@@ -43,7 +55,15 @@ class _Feed:
                 self._queue.put_nowait(item)
                 return
             except queue.Full:
-                await asyncio.sleep(0.002)
+                pass
+            self._space.clear()
+            self._waiting = True
+            try:  # the thread may have taken a batch before it could see the flag
+                self._queue.put_nowait(item)
+                self._waiting = False
+                return
+            except queue.Full:
+                await self._space.wait()
 
     async def end(self) -> None:
         await self.put(self._END)
@@ -67,7 +87,7 @@ async def stream_to_thread(
     error propagates, so the storage call can clean up after itself."""
     feed = _Feed()
     task = asyncio.ensure_future(asyncio.to_thread(work, feed.chunks()))
-    feed.consumer = task
+    feed.attach(task)
     try:
         # A batch is kept as the received chunks and joined once when sent: one copy
         # of every byte (a bytearray grown and then copied to bytes made two).

@@ -282,6 +282,30 @@ def record_part(*, session: Session, upload_id: uuid.UUID, part: PartInfo) -> Up
     return row
 
 
+@dataclass(frozen=True)
+class PartTarget:
+    """Where part N of an upload goes, as checked in a transaction of its own, or
+    the part already confirmed with the SHA1 the client sends (nothing to store)."""
+
+    upload_id: uuid.UUID
+    storage_key: str
+    storage_upload_id: str
+    confirmed: UploadPart | None
+
+
+def part_target(
+    *, session: Session, user: User, upload_id: object, number: object, size: object, client_sha1: str | None = None
+) -> PartTarget:
+    """check_part, the X-Part-SHA1 header's form, and the part already confirmed
+    with that SHA1: everything store_part needs to know before reading a byte."""
+    if client_sha1 is not None and not SHA1_HEX.fullmatch(client_sha1.lower()):
+        raise InvalidInput("The X-Part-SHA1 header must be 40 hexadecimal characters.")
+    upload = check_part(session=session, user=user, upload_id=upload_id, number=number, size=size)
+    existing = confirmed_part(session=session, upload_id=upload.id, number=number)
+    same = existing is not None and client_sha1 is not None and existing.sha1 == client_sha1.lower()
+    return PartTarget(upload.id, upload.storage_key, upload.storage_upload_id, existing if same else None)
+
+
 def store_part(
     *,
     session_factory: SessionFactory,
@@ -292,17 +316,19 @@ def store_part(
     size: int,
     chunks: Iterable[bytes],
     client_sha1: str | None,
+    target: PartTarget | None = None,
 ) -> tuple[UploadPart, bool]:
     """Store part ``number`` (synchronous: run it in a thread). Returns (part, stored):
-    a part already confirmed with the same SHA1 is not stored again (idempotent)."""
-    if client_sha1 is not None and not SHA1_HEX.fullmatch(client_sha1.lower()):
-        raise InvalidInput("The X-Part-SHA1 header must be 40 hexadecimal characters.")
-    with session_factory() as session:
-        upload = check_part(session=session, user=user, upload_id=upload_id, number=number, size=size)
-        existing = confirmed_part(session=session, upload_id=upload.id, number=number)
-        if existing is not None and client_sha1 is not None and existing.sha1 == client_sha1.lower():
-            return existing, False
-        key, storage_upload_id, upload_uuid = upload.storage_key, upload.storage_upload_id, upload.id
+    a part already confirmed with the same SHA1 is not stored again (idempotent).
+    ``target``: part_target's answer when the caller asked already (the API does,
+    to refuse before reading the body), which saves a transaction per part."""
+    if target is None:
+        with session_factory() as session:
+            target = part_target(session=session, user=user, upload_id=upload_id, number=number, size=size,
+                                 client_sha1=client_sha1)
+    if target.confirmed is not None:
+        return target.confirmed, False
+    key, storage_upload_id, upload_uuid = target.storage_key, target.storage_upload_id, target.upload_id
     try:
         info = storage.put_part(key, storage_upload_id, number, chunks, size=size)
     except UploadAborted:
@@ -328,6 +354,9 @@ class MissingParts(Conflict):
         shown = ", ".join(str(n) for n in missing[:20]) + (" …" if len(missing) > 20 else "")
         super().__init__(f"The upload is missing {len(missing)} part(s): {shown}. Send them, then complete again.")
         self.missing = missing
+
+    def details(self) -> dict:
+        return {"missing_parts": self.missing}
 
 
 def complete(

@@ -70,6 +70,7 @@ def course_videos(*, session: Session, course_id: uuid.UUID) -> list[Video]:
 
 
 def stream_url(video_id: uuid.UUID) -> str:
+    """Where a ready video plays (the API's ``video_url``); derived, never stored."""
     return f"/api/videos/{video_id}/stream"
 
 
@@ -268,7 +269,6 @@ def finish_upload(*, session: Session, video_id: uuid.UUID, stored: StoredObject
     video.backblaze_file_id = stored.file_id
     video.size_bytes = stored.size
     video.sha1 = stored.sha1 or None  # unknown (a B2 large file without a declared SHA1), not ""
-    video.video_url = stream_url(video.id)
     video.status = "ready"
     video.error = None
     video.updated_at = utcnow()

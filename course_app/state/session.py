@@ -44,12 +44,6 @@ def route_course_id(state: rx.State) -> str:
     return str(state.router.page.params.get("course_id", ""))[:MAX_ID_LENGTH]
 
 
-async def user_or_redirect(state: rx.State):
-    """(user, None) for a logged-in socket, else (None, the redirect to log in)."""
-    user = await current_user(state)
-    return user, (None if user else login_redirect(state.router.url.path))
-
-
 def requires_user(handler):
     """An event handler that needs a logged-in user (the one guard of every door in
     State): the user is resolved from the socket's session cookie on each call and

@@ -6,8 +6,9 @@ import dataclasses
 
 import reflex as rx
 
+from course_app.models import User
 from course_app.services import api_tokens
-from course_app.state.session import call_service, current_user, login_redirect, user_message
+from course_app.state.session import call_service, requires_user, user_message
 
 
 @dataclasses.dataclass
@@ -30,7 +31,7 @@ class TokensState(rx.State):
     # The value of a token just created, shown once to its owner and cleared on "Done".
     new_token: str = ""
 
-    async def _reload(self, user) -> None:
+    async def _reload(self, user: User) -> None:
         rows = await call_service(api_tokens.list_api_tokens, user=user)
         self.tokens = [
             TokenRow(id=r.id, name=r.name, prefix=r.prefix, created=_when(r.created_at), last_used=_when(r.last_used_at))
@@ -38,11 +39,9 @@ class TokensState(rx.State):
         ]
 
     @rx.event
-    async def load(self):
+    @requires_user
+    async def load(self, user: User):
         self.new_token = ""
-        user = await current_user(self)
-        if user is None:
-            return login_redirect(self.router.url.path)
         try:
             await self._reload(user)
             self.error = ""
@@ -51,10 +50,8 @@ class TokensState(rx.State):
         self.loaded = True
 
     @rx.event
-    async def create_token(self, form_data: dict):
-        user = await current_user(self)
-        if user is None:
-            return login_redirect(self.router.url.path)
+    @requires_user
+    async def create_token(self, user: User, form_data: dict):
         name = form_data.get("name") if isinstance(form_data, dict) else None
         try:
             _, plain = await call_service(api_tokens.create_api_token, user=user, name=name)
@@ -69,11 +66,8 @@ class TokensState(rx.State):
         self.new_token = ""
 
     @rx.event
-    async def revoke_token(self, token_id: int):
-        user = await current_user(self)
-        if user is None:
-            yield login_redirect(self.router.url.path)
-            return
+    @requires_user
+    async def revoke_token(self, user: User, token_id: int):
         if not isinstance(token_id, int) or isinstance(token_id, bool):
             self.error = "That token does not exist."
             return

@@ -13,13 +13,12 @@ refused with ValueError before the disk is touched.
 parts given, computes the whole-file SHA1, cuts ``data`` to the total size, fsyncs
 it, writes the sidecar and renames ``data`` into place (the same file system, so
 the bytes are never copied), then removes the folder. The whole-file SHA1 usually
-comes from an in-process cursor fed while the parts arrive: a part that arrives in
-order is hashed into it as it streams (``local_parts.next_in_line``), one that
-arrives early is read back once the gap before it is filled
-(``local_parts.advance_cursor``); complete trusts the cursor only for parts whose
-records still say what it hashed and reads the rest of ``data`` once (after a
-restart: all of it). Memory does not grow with the file. A second complete finds the object in
-place and returns it. An upload started before this layout (one file per part, no
+comes from an in-process cursor fed while the parts arrive (local_hashing.py: a
+part that arrives in order is hashed as it streams, one that arrives early is read
+back in the background once the gap before it is filled); complete trusts the
+cursor only for parts whose records still say what it hashed and reads the rest of
+``data`` once (after a restart: all of it). Memory does not grow with the file. A
+second complete finds the object in place and returns it. An upload started before this layout (one file per part, no
 part size in ``meta.json``) cannot go on: its calls raise StorageError (not
 retryable) and abort removes it.
 """
@@ -38,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from course_app.storage import local_disk as disk
-from course_app.storage import local_parts
+from course_app.storage import local_hashing, local_parts
 from course_app.storage.base import (
     MultipartStorage,
     ObjectNotFound,
@@ -160,7 +159,7 @@ class LocalMultipart(MultipartStorage):
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
             raise
-        local_parts.start_cursor(self._cursor_key(upload_id))
+        local_hashing.start_cursor(self._cursor_key(upload_id))
         return upload_id
 
     def put_part(self, key: str, upload_id: str, number: int, chunks: Iterable[bytes], *, size: int) -> PartInfo:
@@ -182,11 +181,11 @@ class LocalMultipart(MultipartStorage):
             with (
                 local_parts.locked_data(folder, exclusive=False) as fd,
                 local_parts.part_lock(folder, number),
-                local_parts.next_in_line(cursor_key, number) as in_order,
+                local_hashing.next_in_line(cursor_key, number) as in_order,
             ):
                 info = local_parts.write_part(folder, fd, number, chunks, size=size, offset=(number - 1) * part_size,
                                               whole=in_order)
-                local_parts.advance_cursor(cursor_key, folder, fd, info, part_size, streamed=in_order)
+                local_hashing.advance_cursor(cursor_key, folder, info, part_size, streamed=in_order)
         except StorageError as exc:
             if isinstance(exc.__cause__, FileNotFoundError) and self._read_upload_meta(folder) is None:
                 raise ObjectNotFound(UPLOAD_MISSING) from exc  # aborted or completed meanwhile
@@ -271,7 +270,7 @@ class LocalMultipart(MultipartStorage):
             stored = self.stat(key, key)
             if stored is None or stored.size != total:
                 raise
-        local_parts.drop_cursor(self._cursor_key(upload_id))
+        local_hashing.drop_cursor(self._cursor_key(upload_id))
         try:
             self._remove_upload(folder)
         except OSError as exc:  # the object is complete; abort_multipart can finish the cleanup
@@ -293,7 +292,7 @@ class LocalMultipart(MultipartStorage):
         extra = sorted(set(held) - {part.number for part in ordered})
         if extra:
             raise StorageError(EXTRA_PARTS.format(numbers=", ".join(map(str, extra))), retryable=False)
-        sha1 = local_parts.whole_file_sha1(self._cursor_key(upload_id), fd, ordered, total)
+        sha1 = local_hashing.whole_file_sha1(self._cursor_key(upload_id), fd, ordered, total)
         expected_sha1 = meta.get("sha1")
         if expected_sha1 and sha1 != expected_sha1:
             logger.warning(
@@ -334,7 +333,7 @@ class LocalMultipart(MultipartStorage):
         meta = self._read_upload_meta(folder)
         if meta is not None and meta["key"] != key:
             raise ValueError("upload_id belongs to another key")
-        local_parts.drop_cursor(self._cursor_key(upload_id))
+        local_hashing.drop_cursor(self._cursor_key(upload_id))
         with disk.errors(WRITE_FAILED):
             self._remove_upload(folder)
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import Session, select
 
+from course_app.api.schemas import VideoPublic
 from course_app.cli import format_report
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from course_app.models import Chapter, Course, StorageDeletion, Video
@@ -105,7 +106,8 @@ def test_begin_upload_writes_the_intent_row_before_any_byte(session, engine, mak
     assert stored.storage_key == f"videos/{user.id}/{first.id}"
     assert stored.filename == "Week_1 intro.mp4"
     assert stored.title == "Week 1 intro"
-    assert stored.size_bytes is None and stored.sha1 is None and stored.video_url == ""
+    assert stored.size_bytes is None and stored.sha1 is None
+    assert VideoPublic.of(stored).video_url == ""  # nothing to play yet
     assert committed_video(engine, second.id).title == "My title"
     assert committed_video(engine, second.id).content_type == "video/webm"
     assert committed_ids(engine, chapter.id) == [first.id, second.id]
@@ -154,7 +156,7 @@ def test_finish_upload_marks_the_row_ready_with_what_storage_confirmed(session, 
     assert stored.size_bytes == len(data)
     assert stored.sha1 == hashlib.sha1(data).hexdigest()
     assert stored.backblaze_file_id == stored.storage_key
-    assert stored.video_url == f"/api/videos/{video.id}/stream"
+    assert VideoPublic.of(stored).video_url == f"/api/videos/{video.id}/stream"
     assert b"".join(storage.open_range(stored.storage_key, stored.storage_key)) == data
 
 

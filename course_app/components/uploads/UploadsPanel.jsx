@@ -7,10 +7,10 @@ import { useEffect, useRef, useState, useSyncExternalStore } from "react";
 import { formatSize, formatSpeed, formatTimeLeft, percentOf } from "./format.js";
 import { fingerprintOf } from "./hash.js";
 import { deleteSession } from "./http.js";
+import { addFiles, cancel, dismiss, pause, resume, retry } from "./manager.js";
 import {
-  CANCELLABLE, EMPTY, PAUSABLE, addFiles, cancel, discarded, dismiss, getServerSnapshot, getSnapshot, listen, pause,
-  resume, retry, subscribe,
-} from "./manager.js";
+  CANCELLABLE, EMPTY, PAUSABLE, discarded, getServerSnapshot, getSnapshot, listen, subscribe,
+} from "./store.js";
 import { styles } from "./styles.js";
 
 function statusText(item) {

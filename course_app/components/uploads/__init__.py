@@ -7,7 +7,7 @@
   dropped onto a chapter, a chapter's own file input, and videos or chapters dragged
   to a new place (rows carry data attributes only, no handlers).
 
-The upload manager (manager.js) lives at module level in the browser: uploads keep
+The upload manager (manager.js, its store in store.js) lives at module level in the browser: uploads keep
 running while a chapter is collapsed or the app shows another page. The Reflex State
 hears only about results, each as one positional dict argument (validate it in the
 handler like any other event argument):
@@ -29,7 +29,8 @@ from reflex_base.event import passthrough_event_spec
 # assets/external/course_app/components/uploads/, so the modules import each other as
 # siblings. importable_path is the module path without the "?v=<hash>" query.
 _MODULES = {name: rx.asset(name, shared=True) for name in
-            ("format.js", "hash.js", "http.js", "manager.js", "styles.js", "UploadsPanel.jsx", "OutlineDnd.jsx")}
+            ("format.js", "hash.js", "http.js", "store.js", "manager.js", "styles.js", "UploadsPanel.jsx",
+              "OutlineDnd.jsx")}
 
 
 class UploadsPanel(rx.Component):

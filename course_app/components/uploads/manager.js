@@ -6,136 +6,25 @@
 //
 // It lives at module level, not in a component: uploads keep running while the
 // single-page app shows other pages or a chapter is collapsed, and any view
-// subscribes to the same store (useSyncExternalStore). Progress never goes
-// through the Reflex State, which only hears about results through the course's
-// listener: onUploaded(video), onFailed({filename, error, code, chapter_id}) and
-// onChanged({chapter_id}) (a session was created, cancelled or discarded).
+// subscribes to the same store (store.js, useSyncExternalStore). Progress never
+// goes through the Reflex State, which only hears about results through the
+// course's listener: onUploaded(video), onFailed({filename, error, code, chapter_id})
+// and onChanged({chapter_id}) (a session was created, cancelled or discarded).
 import { fingerprintOf, hex, subtle } from "./hash.js";
-import { formatSize, percentOf } from "./format.js";
+import { formatSize } from "./format.js";
 import {
   API, BACKOFF_MS, MAX_ATTEMPTS, STALE, UploadFailure, codeOf, deleteSession, isRetryable, messageOf, send,
 } from "./http.js";
+import { ACTIVE, BUSY, CANCELLABLE, PAUSABLE, emit, findJob, jobs, notify, removeJob, removeLater } from "./store.js";
 
 const FILES_IN_FLIGHT = 2;
 const PARTS_IN_FLIGHT = 3;
 const MAX_RETRY_AFTER_MS = 60000; // cap on a server's Retry-After
 const MAX_COMPLETE_ROUNDS = 3; // "complete" answering missing_parts, then parts sent again
-const TICK_MS = 400; // progress redraws while anything is active (2.5 per second)
-const SPEED_WINDOW_MS = 3000;
-const REMOVE_AFTER_MS = 4000; // finished and cancelled rows linger this long
-const ACTIVE = new Set(["preparing", "uploading", "completing"]); // holding one of the file slots
-const BUSY = new Set(["waiting", "preparing", "uploading", "completing"]); // leaving would lose work
-export const PAUSABLE = new Set(["waiting", "preparing", "uploading"]);
-export const CANCELLABLE = new Set(["waiting", "preparing", "uploading", "paused", "failed"]);
 const EXPIRED_MESSAGE = "This upload was cancelled or has expired on the server. Retry to upload the file again.";
 
-// The store --------------------------------------------------------------------------
-
-const jobs = []; // in the order files were added
-const listeners = new Set();
-const courses = new Map(); // courseId -> ref of {onUploaded, onFailed, onChanged} of the mounted page
-export const discarded = new Set(); // pending upload ids discarded here, until the page's list drops them
-export const EMPTY = [];
-let snapshot = EMPTY;
 let nextKey = 0;
-let ticker = null;
-let guarding = false;
 let creating = Promise.resolve(); // sessions are created one at a time, in queue order
-
-export function subscribe(listener) {
-  listeners.add(listener);
-  return () => listeners.delete(listener);
-}
-
-export function getSnapshot() {
-  return snapshot;
-}
-
-export function getServerSnapshot() {
-  return EMPTY;
-}
-
-// The page of a course hears about its uploads' results (the latest callbacks, by ref).
-export function listen(courseId, callbacks) {
-  courses.set(courseId, callbacks);
-  return () => {
-    if (courses.get(courseId) === callbacks) courses.delete(courseId);
-  };
-}
-
-function progressBytes(job) {
-  let bytes = job.confirmedBytes;
-  for (const slot of job.inflight.values()) bytes += slot.loaded;
-  return Math.min(bytes, job.size);
-}
-
-function retryNote(job) {
-  let soonest = null;
-  for (const [what, wait] of job.waits) if (!soonest || wait.until < soonest.until) soonest = { what, ...wait };
-  if (!soonest) return "";
-  const seconds = Math.max(1, Math.ceil((soonest.until - performance.now()) / 1000));
-  return `${soonest.message} Retrying ${soonest.what} in ${seconds} s (attempt ${soonest.attempt} of ${MAX_ATTEMPTS}).`;
-}
-
-function viewOf(job) {
-  const done = job.status === "done" || job.status === "completing";
-  const percent = done ? 100 : Math.min(99, percentOf(progressBytes(job), job.size));
-  const left = job.speed > 0 ? (job.size - progressBytes(job)) / job.speed : null;
-  return {
-    key: job.key,
-    name: job.name,
-    chapterId: job.chapterId,
-    courseId: job.courseId,
-    size: job.size,
-    status: job.status,
-    percent,
-    speed: job.status === "uploading" ? job.speed : 0,
-    secondsLeft: job.status === "uploading" ? left : null,
-    note: job.status === "uploading" || job.status === "preparing" || job.status === "completing" ? retryNote(job) : "",
-    error: job.error,
-    code: job.code,
-    canRetry: job.canRetry,
-    uploadId: job.uploadId,
-    fingerprint: job.fingerprint,
-  };
-}
-
-function notify() {
-  snapshot = jobs.map(viewOf);
-  for (const listener of listeners) listener();
-  const busy = jobs.some((job) => BUSY.has(job.status));
-  if (busy !== guarding && typeof window !== "undefined") {
-    guarding = busy;
-    if (busy) window.addEventListener("beforeunload", confirmLeave);
-    else window.removeEventListener("beforeunload", confirmLeave);
-  }
-  const active = jobs.some((job) => ACTIVE.has(job.status));
-  if (active && !ticker) ticker = setInterval(tick, TICK_MS);
-  if (!active && ticker) {
-    clearInterval(ticker);
-    ticker = null;
-  }
-}
-
-function confirmLeave(event) {
-  event.preventDefault();
-  event.returnValue = "";
-}
-
-// Speed from the bytes sent over the last few seconds (a part sent again counts).
-function tick() {
-  const now = performance.now();
-  for (const job of jobs) {
-    if (job.status !== "uploading") continue;
-    const samples = job.samples;
-    samples.push({ t: now, sent: job.sent });
-    while (samples.length > 2 && now - samples[1].t >= SPEED_WINDOW_MS) samples.shift();
-    const seconds = (now - samples[0].t) / 1000;
-    job.speed = seconds >= 0.5 ? (job.sent - samples[0].sent) / seconds : 0;
-  }
-  notify();
-}
-
 
 function schedule() {
   let free = FILES_IN_FLIGHT - jobs.filter((job) => ACTIVE.has(job.status)).length;
@@ -146,18 +35,6 @@ function schedule() {
       run(job);
     }
   }
-}
-
-function removeJob(job) {
-  clearTimeout(job.removeTimer);
-  const index = jobs.indexOf(job);
-  if (index >= 0) jobs.splice(index, 1);
-  notify();
-}
-
-function removeLater(job) {
-  clearTimeout(job.removeTimer);
-  job.removeTimer = setTimeout(() => removeJob(job), REMOVE_AFTER_MS);
 }
 
 // Stops everything in flight for this job; a new generation makes late answers stale.
@@ -225,7 +102,6 @@ function settle(job, generation, error) {
     fail(job, new UploadFailure(`The upload stopped: ${error?.message || error}`, "client_error"));
   }
 }
-
 
 // One file: fingerprint, session (created, or the open one for the same file),
 // missing parts, complete.
@@ -403,16 +279,6 @@ async function complete(job, generation) {
   }
 }
 
-function emit(job, name, payload) {
-  // The course's page if it is mounted; with none, the page reloads from the
-  // database when it is shown again.
-  try {
-    courses.get(job.courseId)?.current[name]?.({ chapter_id: job.chapterId, ...payload });
-  } catch (error) {
-    console.error(error);
-  }
-}
-
 // Actions ------------------------------------------------------------------------------
 
 function addJob(file, { courseId, chapterId, maxBytes, name, fingerprint, head }) {
@@ -464,10 +330,6 @@ function addJob(file, { courseId, chapterId, maxBytes, name, fingerprint, head }
   }
   jobs.push(job);
   return job;
-}
-
-function findJob(key) {
-  return jobs.find((job) => job.key === key);
 }
 
 export function pause(key) {

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from course_app.storage import StorageError
-from course_app.storage import local_parts
+from course_app.storage import local_hashing
 from course_app.storage.local import LocalStorage
 from tests.unit.storage.support import (
     KEY,
@@ -133,7 +133,7 @@ def test_local_multipart_memory_stays_bounded(tmp_path, restarted):
             parts.append(storage.put_part(KEY, upload_id, number, part_chunks(number), size=part_size))
             part_peaks.append(tracemalloc.get_traced_memory()[1] - base)
         if restarted:
-            local_parts._hash_cursors.clear()
+            local_hashing._hash_cursors.clear()
             storage = LocalStorage(storage.root)
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]

@@ -1,6 +1,7 @@
-"""Local multipart: parts written in place, the whole-file SHA1 hashed ahead: a
-part that arrives in order while it streams, one that arrives early read back once
-the gap before it is filled (course_app/storage/local_parts.py)."""
+"""Local multipart: parts written in place (course_app/storage/local_parts.py), the
+whole-file SHA1 hashed ahead (local_hashing.py): a part that arrives in order while
+it streams, one that arrives early read back in the background once the gap before
+it is filled."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from course_app.storage import ObjectNotFound, StorageError, UploadAborted
-from course_app.storage import local_parts
+from course_app.storage import local_hashing, local_parts
 from course_app.storage.base import PartInfo
 from course_app.storage.local import LocalStorage
 from tests.unit.storage.support import KEY, PART, everything_stored, infos, random_bytes, read, send, sha1, slices
@@ -20,31 +21,31 @@ from tests.unit.storage.support import KEY, PART, everything_stored, infos, rand
 
 @pytest.fixture
 def local(tmp_path):
-    local_parts._hash_cursors.clear()
+    local_hashing._hash_cursors.clear()
     yield LocalStorage(tmp_path / "storage")
-    local_parts._hash_cursors.clear()
+    local_hashing._hash_cursors.clear()
 
 
 @pytest.fixture
 def reads_at_complete(monkeypatch) -> list[tuple[int, int]]:
     """(offset, length) of every range complete_multipart reads to hash the file."""
     ranges: list[tuple[int, int]] = []
-    real = local_parts.whole_file_sha1
+    real = local_hashing.whole_file_sha1
 
     def whole_file_sha1(key, fd, ordered, total):
-        real_hash_range = local_parts.hash_range
+        real_hash_range = local_hashing.hash_range
 
         def hash_range(fd, offset, length, digest, buffer):
             ranges.append((offset, length))
             return real_hash_range(fd, offset, length, digest, buffer)
 
-        monkeypatch.setattr(local_parts, "hash_range", hash_range)
+        monkeypatch.setattr(local_hashing, "hash_range", hash_range)
         try:
             return real(key, fd, ordered, total)
         finally:
-            monkeypatch.setattr(local_parts, "hash_range", real_hash_range)
+            monkeypatch.setattr(local_hashing, "hash_range", real_hash_range)
 
-    monkeypatch.setattr(local_parts, "whole_file_sha1", whole_file_sha1)
+    monkeypatch.setattr(local_hashing, "whole_file_sha1", whole_file_sha1)
     return ranges
 
 
@@ -115,7 +116,7 @@ def test_local_complete_renames_the_parts_file_and_uses_the_sha1_hashed_ahead(lo
     path = local.root / KEY
     assert os.stat(path).st_ino == inode  # the parts' file became the object: no second write
     assert path.read_bytes() == data and local.stat(KEY, KEY).sha1 == sha1(data)  # the sidecar matches the file
-    assert everything_stored(local) == [KEY, KEY + ".meta.json"] and local_parts._hash_cursors == {}
+    assert everything_stored(local) == [KEY, KEY + ".meta.json"] and local_hashing._hash_cursors == {}
 
 
 def test_local_complete_after_a_restart_hashes_the_file_once(local, reads_at_complete):
@@ -124,7 +125,7 @@ def test_local_complete_after_a_restart_hashes_the_file_once(local, reads_at_com
     for number, piece in enumerate(slices(data)[:2], start=1):
         send(local, upload_id, number, piece)
 
-    local_parts._hash_cursors.clear()  # the process restarted: what was hashed ahead is lost
+    local_hashing._hash_cursors.clear()  # the process restarted: what was hashed ahead is lost
     restarted = LocalStorage(local.root)
     for number in (3, 4):
         send(restarted, upload_id, number, slices(data)[number - 1])
@@ -168,6 +169,7 @@ def test_local_parts_out_of_order_are_hashed_once_the_gap_is_filled(local, reads
     data_reads.watch(local, upload_id)
     for number in order:
         send(local, upload_id, number, slices(data)[number - 1])
+        assert local_hashing.settle()  # the next part comes once the read-back is done
 
     assert data_reads.parts() == read_back
     assert data_reads.total() == sum(len(slices(data)[number - 1]) for number in read_back)
@@ -180,8 +182,8 @@ def test_local_parts_out_of_order_are_hashed_once_the_gap_is_filled(local, reads
 def test_local_part_arriving_while_the_one_before_streams_is_read_back_after_it(local, reads_at_complete,
                                                                                 data_reads):
     """Part 2 arrives whole while part 1 is still streaming (part 1 holds the cursor):
-    part 2 is written only; part 1, once recorded, reads part 2 back; part 3, next in
-    line by then, is hashed while it streams."""
+    part 2 is written only, and read back once part 1 is recorded and lets the
+    cursor go; part 3, next in line by then, is hashed while it streams."""
     data = random_bytes(2 * PART + 300)
     upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
     data_reads.watch(local, upload_id)
@@ -199,12 +201,14 @@ def test_local_part_arriving_while_the_one_before_streams_is_read_back_after_it(
     try:
         assert started.wait(10)
         assert send(local, upload_id, 2, slices(data)[1]) == infos(data)[1]
+        assert local_hashing.settle()
         assert data_reads.ranges == []
     finally:
         release.set()
         writer.join(10)
     assert outcome == [infos(data)[0]]
-    assert data_reads.ranges == [(PART, PART)]  # part 2, read back by part 1's request
+    assert local_hashing.settle()
+    assert data_reads.ranges == [(PART, PART)]  # part 2, read back once part 1 let the cursor go
     send(local, upload_id, 3, slices(data)[2])
 
     stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
@@ -238,18 +242,35 @@ def test_local_part_in_order_cut_off_part_way_leaves_the_hash_as_it_was(local, r
     assert data_reads.ranges == [] and reads_at_complete == [(len(data), 0)]
 
 
-def test_local_hashing_ahead_stops_at_its_budget_and_complete_hashes_the_rest(local, reads_at_complete,
-                                                                              monkeypatch):
-    monkeypatch.setattr(local_parts, "HASH_AHEAD_BYTES", 1)  # at most one part per request
-    data = random_bytes(4 * PART + 1)
+def test_local_part_request_does_not_wait_for_the_parts_read_back_after_it(local, reads_at_complete,
+                                                                          monkeypatch):
+    """Parts that arrived early are read back by the catch-up thread: the request
+    that filled the gap answers without waiting for it."""
+    data = random_bytes(3 * PART + 1)
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
-    for number in (5, 4, 3, 2, 1):  # part 1 arrives last: only it is hashed by its request
+    reading, release = threading.Event(), threading.Event()
+    real = local_hashing.hash_range
+
+    def slow_hash_range(fd, offset, length, digest, buffer):
+        reading.set()
+        assert release.wait(10)
+        return real(fd, offset, length, digest, buffer)
+
+    for number in (4, 3, 2):
         send(local, upload_id, number, slices(data)[number - 1])
+    monkeypatch.setattr(local_hashing, "hash_range", slow_hash_range)
+    try:
+        assert send(local, upload_id, 1, slices(data)[0]) == infos(data)[0]  # answered while 2-4 wait
+        assert reading.wait(10)
+    finally:
+        release.set()
+    assert local_hashing.settle()
+    monkeypatch.setattr(local_hashing, "hash_range", real)
 
     stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
 
-    assert stored.sha1 == sha1(data)
-    assert reads_at_complete == [(PART, len(data) - PART)]
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+    assert reads_at_complete == [(len(data), 0)]  # everything was hashed ahead
 
 
 def test_local_part_sent_again_with_other_bytes_is_the_one_completed(local, reads_at_complete):
@@ -261,6 +282,7 @@ def test_local_part_sent_again_with_other_bytes_is_the_one_completed(local, read
 
     other = slices(data)[1][:-1] + bytes([slices(data)[1][-1] ^ 0xFF])  # one byte differs
     replaced = send(local, upload_id, 2, other)
+    assert (str(local.root), upload_id) not in local_hashing._hash_cursors  # what it hashed is stale: dropped
     new_data = slices(data)[0] + other + slices(data)[2] + slices(data)[3]
     assert local.list_parts(KEY, upload_id) == infos(new_data) and replaced == infos(new_data)[1]
     with pytest.raises(StorageError):  # the old part 2 is not there any more
@@ -280,10 +302,10 @@ def test_local_part_changed_by_another_process_is_not_trusted_from_the_hash_ahea
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     for number, piece in enumerate(slices(data), start=1):
         send(local, upload_id, number, piece)
-    cursor = local_parts._hash_cursors.pop((str(local.root), upload_id))
+    cursor = local_hashing._hash_cursors.pop((str(local.root), upload_id))
     other = random_bytes(PART, seed=5)
     send(LocalStorage(local.root), upload_id, 1, other)  # "another process"
-    local_parts._hash_cursors[(str(local.root), upload_id)] = cursor
+    local_hashing._hash_cursors[(str(local.root), upload_id)] = cursor
     new_data = other + data[PART:]
 
     stored = local.complete_multipart(KEY, upload_id, infos(new_data), content_type="video/mp4")
@@ -293,7 +315,7 @@ def test_local_part_changed_by_another_process_is_not_trusted_from_the_hash_ahea
 
 
 def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, monkeypatch):
-    """While a request hashes part 2 ahead, part 2 is sent again twice: once cut off
+    """While part 2 is read back to be hashed ahead, it is sent again twice: once cut off
     part-way (other bytes in place, no record), then with the original bytes. The
     record looks the same as before, but what was read was not those bytes: the
     cursor notices (the record is not the one it saw) and complete gets it right."""
@@ -301,7 +323,7 @@ def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, mo
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     folder = str(local.root / ".multipart" / upload_id)
     send(local, upload_id, 2, slices(data)[1])
-    real = local_parts.hash_range
+    real = local_hashing.hash_range
     rewrites: list[int] = []
 
     def hash_range(fd, offset, length, digest, buffer):
@@ -309,15 +331,20 @@ def test_local_part_rewritten_while_it_is_hashed_ahead_is_hashed_again(local, mo
             return real(fd, offset, length, digest, buffer)
         rewrites.append(offset)
         os.unlink(os.path.join(folder, "2.part"))  # sent again, cut off after its bytes were written
-        os.pwrite(fd, bytes(length), offset)
+        writer = os.open(os.path.join(folder, "data"), os.O_WRONLY)
         try:
-            return real(fd, offset, length, digest, buffer)
-        finally:  # and sent again once more, with the original bytes
-            os.pwrite(fd, slices(data)[1], offset)
-            local_parts.write_part_record(folder, 2, PART, sha1(slices(data)[1]))
+            os.pwrite(writer, bytes(length), offset)
+            try:
+                return real(fd, offset, length, digest, buffer)
+            finally:  # and sent again once more, with the original bytes
+                os.pwrite(writer, slices(data)[1], offset)
+                local_parts.write_part_record(folder, 2, PART, sha1(slices(data)[1]))
+        finally:
+            os.close(writer)
 
-    monkeypatch.setattr(local_parts, "hash_range", hash_range)
-    send(local, upload_id, 1, slices(data)[0])  # its request hashes parts 1 and 2 ahead
+    monkeypatch.setattr(local_hashing, "hash_range", hash_range)
+    send(local, upload_id, 1, slices(data)[0])  # hashed as it streams; part 2 then read back
+    assert local_hashing.settle()
     monkeypatch.undo()
     assert rewrites == [PART]
     send(local, upload_id, 3, slices(data)[2])
@@ -455,7 +482,7 @@ def test_local_complete_again_after_the_object_was_placed_does_not_touch_it(loca
     monkeypatch.setattr(LocalStorage, "_remove_upload", staticmethod(lambda folder: None))
     first = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
     monkeypatch.undo()
-    local_parts._hash_cursors.clear()
+    local_hashing._hash_cursors.clear()
     with pytest.raises(ObjectNotFound):  # a late part cannot bring the data file back
         send(LocalStorage(local.root), upload_id, 1, slices(data)[0])
 
