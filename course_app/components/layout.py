@@ -13,6 +13,11 @@ def hydration_marker() -> rx.Component:
     return rx.el.span(rx.cond(rx.State.is_hydrated, "true", "false"), id="hydrated", hidden=True)
 
 
+def log_out_form(label: str, action: str, **button_props) -> rx.Component:
+    """A plain form posting to a log-out route: the route deletes the HttpOnly cookie."""
+    return post_form(rx.button(label, type="submit", variant="soft", **button_props), action=action, method="post")
+
+
 def header() -> rx.Component:
     return rx.el.header(
         rx.hstack(
@@ -29,11 +34,7 @@ def header() -> rx.Component:
                     rx.link("My courses", href="/dashboard"),
                     rx.link("Settings", href="/settings"),
                     rx.text(SessionState.user_email, size="2", color_scheme="gray", aria_label="Signed in as"),
-                    post_form(
-                        rx.button("Log out", type="submit", variant="soft", size="2"),
-                        action="/api/auth/logout",
-                        method="post",
-                    ),
+                    log_out_form("Log out", "/api/auth/logout", size="2"),
                     spacing="4",
                     align="center",
                 ),

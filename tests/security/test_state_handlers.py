@@ -108,6 +108,7 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
         "UndoState.expire": [("UndoState.expire", {"offer": "anything"})],
         "SessionState.require_login": [("SessionState.require_login", {})],
         "SessionState.redirect_if_logged_in": [("SessionState.redirect_if_logged_in", {})],
+        "SessionState.session_ended": [("SessionState.session_ended", {})],
         "TokensState.load": [("TokensState.load", {})],
         "TokensState.create_token": [("TokensState.create_token", {"form_data": {"name": "hacked", "user_id": a.id}})],
         "TokensState.clear_new_token": [("TokensState.clear_new_token", {})],
