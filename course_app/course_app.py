@@ -7,6 +7,7 @@ import time
 import reflex as rx
 
 from course_app.api import build_api
+from course_app.api.security_headers import with_security_headers
 from course_app.db import migrate
 from course_app.pages.auth import login_page, signup_page
 from course_app.pages.dashboard import dashboard_page
@@ -20,6 +21,7 @@ from course_app.state.course import CourseState
 from course_app.state.session import IdentityGuard, SessionState
 from course_app.state.settings_page import TokensState
 from course_app.state.trash import TrashState
+from course_app.state.socket_limits import SocketEventLimit
 from course_app.state.socket_sessions import watch_socket_sessions
 
 load_settings_or_exit()
@@ -69,9 +71,11 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    api_transformer=build_api(),
+    # The API under the app's routes, then security headers around all of it (pages included).
+    api_transformer=[build_api(), with_security_headers],
     stylesheets=["/editor.css"],
 )
+app.add_middleware(SocketEventLimit())  # first: a flood costs no database query
 app.add_middleware(IdentityGuard())  # a tab's States never outlive its log-in
 app.register_lifespan_task(_apply_migrations)
 app.register_lifespan_task(_background_upkeep)

@@ -6,6 +6,7 @@ import reflex as rx
 
 from course_app.components.elements import post_form
 from course_app.state.session import SessionState
+from course_app.state.socket_limits import RateLimitState
 
 
 def hydration_marker() -> rx.Component:
@@ -50,7 +51,8 @@ def page(*children: rx.Component, title: str | rx.Var = "") -> rx.Component:
     return rx.fragment(
         header(),
         rx.el.main(
-            rx.container(rx.vstack(*children, spacing="5", width="100%"), size="3", padding_y="24px"),
+            rx.container(rx.vstack(error_callout(RateLimitState.message, on_dismiss=RateLimitState.dismiss),
+                                   *children, spacing="5", width="100%"), size="3", padding_y="24px"),
         ),
         hydration_marker(),
     )

@@ -16,6 +16,7 @@ from course_app.auth.tokens import live_session_id, session_token_from_cookie_he
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError
 from course_app.models import User
+from course_app.state.socket_limits import user_over_limit
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,17 @@ def requires_user(handler):
     """An event handler that needs a logged-in user (the one guard of every door in
     State): the user is resolved from the socket's session cookie on each call and
     handed to the handler as its first argument; without one the tab goes to log in
-    and the handler does not run. Put it under ``@rx.event``."""
+    and the handler does not run. Each call spends one of the user's requests, the
+    same budget the API routes spend; past the limit the tab says so and the
+    handler does not run. Put it under ``@rx.event``."""
 
     @functools.wraps(handler)
     async def guarded(self, *args, **kwargs):
         user = await current_user(self)
         if user is None:
             yield login_redirect(self.router.url.path)
+            return
+        if await user_over_limit(self, user.id):
             return
         result = handler(self, user, *args, **kwargs)
         if inspect.isasyncgen(result):

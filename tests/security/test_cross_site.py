@@ -32,6 +32,7 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
                                                                     "password": "correct horse battery"}}),
         ("POST", "/api/auth/login"): ("/api/auth/login", {"json": {"email": a.email, "password": "correct horse battery"}}),
         ("POST", "/api/auth/logout"): ("/api/auth/logout", {"headers": {"accept": "application/json"}}),
+        ("POST", "/api/auth/logout-everywhere"): ("/api/auth/logout-everywhere", {"headers": {"accept": "application/json"}}),
         ("POST", "/api/tokens"): ("/api/tokens", {"json": {"name": "csrf"}}),
         ("DELETE", "/api/tokens/{token_id}"): (f"/api/tokens/{a.token_id}", {}),
         ("POST", "/api/courses"): ("/api/courses", {"json": {"title": "csrf"}}),
