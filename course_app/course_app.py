@@ -8,6 +8,7 @@ import reflex as rx
 
 from course_app.api import build_api
 from course_app.api.security_headers import with_security_headers
+from course_app.api.socket_guard import with_socket_guard
 from course_app.db import migrate
 from course_app.pages.auth import login_page, signup_page
 from course_app.pages.dashboard import dashboard_page
@@ -71,8 +72,8 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    # The API under the app's routes, then security headers around all of it (pages included).
-    api_transformer=[build_api(), with_security_headers],
+    # The API under the app's routes, the socket's caps, then security headers around all of it.
+    api_transformer=[build_api(), with_socket_guard, with_security_headers],
     stylesheets=["/editor.css"],
 )
 app.add_middleware(SocketEventLimit())  # first: a flood costs no database query

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     part_rate_limit: str = "3000/minute"
     # Events one socket (one tab's connection) may send, whatever they are.
     socket_event_rate_limit: str = "40/second"
+    # Open sockets per client IP (per app process), and how long the States of a tab
+    # that never logged in are kept once its socket closed.
+    socket_connections_per_ip: int = Field(default=40, gt=0)
+    anonymous_state_seconds: float = Field(default=60, gt=0)
     # Strict-Transport-Security max-age, sent in production only (0: not sent).
     hsts_max_age_seconds: int = Field(default=2 * 365 * 24 * 3600, ge=0)
 

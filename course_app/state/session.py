@@ -16,6 +16,7 @@ from course_app.auth.tokens import live_session_id, session_token_from_cookie_he
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError
 from course_app.models import User
+from course_app.socket_tabs import tab_identity
 from course_app.state.socket_limits import user_over_limit
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ class IdentityGuard(Middleware):
 
     async def preprocess(self, app, state, event):
         identity = await asyncio.to_thread(_session_identity, state.router.headers.cookie)
+        tab_identity(state.router.session.client_token, logged_in=identity != "anonymous")
         session = await state.get_state(SessionState)
         if session._identity != identity:
             for cls in _app_states():

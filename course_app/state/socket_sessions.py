@@ -17,12 +17,18 @@ deleted by hand) with nothing else running, which the embedded default requires;
 with several processes (the Redis state manager) each still reaches its own
 sockets, and the cost is one small query per process per interval, whatever the
 number of users. A Redis publish on log-out would only save the wait for the
-next round (at most WATCH_INTERVAL) and would miss expiry and direct deletes."""
+next round (at most WATCH_INTERVAL) and would miss expiry and direct deletes.
+
+The same watch sees sockets close: a tab that was not logged in when its socket
+closed (no session cookie, or one whose session had ended) has its States
+forgotten ``anonymous_state_seconds`` later unless it connected again, instead of
+being kept for Reflex's one-hour token lifetime (course_app/state/forget_states.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from reflex_base.event import Event
@@ -30,10 +36,16 @@ from reflex_base.event import Event
 from course_app.auth.session_events import wait_for_ended_sessions
 from course_app.auth.tokens import live_session_hashes, session_token_from_cookie_header, token_hash
 from course_app.db import session_scope
+from course_app.settings import get_settings
+from course_app.socket_tabs import is_seen, take_closed
+from course_app.state.forget_states import forget_tab
 
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.4  # seconds; a session's end reaches its open tabs within about this
+# A forgotten tab is swept once more this much later: a write the disk manager had
+# already started when the States were forgotten lands within its 2 s delay.
+SWEEP_AGAIN_SECONDS = 5
 
 
 @dataclass
@@ -43,33 +55,44 @@ class _Socket:
 
 
 class SocketSessions:
-    """This process's open sockets that carry a session cookie, and which of them
-    were already told that their session ended."""
+    """This process's open sockets and their session cookies; which were already told
+    that their session ended; and the tabs whose States are to be forgotten."""
 
     def __init__(self) -> None:
-        self._known: dict[str, str | None] = {}  # sid -> session hash (None: no session cookie)
+        self._known: dict[str, _Socket | None] = {}  # sid -> socket (None: no session cookie)
         self._told: set[str] = set()  # sids sent session_ended
+        self._forget_at: dict[str, tuple[float, bool]] = {}  # client token -> (when its States go, swept once)
 
     def open_sockets(self, app) -> dict[str, _Socket]:
+        """The open sockets that carry a session cookie; notes the ones that closed."""
         namespace = app.event_namespace
         if namespace is None or app.sio is None:
             return {}
-        sockets: dict[str, _Socket] = {}
-        for sid, token in list(namespace.sid_to_token.items()):
+        linked = dict(namespace.sid_to_token)
+        for sid, token in linked.items():
             if sid not in self._known:
                 environ = app.sio.get_environ(sid, namespace.namespace) or {}
                 cookie_token = session_token_from_cookie_header(environ.get("HTTP_COOKIE"))
-                self._known[sid] = token_hash(cookie_token) if cookie_token and len(cookie_token) <= 200 else None
-            if (session_hash := self._known[sid]) is not None:
-                sockets[sid] = _Socket(token=token, session_hash=session_hash)
-        for gone in set(self._known) - set(namespace.sid_to_token):
+                has_session = cookie_token is not None and len(cookie_token) <= 200
+                self._known[sid] = _Socket(token=token, session_hash=token_hash(cookie_token)) if has_session else None
+        for gone in set(self._known) - set(linked):
             self._known.pop(gone, None)
             self._told.discard(gone)
-        return sockets
+        self._note_closed_tabs(set(linked.values()))
+        return {sid: socket for sid, socket in self._known.items() if socket is not None}
+
+    def _note_closed_tabs(self, connected: set[str]) -> None:
+        due = time.monotonic() + get_settings().anonymous_state_seconds
+        for token, logged_in in take_closed(connected).items():
+            if not logged_in:
+                self._forget_at.setdefault(token, (due, False))
+        for token in connected & set(self._forget_at):
+            del self._forget_at[token]  # the tab came back
 
     async def check(self, app) -> int:
         """Send session_ended to every open socket whose session ended; how many were told."""
         sockets = {sid: s for sid, s in self.open_sockets(app).items() if sid not in self._told}
+        await self._forget_due(app)
         if not sockets:
             return 0
         hashes = sorted({s.session_hash for s in sockets.values()})
@@ -82,6 +105,17 @@ class SocketSessions:
             self._told.add(sid)
             await app.event_processor.enqueue(socket.token, Event(name=name))
         return len(ended)
+
+    async def _forget_due(self, app) -> None:
+        now = time.monotonic()
+        for token, (due, swept) in list(self._forget_at.items()):
+            if is_seen(token):
+                del self._forget_at[token]  # on a socket again
+            elif due <= now and await forget_tab(app, token):
+                if swept:
+                    del self._forget_at[token]
+                else:
+                    self._forget_at[token] = (now + SWEEP_AGAIN_SECONDS, True)
 
 
 def _live(hashes: list[str]) -> set[str]:

@@ -113,7 +113,8 @@ def test_the_sockets_websocket_accept_carries_the_headers():
     assert b"frame-ancestors 'none'" in headers[b"content-security-policy"]
 
 
-def test_the_sockets_polling_handshake_carries_the_headers(anonymous):
+def test_the_sockets_http_answers_carry_the_headers(anonymous):
+    """Engine.io over HTTP (polling) is refused (the app speaks WebSocket only), with the headers."""
     response = anonymous.get("/_event/", params={"EIO": "4", "transport": "polling"})
     assert_secured(response, "socket polling handshake")
 

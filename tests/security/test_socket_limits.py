@@ -1,13 +1,17 @@
-"""Rate limits on the socket: State handlers spend the user's API budget (one
-budget for both doors, the API's 429 message shown in the tab), and a connection
-sending events faster than the per-connection limit has the surplus refused.
-Sent over a real socket.io connection, like utils/state.js does, to an app of its
-own with small limits."""
+"""Limits on the socket: State handlers spend the user's API budget (one budget for
+both doors, the API's 429 message shown in the tab); a connection sending events
+faster than the per-connection limit has the surplus refused; one IP holds at most
+so many open sockets, and only over WebSocket; a tab that never logged in leaves no
+States behind soon after its socket closed. Sent over a real socket.io connection,
+like utils/state.js does, to an app of its own with small limits. What 1,000
+anonymous connections cost is benchmarks/anonymous_sockets.py."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import time
 import uuid
 
 import httpx
@@ -17,12 +21,15 @@ import sqlalchemy as sa
 from course_app.db import session_scope
 from course_app.services import users
 from tests.api.support import PASSWORD, assert_json_error
-from tests.security.support import Tab, redirects, run
+from course_app.state.forget_states import all_state_classes
+from tests.security.support import SocketRefused, Tab, redirects, run
 from tests.security.test_state_handlers import full_name
 from tests.server import engine_of, separate_app
 
 USER_LIMIT = 6  # requests a minute, API routes and State handlers together
 EVENTS_PER_SECOND = 25
+SOCKETS_PER_IP = 3
+ANONYMOUS_STATE_SECONDS = 1
 MESSAGE = "Too many API attempts"
 LIMIT_VAR = "message_rx_state_"
 
@@ -32,6 +39,8 @@ def limited(tmp_path_factory):
     with separate_app(tmp_path_factory, "socket-limits", {
         "COURSE_API_RATE_LIMIT": f"{USER_LIMIT}/minute",
         "COURSE_SOCKET_EVENT_RATE_LIMIT": f"{EVENTS_PER_SECOND}/second",
+        "COURSE_SOCKET_CONNECTIONS_PER_IP": str(SOCKETS_PER_IP),
+        "COURSE_ANONYMOUS_STATE_SECONDS": str(ANONYMOUS_STATE_SECONDS),
     }) as server:
         with engine_of(server) as engine:
             yield server, engine
@@ -130,3 +139,80 @@ def test_a_connection_flooding_events_has_the_surplus_refused(limited):
     assert 0 < answered <= EVENTS_PER_SECOND, f"{answered} of {flood} events were processed"
     assert all(MESSAGE in message for message in _limit_messages(frames))
     assert any(path.startswith("/login") for path in redirects(after)), "the connection works again after the window"
+
+
+# What anonymous sockets cost -------------------------------------------------------------------
+
+
+def test_one_ip_holds_at_most_so_many_open_sockets(limited):
+    server, _ = limited
+
+    async def scenario():
+        tabs = [Tab(server.base_url) for _ in range(SOCKETS_PER_IP)]
+        for tab in tabs:
+            await tab.connect("/login")
+        refused = Tab(server.base_url)
+        try:
+            await refused.connect("/login")
+            one_more = "connected"
+        except SocketRefused:
+            one_more = "refused"
+        await tabs[0].close()
+        again = Tab(server.base_url)
+        for _ in range(40):  # the server notices the closed socket
+            try:
+                await again.connect("/login")
+                break
+            except SocketRefused:
+                await asyncio.sleep(0.1)
+                again = Tab(server.base_url)
+        reconnected = again.sio.connected
+        for tab in [*tabs[1:], again, refused]:
+            await tab.close()
+        return one_more, reconnected
+
+    one_more, reconnected = run(scenario())
+
+    assert one_more == "refused"
+    assert reconnected, "a socket that closes frees its place"
+
+
+def test_the_socket_speaks_websocket_only(limited):
+    server, _ = limited
+    response = httpx.get(f"{server.base_url}/_event/", params={"EIO": "4", "transport": "polling"})
+
+    assert "WebSocket only" in assert_json_error(response, 400)
+
+
+def _state_files(server, token: str) -> list[str]:
+    folder = server.data_dir.parent / "states"
+    names = (hashlib.md5(f"{token}_{cls.get_full_name()}".encode()).hexdigest() + ".pkl" for cls in all_state_classes())
+    return [name for name in names if (folder / name).exists()]
+
+
+def _wait(condition, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout}s"
+        time.sleep(0.1)
+
+
+def test_a_tab_that_never_logged_in_leaves_no_states_soon_after_it_closes(limited, instructor):
+    """Reflex writes a tab's States to files a moment after its events and keeps them
+    an hour; an anonymous tab's go (or are never written) once its socket closed."""
+    server, _ = limited
+    _, http = instructor
+
+    async def visit(cookie: str | None) -> str:
+        tab = Tab(server.base_url, cookie=cookie)
+        await tab.connect("/login" if cookie is None else "/dashboard")
+        await tab.close()
+        return tab.token
+
+    anonymous = run(visit(None))
+    logged_in = run(visit(http.cookies["cs_session"]))
+    _wait(lambda: _state_files(server, logged_in), "the control: a logged-in tab's States were written")
+    time.sleep(ANONYMOUS_STATE_SECONDS + 3)  # the disk manager's write delay (2 s) and the grace, passed
+
+    assert _state_files(server, anonymous) == []
+    assert _state_files(server, logged_in), "the control: a logged-in tab's States are kept (Reflex's lifetime)"

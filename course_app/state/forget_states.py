@@ -1,0 +1,54 @@
+"""Forget one tab's States now, in whichever state manager the app runs: the files
+and memory of the disk manager (the embedded default), the memory manager's dict,
+or the Redis keys. Used for tabs that never logged in, shortly after their socket
+closed (course_app/state/socket_sessions.py), instead of after Reflex's one-hour
+token lifetime.
+
+Reflex offers no public call for this; the disk manager's bookkeeping
+(``_write_queue``, ``_purge_token``, ``_is_locked``) is used as Reflex 0.10.1 has
+it (the version is pinned; tests/security/test_socket_limits.py proves the files go)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+from reflex.istate.manager.disk import StateManagerDisk
+from reflex.istate.manager.memory import StateManagerMemory
+from reflex.istate.manager.token import BaseStateToken
+
+
+def all_state_classes() -> list[type[rx.State]]:
+    found, pending = [], [rx.State]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.get_substates())
+    return found
+
+
+async def forget_tab(app, token: str) -> bool:
+    """Drop the tab's States; False when an event holds them right now (try again later)."""
+    manager = app.state_manager
+    root = BaseStateToken(ident=token, cls=rx.State)
+    if isinstance(manager, StateManagerDisk):
+        if manager._is_locked(root):
+            return False
+        for queued in [t for t in manager._write_queue if t.ident == token]:
+            manager._write_queue.pop(queued, None)
+        manager._purge_token(root)
+        paths = [manager.token_path(root.with_cls(cls)) for cls in all_state_classes()]
+        await asyncio.to_thread(lambda: [path.unlink(missing_ok=True) for path in paths])
+        return True
+    if isinstance(manager, StateManagerMemory):
+        lock = manager._states_locks.get(root.lock_key)
+        if lock is not None and lock.locked():
+            return False
+        manager.states.pop(root.cache_key, None)
+        manager._states_locks.pop(root.lock_key, None)
+        return True
+    redis = getattr(manager, "redis", None)
+    if redis is not None:
+        await redis.delete(*[str(root.with_cls(cls)) for cls in all_state_classes()])
+        return True
+    return False
