@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import reflex as rx
 from reflex.istate.delta import _resolve_delta
+from reflex.istate.proxy import StateProxy
 from reflex.middleware import Middleware
 from reflex.state import StateUpdate
 
@@ -29,9 +30,17 @@ class RateLimitState(rx.State):
 
 
 async def _show(state: rx.State, error: RateLimited) -> None:
+    if isinstance(state, StateProxy):  # a background handler: change State under its lock
+        async with state:
+            await _set_message(state, str(error))
+    else:
+        await _set_message(state, str(error))
+
+
+async def _set_message(state: rx.State, message: str) -> None:
     notice = await state.get_state(RateLimitState)
-    if notice.message != str(error):
-        notice.message = str(error)
+    if notice.message != message:
+        notice.message = message
 
 
 async def user_over_limit(state: rx.State, user_id: int) -> bool:

@@ -113,6 +113,26 @@ def test_api_requests_spend_the_budget_handlers_use(limited, instructor):
     assert "One more" not in json.dumps(everything)
 
 
+def test_a_background_handler_past_the_limit_says_so_too(limited, instructor):
+    """LiveState.follow runs in the background (its State is changed under a lock of
+    its own): refused past the limit with the same message, nothing else happens."""
+    server, _ = limited
+    _, http = instructor
+    for _ in range(USER_LIMIT):
+        assert http.get("/api/courses").status_code == 200
+
+    async def scenario():
+        tab = Tab(server.base_url, cookie=http.cookies["cs_session"])
+        await tab.connect("/login")  # its page load spends nothing
+        frames = await tab.send(full_name("LiveState.follow"))
+        await tab.close()
+        return frames
+
+    frames = run(scenario())
+
+    assert any(MESSAGE in message for message in _limit_messages(frames)), frames
+
+
 def test_a_connection_flooding_events_has_the_surplus_refused(limited):
     """An anonymous tab floods a handler that answers every call it runs with a
     log-in redirect: only as many run as the per-connection limit lets through."""
