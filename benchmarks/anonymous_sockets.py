@@ -24,8 +24,10 @@ the hydrated page (p50/p95 of those let in; refusals separately), the server's
 memory (VmRSS summed over the server's process group) and the state files Reflex
 keeps (*.pkl in the states folder: count and bytes). It closes every socket, waits
 ``--grace`` + 5 s (the disk manager writes 2 s after an event; the watcher looks
-every 0.4 s) and measures again: what the round left behind. A second round shows
-whether that grows with the number of connections made (it must stay flat).
+every 0.4 s) and measures again: what the round left behind; then it notes when
+the state files were back to where they were before the round ("clean after", up
+to ``--grace`` + 60 s, else "never"). A second round shows whether what is left
+grows with the number of connections made (it must stay flat).
 
 Prints a table and writes JSON to ``benchmarks/results/anonymous_sockets.json``
 (``--output``). Every server the script starts is stopped on exit.
@@ -138,8 +140,15 @@ async def one_round(server: AppServer, states: Path, args) -> dict:
     await asyncio.gather(*(v.close() for v in visitors))
     for session in sessions:
         await session.close()
+    closed = time.monotonic()
     await asyncio.sleep(args.grace + 5)
     after_rss, (after_files, after_bytes) = server_rss(pgid), state_files(states)
+    clean_after = None  # seconds from closing until the state files were back to where they were
+    while time.monotonic() - closed < args.grace + 60:
+        if state_files(states)[0] <= before_files:
+            clean_after = round(time.monotonic() - closed, 1)
+            break
+        await asyncio.sleep(1)
     admitted = [seconds for ok, seconds in results if ok]
     refused = [seconds for ok, seconds in results if not ok]
     return {
@@ -152,7 +161,7 @@ async def one_round(server: AppServer, states: Path, args) -> dict:
         "rss_after_mib": round(after_rss / MIB, 1),
         "files_before": before_files, "files_held": held_files, "files_after": after_files,
         "state_kib_held": round(held_bytes / 1024, 1), "state_kib_after": round(after_bytes / 1024, 1),
-        "bytes_before": before_bytes,
+        "bytes_before": before_bytes, "seconds_until_clean": clean_after,
     }
 
 
@@ -176,7 +185,7 @@ def run_config(name: str, env: dict[str, str], args) -> dict:
 
 def table(runs: list[dict]) -> str:
     head = ("config", "round", "let in", "refused", "p50 ms", "p95 ms", "RSS held", "RSS after",
-            "files held", "files after", "KiB after")
+            "files held", "files after", "KiB after", "clean after")
     rows = [head]
     for run in runs:
         for number, r in enumerate(run["rounds"], start=1):
@@ -185,7 +194,8 @@ def table(runs: list[dict]) -> str:
                          f"+{r['rss_held_mib'] - r['rss_before_mib']:.1f} MiB",
                          f"+{r['rss_after_mib'] - r['rss_before_mib']:.1f} MiB",
                          f"{r['files_held'] - r['files_before']:+d}", f"{r['files_after'] - r['files_before']:+d}",
-                         f"{r['state_kib_after']}"))
+                         f"{r['state_kib_after']}",
+                         "never" if r["seconds_until_clean"] is None else f"{r['seconds_until_clean']} s"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows)
 

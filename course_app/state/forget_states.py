@@ -27,28 +27,33 @@ def all_state_classes() -> list[type[rx.State]]:
     return found
 
 
-async def forget_tab(app, token: str) -> bool:
-    """Drop the tab's States; False when an event holds them right now (try again later)."""
+async def forget_tabs(app, tokens: list[str]) -> set[str]:
+    """Drop these tabs' States; returns the tokens done (one an event holds right now
+    is left for later). The disk manager's files go in one pass off the event loop."""
     manager = app.state_manager
-    root = BaseStateToken(ident=token, cls=rx.State)
+    roots = [BaseStateToken(ident=token, cls=rx.State) for token in tokens]
     if isinstance(manager, StateManagerDisk):
-        if manager._is_locked(root):
-            return False
-        for queued in [t for t in manager._write_queue if t.ident == token]:
+        roots = [root for root in roots if not manager._is_locked(root)]
+        idents = {root.ident for root in roots}
+        for queued in [t for t in manager._write_queue if t.ident in idents]:
             manager._write_queue.pop(queued, None)
-        manager._purge_token(root)
-        paths = [manager.token_path(root.with_cls(cls)) for cls in all_state_classes()]
+        classes = all_state_classes()
+        paths = [manager.token_path(root.with_cls(cls)) for root in roots for cls in classes]
+        for root in roots:
+            manager._purge_token(root)
         await asyncio.to_thread(lambda: [path.unlink(missing_ok=True) for path in paths])
-        return True
+        return idents
     if isinstance(manager, StateManagerMemory):
-        lock = manager._states_locks.get(root.lock_key)
-        if lock is not None and lock.locked():
-            return False
-        manager.states.pop(root.cache_key, None)
-        manager._states_locks.pop(root.lock_key, None)
-        return True
+        done = set()
+        for root in roots:
+            lock = manager._states_locks.get(root.lock_key)
+            if lock is None or not lock.locked():
+                manager.states.pop(root.cache_key, None)
+                manager._states_locks.pop(root.lock_key, None)
+                done.add(root.ident)
+        return done
     redis = getattr(manager, "redis", None)
-    if redis is not None:
-        await redis.delete(*[str(root.with_cls(cls)) for cls in all_state_classes()])
-        return True
-    return False
+    if redis is not None and roots:
+        await redis.delete(*[str(root.with_cls(cls)) for root in roots for cls in all_state_classes()])
+        return {root.ident for root in roots}
+    return set()

@@ -38,7 +38,7 @@ from course_app.auth.tokens import live_session_hashes, session_token_from_cooki
 from course_app.db import session_scope
 from course_app.settings import get_settings
 from course_app.socket_tabs import is_seen, take_closed
-from course_app.state.forget_states import forget_tab
+from course_app.state.forget_states import forget_tabs
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +108,14 @@ class SocketSessions:
 
     async def _forget_due(self, app) -> None:
         now = time.monotonic()
-        for token, (due, swept) in list(self._forget_at.items()):
-            if is_seen(token):
-                del self._forget_at[token]  # on a socket again
-            elif due <= now and await forget_tab(app, token):
-                if swept:
-                    del self._forget_at[token]
-                else:
-                    self._forget_at[token] = (now + SWEEP_AGAIN_SECONDS, True)
+        for token in [token for token in self._forget_at if is_seen(token)]:
+            del self._forget_at[token]  # on a socket again
+        due = [token for token, (when, _) in self._forget_at.items() if when <= now]
+        for token in await forget_tabs(app, due) if due else ():
+            if self._forget_at[token][1]:
+                del self._forget_at[token]
+            else:
+                self._forget_at[token] = (now + SWEEP_AGAIN_SECONDS, True)
 
 
 def _live(hashes: list[str]) -> set[str]:
