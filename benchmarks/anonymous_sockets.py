@@ -149,6 +149,7 @@ async def one_round(server: AppServer, states: Path, args) -> dict:
             clean_after = round(time.monotonic() - closed, 1)
             break
         await asyncio.sleep(1)
+    end_rss = server_rss(pgid)  # when clean (or given up on)
     admitted = [seconds for ok, seconds in results if ok]
     refused = [seconds for ok, seconds in results if not ok]
     return {
@@ -158,7 +159,7 @@ async def one_round(server: AppServer, states: Path, args) -> dict:
         "connect_p95_ms": round(percentile(admitted, 0.95) * 1000, 1),
         "refusal_p50_ms": round(percentile(refused, 0.5) * 1000, 1),
         "rss_before_mib": round(before_rss / MIB, 1), "rss_held_mib": round(held_rss / MIB, 1),
-        "rss_after_mib": round(after_rss / MIB, 1),
+        "rss_after_mib": round(after_rss / MIB, 1), "rss_end_mib": round(end_rss / MIB, 1),
         "files_before": before_files, "files_held": held_files, "files_after": after_files,
         "state_kib_held": round(held_bytes / 1024, 1), "state_kib_after": round(after_bytes / 1024, 1),
         "bytes_before": before_bytes, "seconds_until_clean": clean_after,
@@ -184,15 +185,16 @@ def run_config(name: str, env: dict[str, str], args) -> dict:
 
 
 def table(runs: list[dict]) -> str:
-    head = ("config", "round", "let in", "refused", "p50 ms", "p95 ms", "RSS held", "RSS after",
+    head = ("config", "round", "let in", "refused", "p50 ms", "p95 ms", "RSS held", "RSS end (from start)",
             "files held", "files after", "KiB after", "clean after")
     rows = [head]
     for run in runs:
+        rounds_start = run["rounds"][0]["rss_before_mib"]
         for number, r in enumerate(run["rounds"], start=1):
             rows.append((run["config"], str(number), f"{r['admitted']}/{r['connections']}", str(r["refused"]),
                          f"{r['connect_p50_ms']}", f"{r['connect_p95_ms']}",
                          f"+{r['rss_held_mib'] - r['rss_before_mib']:.1f} MiB",
-                         f"+{r['rss_after_mib'] - r['rss_before_mib']:.1f} MiB",
+                         f"{r['rss_end_mib']:.1f} MiB (+{r['rss_end_mib'] - rounds_start:.1f})",
                          f"{r['files_held'] - r['files_before']:+d}", f"{r['files_after'] - r['files_before']:+d}",
                          f"{r['state_kib_after']}",
                          "never" if r["seconds_until_clean"] is None else f"{r['seconds_until_clean']} s"))

@@ -63,3 +63,23 @@ def test_pages_load_without_console_errors_or_csp_violations(page: Page, base_ur
     assert violations == []
     assert not [e for e in errors if "Content Security Policy" in e], errors
     assert documents and not [d for d in documents if d.startswith("NO CSP")], documents
+
+
+def test_a_script_the_policy_does_not_name_is_refused_and_reported(browser, base_url):
+    """The control for the checks above (and the suite-wide one in conftest.py): an
+    inline script injected into a page is refused and reported in the console. Its
+    own context, so conftest's check does not count this expected violation."""
+    context = browser.new_context()
+    page = context.new_page()
+    reports: list[str] = []
+    page.on("console", lambda message: reports.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    page.goto(f"{base_url}/login")
+    wait_live(page)
+    page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+                  " document.body.appendChild(s); }")
+    expect(page.locator("#hydrated")).to_have_text("true")
+
+    assert page.evaluate("() => window.injected") is None
+    context.close()
+    assert reports and "script-src" in reports[0]
