@@ -7,6 +7,8 @@ import time
 import reflex as rx
 
 from course_app.api import build_api
+from course_app.api.security_headers import with_security_headers
+from course_app.api.socket_guard import with_socket_guard
 from course_app.db import migrate
 from course_app.pages.auth import login_page, signup_page
 from course_app.pages.dashboard import dashboard_page
@@ -20,6 +22,8 @@ from course_app.state.course import CourseState
 from course_app.state.session import IdentityGuard, SessionState
 from course_app.state.settings_page import TokensState
 from course_app.state.trash import TrashState
+from course_app.state.socket_limits import SocketEventLimit
+from course_app.state.socket_sessions import watch_socket_sessions
 
 load_settings_or_exit()
 
@@ -68,12 +72,15 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    api_transformer=build_api(),
+    # The API under the app's routes, the socket's caps, then security headers around all of it.
+    api_transformer=[build_api(), with_socket_guard, with_security_headers],
     stylesheets=["/editor.css"],
 )
+app.add_middleware(SocketEventLimit())  # first: a flood costs no database query
 app.add_middleware(IdentityGuard())  # a tab's States never outlive its log-in
 app.register_lifespan_task(_apply_migrations)
 app.register_lifespan_task(_background_upkeep)
+app.register_lifespan_task(watch_socket_sessions)  # a session's end resets its open tabs
 app.add_page(index, route="/", title="Course Studio", on_load=rx.redirect("/dashboard"))
 app.add_page(login_page, route="/login", title="Log in · Course Studio",
              on_load=[AuthFormState.load, SessionState.redirect_if_logged_in])

@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     api_rate_limit: str = "300/minute"
     upload_rate_limit: str = "60/minute"
     part_rate_limit: str = "3000/minute"
+    # Events one socket (one tab's connection) may send, whatever they are.
+    socket_event_rate_limit: str = "40/second"
+    # Open sockets per client IP (per app process), and how long the States of a tab
+    # that never logged in are kept once its socket closed.
+    socket_connections_per_ip: int = Field(default=40, gt=0)
+    anonymous_state_seconds: float = Field(default=60, gt=0)
+    # Strict-Transport-Security max-age, sent in production only (0: not sent).
+    hsts_max_age_seconds: int = Field(default=2 * 365 * 24 * 3600, ge=0)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -89,7 +97,8 @@ class Settings(BaseSettings):
             value = "postgresql://" + value.removeprefix("postgres://")
         return value
 
-    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit", "upload_rate_limit", "part_rate_limit")
+    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit", "upload_rate_limit", "part_rate_limit",
+                     "socket_event_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many

@@ -114,6 +114,12 @@ def app_server(tmp_path_factory):
                        extra_env={"COURSE_UPLOAD_CHUNK_BYTES": "65536",
                                   # every browser test signs up through the page
                                   "COURSE_SIGNUP_RATE_LIMIT": "1000/hour",
+                                  # the security suite's stranger calls every handler and route many
+                                  # times a minute, and its socket client sends events at machine
+                                  # speed; the limits are proved on an app of their own
+                                  # (tests/security/test_socket_limits.py, test_low_limits.py)
+                                  "COURSE_API_RATE_LIMIT": "100000/minute",
+                                  "COURSE_SOCKET_EVENT_RATE_LIMIT": "100000/second",
                                   # canaries: the security tests prove these never reach a browser
                                   # (storage stays local; B2 is not used with them)
                                   "COURSE_B2_KEY_ID": "canary-b2-key-id-" + uuid.uuid4().hex,

@@ -15,6 +15,9 @@ from course_app.api.body_limit import BodyTooLarge
 from course_app.api.deps import CurrentUser, DbSession, check_csrf, client_ip, enforce_rate_limit
 from course_app.api.schemas import Credentials, UserPublic
 from course_app.auth.tokens import SESSION_COOKIE, create_session, end_session, notice_signature, safe_next
+from course_app.auth.session_events import sessions_ended
+from course_app.auth.tokens import (SESSION_COOKIE, create_session, end_all_sessions, end_session, notice_signature,
+                                    safe_next)
 from course_app.errors import DomainError, InvalidInput
 from course_app.services import users
 from course_app.settings import get_settings
@@ -102,15 +105,30 @@ async def login(request: Request, db: DbSession) -> Response:
     return await _enter(request, db, signup=False)
 
 
+def _logged_out(request: Request) -> Response:
+    """The answer to a log-out: the cookie deleted, JSON for scripts, the log-in page for forms.
+    Open tabs of the ended sessions are reset by the socket watcher, woken here."""
+    sessions_ended()
+    wants_json = "application/json" in request.headers.get("accept", "")
+    response: Response = Response(status_code=204) if wants_json else RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=get_settings().is_production)
+    return response
+
+
 @router.post("/logout", summary="End this browser session")
 async def logout(request: Request, db: DbSession) -> Response:
     check_csrf(request)
     end_session(session=db, token=request.cookies.get(SESSION_COOKIE))
     db.commit()
-    wants_json = "application/json" in request.headers.get("accept", "")
-    response: Response = Response(status_code=204) if wants_json else RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=get_settings().is_production)
-    return response
+    return _logged_out(request)
+
+
+@router.post("/logout-everywhere", summary="End every browser session of the current user (API tokens stay)")
+async def logout_everywhere(request: Request, user: CurrentUser, db: DbSession) -> Response:
+    check_csrf(request)
+    end_all_sessions(session=db, user_id=user.id)
+    db.commit()
+    return _logged_out(request)
 
 
 @router.get("/me", summary="The current user", response_model=UserPublic)

@@ -68,6 +68,11 @@ def enforce_rate_limit(spec: str, *keys: str, what: str) -> None:
             raise RateLimited(f"Too many {what} attempts. Wait {retry_after} seconds and try again.", retry_after)
 
 
+def enforce_user_rate_limit(user_id: int) -> None:
+    """The per-user limit of both doors, API routes and State handlers: one budget, one message."""
+    enforce_rate_limit(get_settings().api_rate_limit, f"user:{user_id}", what="API")
+
+
 # Cross-site requests --------------------------------------------------------
 
 
@@ -119,7 +124,7 @@ def optional_user(request: Request) -> User | None:
 def current_user(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise Unauthorized("Log in, or send an API token as 'Authorization: Bearer <token>'.")
-    enforce_rate_limit(get_settings().api_rate_limit, f"user:{user.id}", what="API")
+    enforce_user_rate_limit(user.id)
     return user
 
 

@@ -16,6 +16,7 @@ from course_app.api.errors import error_response
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
 from course_app.api.editing import EditDep, apply_edit
 from course_app.api.schemas import VideoPublic, VideoUpdate
+from course_app.api.security_headers import inline_disposition
 from course_app.db import run_in_session
 from course_app.errors import Conflict, InvalidInput, TooLarge
 from course_app.models import User, Video, VideoStatus
@@ -166,7 +167,8 @@ def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSessi
     if url:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
     size = video.size_bytes
-    headers = {"Accept-Ranges": "bytes", "Content-Type": video.content_type, "Cache-Control": "private, no-store"}
+    headers = {"Accept-Ranges": "bytes", "Content-Type": video.content_type, "Cache-Control": "private, no-store",
+               "Content-Disposition": inline_disposition(video.filename)}
     try:
         byte_range = _byte_range(request.headers.get("range"), size)
     except _Unsatisfiable:

@@ -56,9 +56,33 @@ def user_for_session_token(*, session: Session, token: str | None) -> User | Non
     return session.get(User, row.user_id)
 
 
+def live_session_id(*, session: Session, token: str | None) -> int | None:
+    """The id of the unexpired session behind this token (a tab's identity), else None."""
+    if not token or len(token) > 200:
+        return None
+    return session.exec(select(AuthSession.id).where(
+        AuthSession.token_hash == token_hash(token), AuthSession.expires_at > utcnow())).first()
+
+
+def live_session_hashes(*, session: Session, hashes: list[str]) -> set[str]:
+    """Which of these session token hashes still belong to an unexpired session."""
+    live: set[str] = set()
+    for start in range(0, len(hashes), 500):
+        batch = hashes[start:start + 500]
+        live.update(session.exec(select(AuthSession.token_hash).where(
+            AuthSession.token_hash.in_(batch), AuthSession.expires_at > utcnow())).all())
+    return live
+
+
 def end_session(*, session: Session, token: str | None) -> None:
     if token:
         session.exec(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+
+
+def end_all_sessions(*, session: Session, user_id: int) -> int:
+    """Log the user out everywhere: every browser session ends (API tokens stay)."""
+    result = session.exec(delete(AuthSession).where(AuthSession.user_id == user_id))
+    return result.rowcount or 0
 
 
 def purge_expired_sessions(*, session: Session) -> int:

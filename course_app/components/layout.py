@@ -6,11 +6,17 @@ import reflex as rx
 
 from course_app.components.elements import post_form
 from course_app.state.session import SessionState
+from course_app.state.socket_limits import RateLimitState
 
 
 def hydration_marker() -> rx.Component:
     """Tells end-to-end tests that the page is connected and live."""
     return rx.el.span(rx.cond(rx.State.is_hydrated, "true", "false"), id="hydrated", hidden=True)
+
+
+def log_out_form(label: str, action: str, **button_props) -> rx.Component:
+    """A plain form posting to a log-out route: the route deletes the HttpOnly cookie."""
+    return post_form(rx.button(label, type="submit", variant="soft", **button_props), action=action, method="post")
 
 
 def header() -> rx.Component:
@@ -29,11 +35,7 @@ def header() -> rx.Component:
                     rx.link("My courses", href="/dashboard"),
                     rx.link("Settings", href="/settings"),
                     rx.text(SessionState.user_email, size="2", color_scheme="gray", aria_label="Signed in as"),
-                    post_form(
-                        rx.button("Log out", type="submit", variant="soft", size="2"),
-                        action="/api/auth/logout",
-                        method="post",
-                    ),
+                    log_out_form("Log out", "/api/auth/logout", size="2"),
                     spacing="4",
                     align="center",
                 ),
@@ -49,7 +51,8 @@ def page(*children: rx.Component, title: str | rx.Var = "") -> rx.Component:
     return rx.fragment(
         header(),
         rx.el.main(
-            rx.container(rx.vstack(*children, spacing="5", width="100%"), size="3", padding_y="24px"),
+            rx.container(rx.vstack(error_callout(RateLimitState.message, on_dismiss=RateLimitState.dismiss),
+                                   *children, spacing="5", width="100%"), size="3", padding_y="24px"),
         ),
         hydration_marker(),
     )

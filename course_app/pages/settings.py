@@ -1,11 +1,11 @@
-"""Account settings: personal API tokens for scripts."""
+"""Account settings: personal API tokens for scripts, and log-out everywhere."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from course_app.models import TOKEN_NAME_MAX
-from course_app.components.layout import confirm_delete, error_callout, loading, page
+from course_app.components.layout import confirm_delete, error_callout, loading, log_out_form, page
 from course_app.state.settings_page import TokenRow, TokensState
 
 
@@ -41,6 +41,19 @@ def _new_token_notice() -> rx.Component:
             color_scheme="green",
             width="100%",
         ),
+    )
+
+
+def _sessions_section() -> rx.Component:
+    """A plain form (the route deletes this browser's HttpOnly cookie too); every open
+    tab of every session is reset within a second."""
+    return rx.vstack(
+        rx.heading("Sessions", size="5", as_="h2"),
+        rx.text("Log out on every browser and device where you are logged in, this one included. "
+                "API tokens keep working.", size="2", color_scheme="gray"),
+        log_out_form("Log out everywhere", "/api/auth/logout-everywhere", color_scheme="red"),
+        spacing="3",
+        width="100%",
     )
 
 
@@ -89,4 +102,5 @@ def settings_page() -> rx.Component:
                 rx.text("You have no API tokens.", color_scheme="gray"),
             ),
         ),
+        _sessions_section(),
     )

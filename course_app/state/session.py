@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import inspect
 import logging
 from urllib.parse import quote
@@ -13,10 +12,12 @@ from urllib.parse import quote
 import reflex as rx
 from reflex.middleware import Middleware
 
-from course_app.auth.tokens import session_token_from_cookie_header, user_for_session_token
+from course_app.auth.tokens import live_session_id, session_token_from_cookie_header, user_for_session_token
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError
 from course_app.models import User
+from course_app.socket_tabs import tab_identity
+from course_app.state.socket_limits import user_over_limit
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,17 @@ def requires_user(handler):
     """An event handler that needs a logged-in user (the one guard of every door in
     State): the user is resolved from the socket's session cookie on each call and
     handed to the handler as its first argument; without one the tab goes to log in
-    and the handler does not run. Put it under ``@rx.event``."""
+    and the handler does not run. Each call spends one of the user's requests, the
+    same budget the API routes spend; past the limit the tab says so and the
+    handler does not run. Put it under ``@rx.event``."""
 
     @functools.wraps(handler)
     async def guarded(self, *args, **kwargs):
         user = await current_user(self)
         if user is None:
             yield login_redirect(self.router.url.path)
+            return
+        if await user_over_limit(self, user.id):
             return
         result = handler(self, user, *args, **kwargs)
         if inspect.isasyncgen(result):
@@ -104,6 +109,14 @@ class SessionState(rx.State):
             return login_redirect(self.router.url.path)
 
     @rx.event
+    async def session_ended(self):
+        """Sent by the server (course_app/state/socket_sessions.py) to a tab whose
+        log-in ended while it was open: IdentityGuard has already emptied its States
+        (and sent that) before this runs; the tab goes to the log-in page."""
+        if await self._refresh_identity() is None and self.router.url.path not in ("/login", "/signup"):
+            return login_redirect(self.router.url.path)
+
+    @rx.event
     async def redirect_if_logged_in(self):
         """on_load of the log-in and sign-up pages."""
         if await self._refresh_identity() is not None:
@@ -121,9 +134,12 @@ def user_message(error: Exception) -> str:
 # One tab, one identity ------------------------------------------------------------
 
 
-def _cookie_identity(cookie_header: str | None) -> str:
-    token = session_token_from_cookie_header(cookie_header)
-    return hashlib.sha256(token.encode()).hexdigest() if token else "anonymous"
+def _session_identity(cookie_header: str | None) -> str:
+    """Which log-in a socket's cookie stands for right now: the session's row, or
+    "anonymous" once it no longer resolves (logged out, expired, revoked)."""
+    with session_scope() as session:
+        session_id = live_session_id(session=session, token=session_token_from_cookie_header(cookie_header))
+    return f"session:{session_id}" if session_id is not None else "anonymous"
 
 
 def _app_states() -> list[type[rx.State]]:
@@ -137,17 +153,24 @@ def _app_states() -> list[type[rx.State]]:
 
 
 class IdentityGuard(Middleware):
-    """Empties every course_app State of a tab whose session cookie changed.
+    """Empties every course_app State of a tab whose log-in is not the one its
+    States were filled for.
 
     The server keeps a tab's States under the tab's client token, which survives
     log-out and log-in in the same tab; the next page load's hydration sends the
     whole stored tree before any on_load runs. Without this, the page after
     log-out (or another user's log-in in the same tab) received the previous
-    user's e-mail, courses, videos and even a just-created API token value. Runs
-    before every event, with the cookie of the socket that sent it."""
+    user's e-mail, courses, videos and even a just-created API token value.
+
+    The identity is the session as the database holds it now, not the socket's
+    cookie: that cookie is fixed when the socket connects and outlives a log-out,
+    so a still-open tab's next hydrate would otherwise get the whole snapshot.
+    Runs before every event (hydrate included), with the cookie of the socket
+    that sent it; one indexed lookup."""
 
     async def preprocess(self, app, state, event):
-        identity = _cookie_identity(state.router.headers.cookie)
+        identity = await asyncio.to_thread(_session_identity, state.router.headers.cookie)
+        tab_identity(state.router.session.client_token, logged_in=identity != "anonymous")
         session = await state.get_state(SessionState)
         if session._identity != identity:
             for cls in _app_states():

@@ -28,6 +28,22 @@ def base_url(app_server) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _no_csp_violations(request):
+    """Every browser test runs with the app's Content-Security-Policy on: a violation
+    reported in the console of any page of the test's browser context fails it."""
+    if "page" not in request.fixturenames and "context" not in request.fixturenames:
+        yield
+        return
+    context = request.getfixturevalue("context")
+    violations: list[str] = []
+    context.on("console", lambda message: violations.append(f"{message.page.url if message.page else '?'}: "
+                                                            f"{message.text}")
+               if "Content Security Policy" in message.text else None)
+    yield
+    assert violations == [], f"CSP violations in the browser console: {violations}"
+
+
+@pytest.fixture(autouse=True)
 def _expect_timeout():
     expect.set_options(timeout=15_000)
 

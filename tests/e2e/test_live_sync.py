@@ -61,7 +61,7 @@ def test_changes_in_one_tab_show_in_the_other_without_a_reload(page: Page, base_
 
     # A delete disappears.
     page.get_by_role("button", name="Delete video Welcome").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Move to trash").click()
     expect(other.get_by_label("Title of Welcome.mp4", exact=True)).to_have_count(0, timeout=SYNC_MS)
     _expect_db_order(page, server_engine, made["course"],
                      {"Basics": ["Types", "Loops"], "Introduction": ["Installing"]})

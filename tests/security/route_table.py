@@ -88,10 +88,12 @@ def main(out: str, inject: bool = False) -> None:
         app._api.add_route("/_injected_on_reflex", lambda request: PlainTextResponse("x"), methods=["GET"])
         extra = APIRouter(prefix="/injected")
         extra.add_api_route("/thing", lambda: {}, methods=["DELETE"])
-        app.api_transformer.include_router(extra)
+        transformers = app.api_transformer if isinstance(app.api_transformer, list) else [app.api_transformer]
+        api = next(t for t in transformers if hasattr(t, "include_router"))  # the FastAPI app (others wrap)
+        api.include_router(extra)
         from starlette.staticfiles import StaticFiles
 
-        app.api_transformer.mount("/injected-files", StaticFiles(directory=".", check_dir=False))
+        api.mount("/injected-files", StaticFiles(directory=".", check_dir=False))
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(walk(asgi), handle)
 

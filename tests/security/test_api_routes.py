@@ -55,6 +55,8 @@ PUBLIC = {
     ("POST", "/api/auth/signup"): "creates a new account; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
     ("POST", "/api/auth/login"): "checks credentials; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
     ("POST", "/api/auth/logout"): "ends only the session in the caller's own cookie (test_sessions shows others survive)",
+    ("POST", "/api/auth/logout-everywhere"): "ends only the caller's own sessions, 401 without a log-in "
+                                             "(test_open_tabs shows another user's session survives)",
     ("GET", "/api/openapi.json"): "the API's public description: routes and schemas, no data",
     ("GET", "/api/docs"): "the API's public description page (Swagger UI), no data",
     ("GET", "/docs/oauth2-redirect"): "a static page of the Swagger UI, no data",

@@ -32,6 +32,7 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
                                                                     "password": "correct horse battery"}}),
         ("POST", "/api/auth/login"): ("/api/auth/login", {"json": {"email": a.email, "password": "correct horse battery"}}),
         ("POST", "/api/auth/logout"): ("/api/auth/logout", {"headers": {"accept": "application/json"}}),
+        ("POST", "/api/auth/logout-everywhere"): ("/api/auth/logout-everywhere", {"headers": {"accept": "application/json"}}),
         ("POST", "/api/tokens"): ("/api/tokens", {"json": {"name": "csrf"}}),
         ("DELETE", "/api/tokens/{token_id}"): (f"/api/tokens/{a.token_id}", {}),
         ("POST", "/api/courses"): ("/api/courses", {"json": {"title": "csrf"}}),
@@ -49,6 +50,15 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
         ("DELETE", "/api/uploads/{upload_id}"): (f"/api/uploads/{a.upload}", {}),
         ("POST", "/api/trash/{kind}/{item_id}/restore"): (f"/api/trash/videos/{a.trashed_video}/restore", {}),
         ("DELETE", "/api/trash/{kind}/{item_id}"): (f"/api/trash/chapters/{a.trashed_chapter}", {}),
+        ("PATCH", "/api/courses/{course_id}"): (f"/api/courses/{a.course}", {"json": {"title": "csrf"}}),
+        ("DELETE", "/api/courses/{course_id}"): (f"/api/courses/{a.course}", {}),
+        ("PUT", "/api/courses/{course_id}/chapter-order"): (f"/api/courses/{a.course}/chapter-order",
+                                                           {"json": {"chapter_ids": list(reversed(a.chapters))}}),
+        ("PATCH", "/api/chapters/{chapter_id}"): (f"/api/chapters/{a.chapters[0]}", {"json": {"title": "csrf"}}),
+        ("DELETE", "/api/chapters/{chapter_id}"): (f"/api/chapters/{a.chapters[0]}", {}),
+        ("PUT", "/api/chapters/{chapter_id}/video-order"): (
+            f"/api/chapters/{a.chapters[1]}/video-order", {"json": {"video_ids": list(reversed(a.videos[a.chapters[1]]))}}),
+        ("PATCH", "/api/videos/{video_id}"): (f"/api/videos/{video}", {"json": {"title": "csrf", "chapter_id": a.chapters[0]}}),
     }
 
 

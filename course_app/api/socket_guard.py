@@ -1,0 +1,85 @@
+"""What an anonymous visitor can cost through Reflex's socket (/_event), capped
+before Reflex sees the connection:
+
+- at most ``socket_connections_per_ip`` open sockets per client IP in this process
+  (the address behind ``trusted_proxy_hops`` reverse proxies, as Reflex reads it);
+  one more is refused at the handshake;
+- only the WebSocket transport: the app's front end never polls, and an engine.io
+  polling session would be a socket this count does not see.
+
+What a connection leaves behind when it closes is course_app/state/socket_sessions.py's
+part (States that never logged in are forgotten soon after)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from course_app.settings import get_settings
+from course_app.socket_tabs import tab_connected
+
+SOCKET_PATH = "/_event"
+
+
+def client_ip(scope: Scope) -> str:
+    """The client's address; behind trusted proxies, the one they forwarded."""
+    from reflex_base.config import get_config
+
+    ip = (scope.get("client") or ("unknown",))[0]
+    hops = get_config().trusted_proxy_hops
+    if hops:
+        forwarded = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+        chain = [part.strip() for part in forwarded.split(",") if part.strip()]
+        if len(chain) >= hops:
+            ip = chain[-hops]
+    return ip
+
+
+class SocketGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.open: Counter[str] = Counter()  # client IP -> open sockets in this process
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope.get("path", "").startswith(SOCKET_PATH):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            transport = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("transport")
+            if transport != ["websocket"]:
+                await _refuse_polling(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        ip = client_ip(scope)
+        if self.open[ip] >= get_settings().socket_connections_per_ip:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused
+            return
+        self.open[ip] += 1
+        tab_connected((parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0])
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[ip] -= 1
+            if self.open[ip] <= 0:
+                del self.open[ip]
+
+
+async def _refuse_polling(send: Send) -> None:
+    body = json.dumps({"error": "The socket speaks WebSocket only.", "code": "invalid_input",
+                       "retryable": False}).encode()
+    await send({"type": "http.response.start", "status": 400,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def with_socket_guard(app: ASGIApp) -> ASGIApp:
+    """For rx.App(api_transformer=[...]): caps the socket's connections."""
+    return SocketGuard(app)
