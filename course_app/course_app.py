@@ -18,6 +18,7 @@ from course_app.state.dashboard import DashboardState
 from course_app.state.course import CourseState
 from course_app.state.session import IdentityGuard, SessionState
 from course_app.state.settings_page import TokensState
+from course_app.worker import embedded as embedded_worker
 
 load_settings_or_exit()
 
@@ -68,6 +69,7 @@ app = rx.App(
 app.add_middleware(IdentityGuard())  # a tab's States never outlive its log-in
 app.register_lifespan_task(_apply_migrations)
 app.register_lifespan_task(_background_upkeep)
+app.register_lifespan_task(embedded_worker)
 app.add_page(index, route="/", title="Course Studio", on_load=rx.redirect("/dashboard"))
 app.add_page(login_page, route="/login", title="Log in · Course Studio",
              on_load=[AuthFormState.load, SessionState.redirect_if_logged_in])

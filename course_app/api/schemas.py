@@ -27,10 +27,30 @@ class VideoPublic(BaseModel):
     position: int
     created_at: datetime
     updated_at: datetime
+    # Processing: the stage it is at (or failed in), the failure's machine code and
+    # whether Retry can help; what probing found; the thumbnails' URLs once ready.
+    stage: str | None
+    failure_code: str | None
+    retryable: bool | None
+    width: int | None
+    height: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    bitrate: int | None
+    thumbnail_urls: dict[str, str] = {}
 
     @classmethod
     def of(cls, video: Video) -> VideoPublic:
-        return cls.model_validate(video, from_attributes=True)
+        public = cls.model_validate(video, from_attributes=True)
+        public.thumbnail_urls = thumbnail_urls(video)
+        return public
+
+
+def thumbnail_urls(video: Video) -> dict[str, str]:
+    """The thumbnails' URLs, versioned by their immutable keys (a new key, a new URL)."""
+    keys = {"small": video.thumbnail_small_key, "large": video.thumbnail_large_key}
+    return {size: f"/api/videos/{video.id}/thumbnail/{size}?v={key.rsplit('.thumb-', 1)[-1].split('-')[0]}"
+            for size, key in keys.items() if key}
 
 
 class ChapterPublic(BaseModel):

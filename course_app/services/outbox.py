@@ -46,10 +46,13 @@ def enqueue_multipart_abort(*, session: Session, storage_key: str, upload_id: st
 
 
 def remove_video_row(*, session: Session, video: Video, reason: str) -> StorageDeletion:
-    """Delete the row and record its file's deletion in the same transaction."""
+    """Delete the row and record its file's (and thumbnails') deletion in the same transaction."""
     pending = enqueue_storage_deletion(
         session=session, storage_key=video.storage_key, file_id=video.backblaze_file_id, reason=reason
     )
+    for key in (video.thumbnail_small_key, video.thumbnail_large_key):
+        if key:
+            enqueue_storage_deletion(session=session, storage_key=key, file_id=None, reason=reason)
     session.delete(video)
     session.flush()
     return pending

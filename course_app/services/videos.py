@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from datetime import timedelta
 from pathlib import PurePath
 
 from sqlmodel import Session, func, select
@@ -20,8 +21,10 @@ from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from course_app.models import TITLE_MAX, Chapter, StorageDeletion, User, Video, utcnow
 from course_app.services.courses import MAX_BATCH, owned_chapter, owned_course
 from course_app.services.ordering import current, in_requested_order, lock_course, parse_id_list, renumber
+from course_app.services import processing
 from course_app.services.outbox import enqueue_storage_deletion, remove_video_row
 from course_app.services.validation import clean_text, parse_uuid
+from course_app.settings import get_settings
 from course_app.storage.base import StoredObject, video_key
 
 
@@ -268,7 +271,8 @@ def begin_upload(
 
 
 def finish_upload(*, session: Session, video_id: uuid.UUID, stored: StoredObject) -> Video | None:
-    """Mark the row ready once storage has confirmed size and SHA1. If the row was
+    """Once storage has confirmed size and SHA1, record them and hand the video to
+    processing (its job is queued when the transaction commits). If the row was
     deleted while the bytes travelled, the stored file goes to the outbox."""
     video = session.get(Video, video_id)
     if video is None:
@@ -280,11 +284,10 @@ def finish_upload(*, session: Session, video_id: uuid.UUID, stored: StoredObject
     video.size_bytes = stored.size
     video.sha1 = stored.sha1 or None  # unknown (a B2 large file without a declared SHA1), not ""
     video.video_url = stream_url(video.id)
-    video.status = "ready"
-    video.error = None
-    video.updated_at = utcnow()
     session.add(video)
     session.flush()
+    processing.start(session=session, video_id=video.id,
+                     queue_wait=timedelta(seconds=get_settings().processing_queue_wait_seconds))
     return video
 
 

@@ -17,6 +17,7 @@ from course_app.models import Chapter, Course, StorageDeletion, Video
 from course_app.services import courses, outbox, reconcile, videos
 from course_app.storage.base import StorageError
 from course_app.storage.local import LocalStorage
+from tests.processed import as_if_processed
 
 MAX = 10_000_000
 
@@ -52,11 +53,12 @@ def begin(session, user, chapter: Chapter, filename: str = "clip.mp4", **kwargs)
 
 
 def ready_video(session, storage, user, chapter: Chapter, data: bytes | None = None, filename: str = "clip.mp4") -> Video:
-    """A video through the whole upload life cycle: row, bytes, ready; committed."""
+    """A video through the whole upload life cycle: row, bytes, processed, ready; committed."""
     video = begin(session, user, chapter, filename)
     session.commit()
     stored = storage.put_stream(video.storage_key, [data or uuid.uuid4().bytes * 100], content_type="video/mp4")
     video = videos.finish_upload(session=session, video_id=video.id, stored=stored)
+    as_if_processed(session, video.id)
     session.commit()
     return video
 
@@ -141,15 +143,19 @@ def test_begin_upload_checks_the_chapter(session, engine, make_user):
         assert fresh.exec(select(Video)).all() == []
 
 
-def test_finish_upload_marks_the_row_ready_with_what_storage_confirmed(session, engine, make_user, storage):
+def test_finish_upload_hands_the_row_to_processing_with_what_storage_confirmed(session, engine, make_user, storage):
     user = make_user()
     _, (chapter,) = course_with(session, user, "Intro")
     data = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
+    video = begin(session, user, chapter)
+    session.commit()
+    stored = storage.put_stream(video.storage_key, [data], content_type="video/mp4")
 
-    video = ready_video(session, storage, user, chapter, data)
+    videos.finish_upload(session=session, video_id=video.id, stored=stored)
+    session.commit()
 
     stored = committed_video(engine, video.id)
-    assert stored.status == "ready" and stored.error is None
+    assert (stored.status, stored.stage, stored.error) == ("processing", "verifying", None)
     assert stored.size_bytes == len(data)
     assert stored.sha1 == hashlib.sha1(data).hexdigest()
     assert stored.backblaze_file_id == stored.storage_key
