@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, Video
+from course_app.services.videos import thumbnail_urls
 
 
 class VideoPublic(BaseModel):
@@ -44,13 +45,6 @@ class VideoPublic(BaseModel):
         public = cls.model_validate(video, from_attributes=True)
         public.thumbnail_urls = thumbnail_urls(video)
         return public
-
-
-def thumbnail_urls(video: Video) -> dict[str, str]:
-    """The thumbnails' URLs, versioned by their immutable keys (a new key, a new URL)."""
-    keys = {"small": video.thumbnail_small_key, "large": video.thumbnail_large_key}
-    return {size: f"/api/videos/{video.id}/thumbnail/{size}?v={key.rsplit('.thumb-', 1)[-1].split('-')[0]}"
-            for size, key in keys.items() if key}
 
 
 class ChapterPublic(BaseModel):

@@ -71,6 +71,13 @@ def stream_url(video_id: uuid.UUID) -> str:
     return f"/api/videos/{video_id}/stream"
 
 
+def thumbnail_urls(video: Video) -> dict[str, str]:
+    """The thumbnails' URLs, versioned by their immutable keys (a new key, a new URL)."""
+    keys = {"small": video.thumbnail_small_key, "large": video.thumbnail_large_key}
+    return {size: f"/api/videos/{video.id}/thumbnail/{size}?v={key.rsplit('.thumb-', 1)[-1].split('-')[0]}"
+            for size, key in keys.items() if key}
+
+
 # Order -----------------------------------------------------------------------
 # Every function here takes the course's write lock (ordering.lock_course) before
 # it reads a position; rows loaded for the ownership check are reloaded after it.

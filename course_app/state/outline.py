@@ -14,7 +14,8 @@ import reflex as rx
 
 from course_app.models import User
 from course_app.services import courses, outbox, outline
-from course_app.state.editor_store import ChapterRow, VideoRow, chapter_row, grouped_rows, persist, recounted
+from course_app.state.editor_store import (ChapterRow, VideoRow, chapter_row, duration_text, grouped_rows, persist,
+                                           recounted)
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 
@@ -36,6 +37,11 @@ class OutlineState(rx.State):
     remembered: str = rx.LocalStorage("{}", name="course_studio_open_chapters")
 
     # Plumbing (backend only) -------------------------------------------------------------
+
+    @rx.var
+    def total_duration(self) -> str:
+        """The course's duration: its processed videos' durations added up."""
+        return duration_text(sum(row.seconds for row in self.chapters))
 
     def _apply(self, rows: list[ChapterRow]) -> None:
         self.chapters = rows

@@ -21,7 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.support import assert_json_error, assert_no_internals
-from tests.media import make_video
+from tests.media import make_video, mp4_header_then_garbage
+from tests.server import wait_processed
 
 BOUNDARY = "course-studio-test-7d2f9a"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -169,10 +170,13 @@ def course(owner):
 
 
 @pytest.fixture
-def video(owner, course, media) -> dict:
+def video(owner, course, media, server_engine) -> dict:
+    """A video uploaded and processed (ready)."""
     _, http = owner
     course_id, (intro, _) = course
-    return uploaded(http, course_id, intro, media["small"], filename="lesson.mp4")
+    created = uploaded(http, course_id, intro, media["small"], filename="lesson.mp4")
+    assert wait_processed(server_engine, [created["id"]]) == {created["id"]: "ready"}
+    return http.get(f"/api/videos/{created['id']}").json()
 
 
 def _zip() -> bytes:
@@ -195,7 +199,7 @@ NOT_VIDEOS = {
 
 
 @pytest.mark.parametrize(("kind", "content_type"), [("mp4", "video/mp4"), ("webm", "video/webm")])
-def test_upload_of_a_real_video_is_201_ready_with_its_size_and_sha1(
+def test_upload_of_a_real_video_is_201_processing_then_ready_with_what_probing_found(
         owner, course, media, app_server, server_engine, kind, content_type):
     account, http = owner
     course_id, (intro, _) = course
@@ -205,13 +209,22 @@ def test_upload_of_a_real_video_is_201_ready_with_its_size_and_sha1(
 
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["status"] == "ready" and body["error"] is None
+    assert (body["status"], body["stage"], body["error"]) == ("processing", "verifying", None)
     assert body["size_bytes"] == len(data)
     assert body["sha1"] == hashlib.sha1(data).hexdigest()
     assert body["content_type"] == content_type
     assert body["video_url"] == f"/api/videos/{body['id']}/stream"
     assert (body["course_id"], body["chapter_id"]) == (course_id, intro)
     assert (body["filename"], body["title"], body["position"]) == (f"Week 1.{kind}", "Week 1", 0)
+    assert wait_processed(server_engine, [body["id"]]) == {body["id"]: "ready"}
+    done = http.get(f"/api/videos/{body['id']}").json()
+    assert (done["status"], done["stage"], done["failure_code"]) == ("ready", None, None)
+    assert done["duration_seconds"] == pytest.approx(2.0, abs=0.15)
+    assert (done["width"], done["height"], done["video_codec"]) == (64, 48, {"mp4": "h264", "webm": "vp8"}[kind])
+    for size in ("small", "large"):
+        thumbnail = http.get(done["thumbnail_urls"][size])
+        assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
+        assert thumbnail.headers["content-type"] == "image/jpeg" and "immutable" in thumbnail.headers["cache-control"]
     row = video_row(server_engine, body["id"])
     assert row["storage_key"] == f"videos/{account.id}/{body['id']}"
     assert (row["status"], row["size_bytes"], row["sha1"]) == ("ready", len(data), body["sha1"])
@@ -522,11 +535,32 @@ def test_every_video_route_works_with_an_api_token(owner, course, media, new_cli
     assert response.status_code == 201, response.text
     video_id = response.json()["id"]
     assert script.get(f"/api/videos/{video_id}").json()["sha1"] == hashlib.sha1(data).hexdigest()
+    wait_processed(server_engine, [video_id])
     ranged = script.get(f"/api/videos/{video_id}/stream", headers={"Range": "bytes=0-99"})
     assert (ranged.status_code, ranged.content) == (206, data[:100])
     assert script.delete(f"/api/videos/{video_id}").status_code == 204
     assert video_row(server_engine, video_id) is None
     assert_json_error(script.get(f"/api/videos/{video_id}"), 404)
+
+
+def test_a_file_with_no_picture_inside_fails_at_probing_and_retry_says_it_cannot_help(owner, course, server_engine):
+    _, http = owner
+    course_id, (intro, _) = course
+    created = uploaded(http, course_id, intro, mp4_header_then_garbage(), filename="renamed.mp4")
+
+    assert wait_processed(server_engine, [created["id"]]) == {created["id"]: "failed"}
+    failed = http.get(f"/api/videos/{created['id']}").json()
+    assert (failed["stage"], failed["failure_code"], failed["retryable"]) == ("probing", "not_decodable", False)
+    assert "Upload the video again" in failed["error"] and failed["thumbnail_urls"] == {}
+    assert "Retrying cannot help" in assert_json_error(http.post(f"/api/videos/{created['id']}/retry"), 409)
+    assert_json_error(http.get(f"/api/videos/{created['id']}/thumbnail/small"), 404)
+    assert_json_error(http.get(failed["video_url"]), 409)
+
+
+def test_retry_of_a_ready_video_is_409(owner, video):
+    _, http = owner
+    assert "Only a video whose processing failed" in assert_json_error(http.post(f"/api/videos/{video['id']}/retry"), 409)
+    assert_json_error(http.get(f"/api/videos/{video['id']}/thumbnail/medium"), 404)
 
 
 # The API's own description --------------------------------------------------------------------------------
@@ -542,6 +576,8 @@ def test_openapi_lists_every_route_and_the_docs_answer(client):
         "/api/upload": {"post"},
         "/api/videos/{video_id}": {"get", "delete"},
         "/api/videos/{video_id}/stream": {"get"},
+        "/api/videos/{video_id}/retry": {"post"},
+        "/api/videos/{video_id}/thumbnail/{size}": {"get"},
         "/api/courses": {"get", "post"},
         "/api/courses/{course_id}": {"get"},
         "/api/courses/{course_id}/chapters": {"post"},
