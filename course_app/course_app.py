@@ -33,14 +33,14 @@ def _apply_migrations() -> None:
 
 async def _background_upkeep() -> None:
     """Lifespan task: carry out pending storage deletions (retried until storage
-    confirms) and, every SWEEP_INTERVAL, expire abandoned resumable uploads and
-    expired log-in sessions."""
+    confirms) and, every SWEEP_INTERVAL, expire abandoned resumable uploads,
+    expired log-in sessions and saved answers of idempotent requests."""
     from datetime import timedelta
 
     from course_app.auth.tokens import purge_expired_sessions
     from course_app.db import run_in_session, session_scope
     from course_app.services.upload_sweep import sweep
-    from course_app.services import outbox
+    from course_app.services import idempotency, outbox
     from course_app.storage import get_storage
 
     settings = load_settings_or_exit()
@@ -52,6 +52,7 @@ async def _background_upkeep() -> None:
                 await asyncio.to_thread(sweep, session_factory=session_scope, storage=get_storage(),
                                         stale_after=timedelta(hours=settings.upload_stale_hours))
                 await run_in_session(purge_expired_sessions)
+                await run_in_session(idempotency.purge_expired)
             await outbox.carry_out()
         except Exception:
             logging.getLogger(__name__).exception("Background upkeep failed; trying again later")

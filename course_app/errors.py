@@ -35,6 +35,19 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Stale(Conflict):
+    """An edit made on a view older than the course's revision (or an ``If-Match``
+    that no longer matches): refused so it cannot undo a change its author never saw."""
+
+    status_code = 412
+    code = "stale_revision"
+
+    def __init__(self, message: str = "This course changed in another window; your view is now up to date.",
+                 revision: int | None = None) -> None:
+        super().__init__(message)
+        self.revision = revision  # the course's current revision, when known
+
+
 class RateLimited(DomainError):
     status_code = 429
     code = "rate_limited"

@@ -123,6 +123,12 @@ class Course(SQLModel, table=True):
     title: str = Field(max_length=TITLE_MAX)
     description: str = Field(default="", max_length=DESCRIPTION_MAX)
     status: str = Field(default=CourseStatus.DRAFT, max_length=20)
+    # Advanced by every edit of the course, its chapters or videos, in the edit's own
+    # transaction; an edit made on an older view is refused (services/ordering.py).
+    revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Advanced by every change open editors should show, edits and status changes
+    # (uploads finishing, processing) alike: what live sync watches (services/live.py).
+    pulse: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
@@ -241,3 +247,19 @@ class UploadPart(SQLModel, table=True):
 
 
 __all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "StorageDeletion", "UploadSession", "UploadPart", "utcnow"]
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """An API request that carried an ``Idempotency-Key``: its answer, saved in the
+    same transaction as its effect, is replayed when the key comes again."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotent_requests_user_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    key: str = Field(max_length=200)
+    fingerprint: str = Field(max_length=64)  # method, path and body: a key reused for another request is refused
+    status_code: int
+    body: str = Field(default="")
+    created_at: datetime = _timestamp(index=True)

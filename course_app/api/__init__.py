@@ -9,9 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from course_app.api import auth, courses, tokens, upload_sessions, videos
+from course_app.api import auth, chapters, courses, tokens, upload_sessions, videos
+from course_app.api.editing import Replayed
 from course_app.api.body_limit import BodyLimit
-from course_app.errors import DomainError, RateLimited
+from course_app.errors import DomainError, RateLimited, Stale
 from course_app.storage.base import StorageError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,13 @@ def build_api() -> FastAPI:
     @api.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        if isinstance(exc, Stale) and exc.revision is not None:
+            headers = {"ETag": f'"{exc.revision}"'}  # the current revision, to fetch and retry
         return _error(exc.status_code, str(exc), headers, code=exc.code, retryable=exc.retryable)
+
+    @api.exception_handler(Replayed)
+    async def _replayed(_: Request, exc: Replayed):
+        return exc.response()
 
     @api.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
@@ -76,6 +83,7 @@ def build_api() -> FastAPI:
     api.include_router(auth.router)
     api.include_router(tokens.router)
     api.include_router(courses.router)
+    api.include_router(chapters.router)
     api.include_router(videos.router)
     api.include_router(upload_sessions.router)
     return api

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX, Chapter, Course, Video
 from course_app.services.videos import thumbnail_urls
@@ -59,6 +59,18 @@ class ChapterPublic(BaseModel):
                    videos=[VideoPublic.of(v) for v in videos or []])
 
 
+class ChapterList(RootModel[list[ChapterPublic]]):
+    @classmethod
+    def of(cls, chapters: list[Chapter]) -> ChapterList:
+        return cls([ChapterPublic.of(c) for c in chapters])
+
+
+class VideoList(RootModel[list[VideoPublic]]):
+    @classmethod
+    def of(cls, videos: list[Video]) -> VideoList:
+        return cls([VideoPublic.of(v) for v in videos])
+
+
 class CourseSummaryPublic(BaseModel):
     id: uuid.UUID
     title: str
@@ -75,6 +87,7 @@ class CoursePublic(BaseModel):
     title: str
     description: str
     status: str
+    revision: int = Field(description="Advanced by every edit; send it back as If-Match to refuse stale edits.")
     created_at: datetime
     updated_at: datetime
     chapters: list[ChapterPublic] = []
@@ -82,7 +95,8 @@ class CoursePublic(BaseModel):
     @classmethod
     def of(cls, course: Course, chapters: list[ChapterPublic] | None = None) -> CoursePublic:
         return cls(id=course.id, title=course.title, description=course.description, status=course.status,
-                   created_at=course.created_at, updated_at=course.updated_at, chapters=chapters or [])
+                   revision=course.revision, created_at=course.created_at, updated_at=course.updated_at,
+                   chapters=chapters or [])
 
 
 class CourseCreate(BaseModel):
@@ -92,3 +106,27 @@ class CourseCreate(BaseModel):
 
 class ChapterCreate(BaseModel):
     title: str = Field(max_length=TITLE_MAX)
+
+
+class CourseUpdate(BaseModel):
+    title: str | None = Field(default=None, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    status: str | None = Field(default=None, description="draft or published")
+
+
+class ChapterUpdate(BaseModel):
+    title: str = Field(max_length=TITLE_MAX)
+
+
+class ChapterOrder(BaseModel):
+    chapter_ids: list[str] = Field(description="Every chapter of the course once, in the new order.")
+
+
+class VideoOrder(BaseModel):
+    video_ids: list[str] = Field(description="Every video of the chapter once, in the new order.")
+
+
+class VideoUpdate(BaseModel):
+    title: str | None = Field(default=None, max_length=TITLE_MAX)
+    chapter_id: str | None = Field(default=None, description="Move the video to this chapter of the same course.")
+    position: int | None = Field(default=None, ge=0, description="Its index in the chapter (default: last when moving).")

@@ -10,18 +10,22 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from sqlmodel import Session
 
 from course_app.api.deps import CurrentUser, DbSession, enforce_rate_limit
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
-from course_app.api.schemas import VideoPublic
+from course_app.api.editing import EditDep, apply_edit
+from course_app.api.schemas import VideoPublic, VideoUpdate
 from course_app.db import run_in_session
 from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
-from course_app.models import VideoStatus
+from course_app.models import User, Video, VideoStatus
+from course_app.services.ordering import REVISION
 from course_app.services import courses, outbox, processing, uploads, videos
 from course_app.settings import get_settings
 from course_app.storage import get_storage
 
 router = APIRouter(tags=["videos"])
+EDIT_HEADERS = "Send `If-Match` with the course's ETag to refuse the edit (412) if the course changed since."
 
 FORM_OVERHEAD = 64 * 1024  # room for the form's other fields and boundaries
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -100,11 +104,35 @@ def get_video(video_id: str, user: CurrentUser, db: DbSession) -> VideoPublic:
     return VideoPublic.of(videos.owned_video(session=db, user=user, video_id=video_id))
 
 
-@router.delete("/api/videos/{video_id}", status_code=204, summary="Delete a video and its stored file")
-async def delete_video(video_id: str, user: CurrentUser) -> Response:
-    pending = await run_in_session(videos.delete_video, user=user, video_id=video_id)
+def _update_video(*, session: Session, user: User, revision: int | None, video_id: str, body: VideoUpdate) -> Video:
+    """Rename and move in one transaction, checked once against ``revision``."""
+    if body.title is None and body.chapter_id is None and body.position is None:
+        raise InvalidInput("Send at least one of 'title', 'chapter_id' and 'position'.")
+    video = videos.owned_video(session=session, user=user, video_id=video_id)
+    if body.title is not None:
+        video = videos.rename_video(session=session, user=user, video_id=video_id, title=body.title, revision=revision)
+        revision = session.info[REVISION] if revision is not None else None
+    if body.chapter_id is not None or body.position is not None:
+        video = videos.move_video(session=session, user=user, video_id=video_id,
+                                  chapter_id=body.chapter_id or video.chapter_id, position=body.position,
+                                  revision=revision)
+    return video
+
+
+@router.patch("/api/videos/{video_id}", response_model=VideoPublic,
+              summary="Rename a video, or move it within its chapter or to another chapter of the course",
+              description=EDIT_HEADERS)
+async def update_video(video_id: str, body: VideoUpdate, edit: EditDep) -> Response:
+    _, answer = await apply_edit(edit, _update_video, present=VideoPublic.of, video_id=video_id, body=body)
+    return answer
+
+
+@router.delete("/api/videos/{video_id}", status_code=204, summary="Delete a video and its stored file",
+               description=EDIT_HEADERS)
+async def delete_video(video_id: str, edit: EditDep) -> Response:
+    pending, answer = await apply_edit(edit, videos.delete_video, status_code=204, video_id=video_id)
     await outbox.carry_out(ids=[pending.id])
-    return Response(status_code=204)
+    return answer
 
 
 @router.post("/api/videos/{video_id}/retry", summary="Run a video's failed processing stage again")

@@ -9,7 +9,9 @@ from course_app.components.elements import BLUR_ON_ENTER
 from course_app.components.layout import error_callout, loading, page
 from course_app.components.uploads import outline_dnd, uploads_panel
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX
-from course_app.pages.editor_dialogs import confirm_dialog, filter_bar, move_dialog, player, selection_toolbars
+from course_app.pages.editor_dialogs import (
+    confirm_dialog, filter_bar, move_dialog, player, selection_toolbars, undo_toast,
+)
 from course_app.pages.editor_outline import outline_list
 from course_app.settings import get_settings
 from course_app.state.course import CourseState
@@ -163,4 +165,5 @@ def editor_page() -> rx.Component:
         ),
         move_dialog(),
         confirm_dialog(),
+        undo_toast(),
     )

@@ -10,6 +10,7 @@ from reflex_base.vars.function import FunctionStringVar
 from course_app.state.editor_store import ChapterRow
 from course_app.state.outline import OutlineState
 from course_app.state.selection import DialogState, SelectionState
+from course_app.state.undo import UndoState
 from course_app.state.videos import PlayerState
 
 TOOLBAR_STYLE = {"padding": "6px 10px", "border": "1px solid var(--accent-a6)", "border_radius": "8px",
@@ -186,5 +187,22 @@ def player() -> rx.Component:
                 width="100%",
             ),
             width="100%",
+        ),
+    )
+
+
+def undo_toast() -> rx.Component:
+    """The last edit's "Undo", for a few seconds (its own State: appearing re-renders nothing else)."""
+    return rx.cond(
+        UndoState.label != "",
+        rx.hstack(
+            rx.text(UndoState.label, size="2"),
+            rx.button("Undo", on_click=UndoState.undo, size="1", variant="soft"),
+            rx.icon_button(rx.icon("x", size=14), on_click=UndoState.dismiss, aria_label="Dismiss", size="1",
+                           variant="ghost", color_scheme="gray"),
+            role="status",
+            class_name="undo-toast",
+            align="center",
+            spacing="3",
         ),
     )

@@ -113,38 +113,47 @@ def create_course(*, session: Session, user: User, title: object, description: o
 
 
 def update_course(
-    *, session: Session, user: User, course_id: object, title: object | None = None, description: object | None = None
+    *, session: Session, user: User, course_id: object, title: object | None = None, description: object | None = None,
+    revision: int | None = None,
 ) -> Course:
     course = owned_course(session=session, user=user, course_id=course_id)
     if title is not None:
-        course.title = clean_text(title, field="Course title", max_length=TITLE_MAX)
+        title = clean_text(title, field="Course title", max_length=TITLE_MAX)
     if description is not None:
-        course.description = clean_text(
+        description = clean_text(
             description, field="Description", max_length=DESCRIPTION_MAX, required=False, multiline=True
         )
-    course.updated_at = utcnow()
+    lock_course(session, course.id, revision=revision)
+    course = current(session, course, gone="That course was deleted in the meantime.")
+    if title is not None:
+        course.title = title
+    if description is not None:
+        course.description = description
     session.add(course)
     session.flush()
     return course
 
 
-def set_course_status(*, session: Session, user: User, course_id: object, status: object) -> Course:
+def set_course_status(
+    *, session: Session, user: User, course_id: object, status: object, revision: int | None = None
+) -> Course:
     if status not in COURSE_STATUSES:
         raise InvalidInput(f"Status must be one of: {', '.join(COURSE_STATUSES)}.")
     course = owned_course(session=session, user=user, course_id=course_id)
+    lock_course(session, course.id, revision=revision)
+    course = current(session, course, gone="That course was deleted in the meantime.")
     if status == CourseStatus.PUBLISHED and not ordered_chapters(session=session, course_id=course.id):
         raise Conflict("Add at least one chapter before publishing.")
     course.status = str(status)
-    course.updated_at = utcnow()
     session.add(course)
     session.flush()
     return course
 
 
-def delete_course(*, session: Session, user: User, course_id: object) -> list[int]:
+def delete_course(*, session: Session, user: User, course_id: object, revision: int | None = None) -> list[int]:
     """The course, its chapters and videos; returns the outbox ids of the stored files."""
     course = owned_course(session=session, user=user, course_id=course_id)
-    lock_course(session, course.id)  # no upload or move lands in the course while it goes
+    lock_course(session, course.id, revision=revision)  # no upload or move lands in the course while it goes
     pending = remove_videos_of(session=session, course_id=course.id)
     for chapter in ordered_chapters(session=session, course_id=course.id):
         session.delete(chapter)
@@ -157,17 +166,12 @@ def delete_course(*, session: Session, user: User, course_id: object) -> list[in
 # Chapters -------------------------------------------------------------------
 
 
-def _touch(session: Session, course_id: uuid.UUID) -> None:
-    course = session.get(Course, course_id)
-    if course is not None:
-        course.updated_at = utcnow()
-        session.add(course)
-
-
-def add_chapter(*, session: Session, user: User, course_id: object, title: object) -> Chapter:
+def add_chapter(
+    *, session: Session, user: User, course_id: object, title: object, revision: int | None = None
+) -> Chapter:
     course = owned_course(session=session, user=user, course_id=course_id)
     title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
-    lock_course(session, course.id)  # also marks the course changed
+    lock_course(session, course.id, revision=revision)
     count, top = session.exec(
         select(func.count(Chapter.id), func.max(Chapter.position)).where(Chapter.course_id == course.id)
     ).one()
@@ -179,23 +183,29 @@ def add_chapter(*, session: Session, user: User, course_id: object, title: objec
     return chapter
 
 
-def rename_chapter(*, session: Session, user: User, chapter_id: object, title: object) -> Chapter:
+def rename_chapter(
+    *, session: Session, user: User, chapter_id: object, title: object, revision: int | None = None
+) -> Chapter:
     chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
-    chapter.title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
+    title = clean_text(title, field="Chapter title", max_length=TITLE_MAX)
+    lock_course(session, chapter.course_id, revision=revision)
+    chapter = current(session, chapter, gone="That chapter was deleted in the meantime.")
+    chapter.title = title
     chapter.updated_at = utcnow()
     session.add(chapter)
     session.flush()
-    _touch(session, chapter.course_id)
     return chapter
 
 
-def delete_chapter(*, session: Session, user: User, chapter_id: object) -> list[int]:
+def delete_chapter(*, session: Session, user: User, chapter_id: object, revision: int | None = None) -> list[int]:
     """Delete a chapter and its videos; returns the outbox (StorageDeletion) ids of
     the videos' files, for the caller to carry out at once."""
-    return delete_chapters(session=session, user=user, chapter_ids=[parse_uuid(chapter_id, what="chapter")])
+    return delete_chapters(
+        session=session, user=user, chapter_ids=[parse_uuid(chapter_id, what="chapter")], revision=revision
+    )
 
 
-def delete_chapters(*, session: Session, user: User, chapter_ids: object) -> list[int]:
+def delete_chapters(*, session: Session, user: User, chapter_ids: object, revision: int | None = None) -> list[int]:
     """Delete chapters of one course and their videos (through the outbox) in one
     transaction, then renumber the remaining chapters. Returns the outbox ids."""
     ids = parse_id_list(chapter_ids, what="chapter", limit=MAX_BATCH)
@@ -208,7 +218,7 @@ def delete_chapters(*, session: Session, user: User, chapter_ids: object) -> lis
     if len(course_ids) != 1:
         raise InvalidInput("The chapters must all be part of one course.")
     (course_id,) = course_ids
-    lock_course(session, course_id)
+    lock_course(session, course_id, revision=revision)
     doomed = [current(session, found[i], gone="That chapter was deleted in the meantime.") for i in ids]
     pending: list[int] = []
     for chapter in doomed:
@@ -220,10 +230,12 @@ def delete_chapters(*, session: Session, user: User, chapter_ids: object) -> lis
     return pending
 
 
-def reorder_chapters(*, session: Session, user: User, course_id: object, chapter_ids: object) -> list[Chapter]:
+def reorder_chapters(
+    *, session: Session, user: User, course_id: object, chapter_ids: object, revision: int | None = None
+) -> list[Chapter]:
     """Put the course's chapters in the given order; the list must name each chapter once."""
     course = owned_course(session=session, user=user, course_id=course_id)
-    lock_course(session, course.id)  # also marks the course changed
+    lock_course(session, course.id, revision=revision)
     ordered = in_requested_order(
         ordered_chapters(session=session, course_id=course.id), chapter_ids, what="chapter", parent="course",
         limit=MAX_CHAPTERS,

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import InvalidRequestError
 from sqlmodel import Session
 
-from course_app.errors import Conflict, InvalidInput, NotFound
+from course_app.errors import Conflict, InvalidInput, NotFound, Stale
 from course_app.models import Course, utcnow
 from course_app.services.validation import parse_uuid
 
@@ -30,21 +30,48 @@ P = TypeVar("P", bound=Positioned)
 R = TypeVar("R")
 
 
-def lock_course(session: Session, course_id: uuid.UUID) -> None:
-    """Take the course's ordering write lock for the rest of the transaction (and
-    mark the course changed). Call it before reading any position.
+REVISION = "course_revision"  # session.info keys: the revision and pulse the last write produced
+PULSE = "course_pulse"
+
+
+def lock_course(session: Session, course_id: uuid.UUID, *, revision: int | None = None, edit: bool = True) -> int:
+    """Take the course's write lock for the rest of the transaction and mark the
+    course changed. Call it before reading any position. Returns the course's
+    revision after the change (also left in ``session.info[REVISION]``).
+
+    An ``edit`` (anything a person changes: titles, order, chapters, videos coming
+    or going) advances the revision; with ``revision`` (the one the editor's view or
+    the API client's ``If-Match`` was built from) it is refused with ``Stale`` when
+    the course has moved on since. Status changes (``edit=False``: an upload's
+    bytes arriving, processing) only advance the pulse that open editors watch.
 
     It is an UPDATE of the course row. On PostgreSQL the row lock serializes the
-    ordering writes of one course, and under READ COMMITTED every later statement
-    sees what the previous holder committed. On SQLite the UPDATE starts the write
-    transaction (the driver runs earlier SELECTs outside one), so the database is
-    locked for other writers (they wait up to busy_timeout) and later reads are current.
-    Raises NotFound if the course was deleted meanwhile."""
-    result = session.exec(
-        update(Course).where(Course.id == course_id).values(updated_at=utcnow())  # type: ignore[arg-type]
-    )
+    writes of one course, and under READ COMMITTED every later statement sees what
+    the previous holder committed; the revision test is part of the same UPDATE, so
+    of two racing edits from one view exactly one wins. On SQLite the UPDATE starts
+    the write transaction (the driver runs earlier SELECTs outside one), so the
+    database is locked for other writers (they wait up to busy_timeout) and later
+    reads are current. Raises NotFound if the course was deleted meanwhile."""
+    values: dict = {"updated_at": utcnow(), "pulse": Course.pulse + 1}
+    condition = Course.id == course_id
+    if edit:
+        values["revision"] = Course.revision + 1
+        if revision is not None:
+            condition = condition & (Course.revision == revision)
+    result = session.exec(update(Course).where(condition).values(**values))  # type: ignore[arg-type]
     if result.rowcount != 1:
-        raise NotFound("That course does not exist.")
+        now = session.scalar(select(Course.revision).where(Course.id == course_id))
+        if now is None:
+            raise NotFound("That course does not exist.")
+        raise Stale(revision=now)
+    new, pulse = session.execute(select(Course.revision, Course.pulse).where(Course.id == course_id)).one()
+    session.info[REVISION], session.info[PULSE] = new, pulse
+    return new
+
+
+def mark_changed(session: Session, course_id: uuid.UUID) -> None:
+    """A status change open editors should show (no revision: nobody edited)."""
+    lock_course(session, course_id, edit=False)
 
 
 def current(session: Session, row: R, *, gone: str) -> R:

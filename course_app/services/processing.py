@@ -6,8 +6,9 @@
                            help, a message that says what to do)
 
 Every status or stage change goes through ``transition`` (one conditional UPDATE),
-which also tells the ``on_change`` listeners the course changed once its
-transaction commits (the editors' live status hangs on that).
+which also advances the course's pulse in the same transaction (services/live.py),
+so every open editor of the course shows the change within its poll interval,
+whichever process or machine the worker runs on.
 
 A job (course_app/jobs.py, run by ``course-app worker``) first claims the video: a
 lease (a random token and an expiry) that a heartbeat renews while a stage runs.
@@ -35,8 +36,9 @@ from sqlalchemy import event, or_, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from course_app.errors import Conflict
+from course_app.errors import Conflict, NotFound
 from course_app.models import ProcessingStage, User, Video, VideoStatus, utcnow
+from course_app.services.live import course_changed
 from course_app.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -63,20 +65,21 @@ class StageFailed(Exception):
 
 # The one door: every status or stage change ------------------------------------------------
 
-_listeners: list[Callable[[uuid.UUID], None]] = []
-_CHANGED, _QUEUED = "processing.changed_courses", "processing.queued_videos"
-
-
-def on_change(listener: Callable[[uuid.UUID], None]) -> None:
-    """Call ``listener(course_id)`` after each commit that changed a video's processing state."""
-    _listeners.append(listener)
+_QUEUED = "processing.queued_videos"
 
 
 def transition(session: Session, video_id: uuid.UUID, *, status: str, stage: str | None,
                failure: Failure | None = None, only_if: Iterable = (), **values) -> uuid.UUID | None:
     """Move the video to ``status`` / ``stage`` (and set ``values``) if it exists and
     every ``only_if`` condition holds; returns its course id, or None when nothing
-    changed. The listeners hear of it after the transaction commits."""
+    changed. Open editors of the course are told (its pulse, in this transaction)."""
+    course_id = session.scalar(select(Video.course_id).where(Video.id == video_id))
+    if course_id is None:
+        return None
+    try:  # the course row first, in the same order as every edit (no deadlock with them)
+        course_changed(session, course_id)
+    except NotFound:
+        return None
     changes = {
         "status": status, "stage": stage, "updated_at": utcnow(),
         "failure_code": failure.code if failure else None,
@@ -86,10 +89,7 @@ def transition(session: Session, video_id: uuid.UUID, *, status: str, stage: str
     }
     statement = (update(Video).where(Video.id == video_id, *only_if).values(**changes)
                  .returning(Video.course_id).execution_options(synchronize_session="fetch"))
-    course_id = session.execute(statement).scalar_one_or_none()
-    if course_id is not None:
-        session.info.setdefault(_CHANGED, set()).add(course_id)
-    return course_id
+    return session.execute(statement).scalar_one_or_none()
 
 
 def _queue_after_commit(session: Session, video_id: uuid.UUID, delay: float = 0) -> None:
@@ -103,18 +103,11 @@ def _after_commit(session: OrmSession) -> None:
             _enqueue(video_id, delay)
         except Exception:  # the queue is down: the lease runs out and reap() queues it again
             log.exception("Could not queue processing of video %s", video_id)
-    for course_id in session.info.pop(_CHANGED, set()):
-        for listener in list(_listeners):
-            try:
-                listener(course_id)
-            except Exception:
-                log.exception("A processing listener failed for course %s", course_id)
 
 
 @event.listens_for(OrmSession, "after_rollback")
 def _after_rollback(session: OrmSession) -> None:
     session.info.pop(_QUEUED, None)
-    session.info.pop(_CHANGED, None)
 
 
 def _enqueue_with_huey(video_id: uuid.UUID, delay: float) -> None:

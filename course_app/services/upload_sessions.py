@@ -178,7 +178,7 @@ def create(
         # The course's write lock first: two starts of the same file meet one open
         # session, and simultaneous starts into this course see each other's bytes
         # in the quota (``begin_upload`` takes the same lock again, harmlessly).
-        lock_course(session, chapter.course_id)
+        lock_course(session, chapter.course_id, edit=False)
         existing = session.exec(
             select(UploadSession).where(
                 UploadSession.owner_id == user.id,

@@ -20,7 +20,9 @@ from sqlmodel import Session, func, select
 from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from course_app.models import TITLE_MAX, Chapter, StorageDeletion, User, Video, utcnow
 from course_app.services.courses import MAX_BATCH, owned_chapter, owned_course
-from course_app.services.ordering import current, in_requested_order, lock_course, parse_id_list, renumber
+from course_app.services.ordering import (
+    current, in_requested_order, lock_course, mark_changed, parse_id_list, renumber,
+)
 from course_app.services import processing
 from course_app.services.outbox import enqueue_storage_deletion, remove_video_row
 from course_app.services.validation import clean_text, parse_uuid
@@ -120,18 +122,23 @@ def _place(session: Session, moving: list[Video], target: Chapter, before: uuid.
     renumber(session, stay[:index] + moving + stay[index:])
 
 
-def rename_video(*, session: Session, user: User, video_id: object, title: object) -> Video:
+def rename_video(*, session: Session, user: User, video_id: object, title: object, revision: int | None = None) -> Video:
     video = owned_video(session=session, user=user, video_id=video_id)
-    video.title = clean_text(title, field="Video title", max_length=TITLE_MAX)
+    title = clean_text(title, field="Video title", max_length=TITLE_MAX)
+    lock_course(session, video.course_id, revision=revision)
+    video = current(session, video, gone="That video was deleted in the meantime.")
+    video.title = title
     video.updated_at = utcnow()
     session.add(video)
     session.flush()
     return video
 
 
-def reorder_videos(*, session: Session, user: User, chapter_id: object, video_ids: object) -> list[Video]:
+def reorder_videos(
+    *, session: Session, user: User, chapter_id: object, video_ids: object, revision: int | None = None
+) -> list[Video]:
     chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id)
-    lock_course(session, chapter.course_id)
+    lock_course(session, chapter.course_id, revision=revision)
     current(session, chapter, gone="That chapter was deleted in the meantime.")
     ordered = in_requested_order(
         chapter_videos(session=session, chapter_id=chapter.id), video_ids, what="video", parent="chapter",
@@ -141,14 +148,17 @@ def reorder_videos(*, session: Session, user: User, chapter_id: object, video_id
     return ordered
 
 
-def move_video(*, session: Session, user: User, video_id: object, chapter_id: object, position: object = None) -> Video:
+def move_video(
+    *, session: Session, user: User, video_id: object, chapter_id: object, position: object = None,
+    revision: int | None = None,
+) -> Video:
     """Move a video within its chapter or to another chapter of the same course
     (at index ``position`` among the target's other videos, default last)."""
     video = owned_video(session=session, user=user, video_id=video_id)
     target = owned_chapter(session=session, user=user, chapter_id=chapter_id, course_id=video.course_id)
     if position is not None and (not isinstance(position, int) or isinstance(position, bool) or position < 0):
         raise InvalidInput("The position must be a whole number from 0.")
-    lock_course(session, video.course_id)
+    lock_course(session, video.course_id, revision=revision)
     current(session, video, gone="That video was deleted in the meantime.")
     current(session, target, gone="That chapter was deleted in the meantime.")
     _place(session, [video], target, position)
@@ -156,7 +166,8 @@ def move_video(*, session: Session, user: User, video_id: object, chapter_id: ob
 
 
 def move_videos(
-    *, session: Session, user: User, video_ids: object, chapter_id: object, before_id: object = None
+    *, session: Session, user: User, video_ids: object, chapter_id: object, before_id: object = None,
+    revision: int | None = None,
 ) -> list[Video]:
     """Move videos (from any chapters of the target's course) into ``chapter_id``,
     in the listed order, before the video ``before_id`` (one of the target's that is
@@ -168,7 +179,7 @@ def move_videos(
         raise InvalidInput("A video cannot be placed before itself.")
     target = owned_chapter(session=session, user=user, chapter_id=chapter_id)
     found = _owned_videos(session, user, ids, course_id=target.course_id)
-    lock_course(session, target.course_id)
+    lock_course(session, target.course_id, revision=revision)
     current(session, target, gone="That chapter was deleted in the meantime.")
     moving = [current(session, found[i], gone="A video was deleted in the meantime.") for i in ids]
     _place(session, moving, target, before)
@@ -194,9 +205,9 @@ def _owned_videos(
 # Deletion (through the outbox) ---------------------------------------------------
 
 
-def delete_video(*, session: Session, user: User, video_id: object) -> StorageDeletion:
+def delete_video(*, session: Session, user: User, video_id: object, revision: int | None = None) -> StorageDeletion:
     video = owned_video(session=session, user=user, video_id=video_id)
-    lock_course(session, video.course_id)
+    lock_course(session, video.course_id, revision=revision)
     current(session, video, gone="That video was deleted in the meantime.")
     chapter_id = video.chapter_id
     pending = remove_video_row(session=session, video=video, reason="video deleted")
@@ -204,13 +215,13 @@ def delete_video(*, session: Session, user: User, video_id: object) -> StorageDe
     return pending
 
 
-def delete_videos(*, session: Session, user: User, video_ids: object) -> list[int]:
+def delete_videos(*, session: Session, user: User, video_ids: object, revision: int | None = None) -> list[int]:
     """Delete videos of one course in one transaction: the rows go through the
     outbox and their chapters are renumbered. Returns the outbox (StorageDeletion)
     ids, for the caller to carry out at once."""
     ids = parse_id_list(video_ids, what="video", limit=MAX_BATCH)
     found = _owned_videos(session, user, ids, course_id=None)
-    lock_course(session, next(iter(found.values())).course_id)
+    lock_course(session, next(iter(found.values())).course_id, revision=revision)
     doomed = [current(session, found[i], gone="A video was deleted in the meantime.") for i in ids]
     chapters = sorted({v.chapter_id for v in doomed})
     pending = [remove_video_row(session=session, video=v, reason="video deleted").id for v in doomed]
@@ -258,7 +269,7 @@ def begin_upload(
     if title is None or (isinstance(title, str) and not title.strip()):
         title = title_from_filename(name)
     title = clean_text(title, field="Video title", max_length=TITLE_MAX)
-    lock_course(session, chapter.course_id)
+    lock_course(session, chapter.course_id, edit=False)  # a new row is not an edit: views stay valid
     current(session, chapter, gone="That chapter was deleted in the meantime.")
     video_id = uuid.uuid4()
     video = Video(
@@ -307,7 +318,7 @@ def fail_upload(*, session: Session, video_id: uuid.UUID, reason: str, remove_ro
         return None
     if remove_row:
         try:
-            lock_course(session, video.course_id)
+            lock_course(session, video.course_id, edit=False)
         except NotFound:  # the course, and so the row, was deleted meanwhile
             return None
         video = session.get(Video, video_id, populate_existing=True)
@@ -321,6 +332,10 @@ def fail_upload(*, session: Session, video_id: uuid.UUID, reason: str, remove_ro
     video.error = reason[:1000]
     video.updated_at = utcnow()
     session.add(video)
+    try:
+        mark_changed(session, video.course_id)
+    except NotFound:  # the course went meanwhile; the outbox still cleans up
+        pass
     # Nothing usable is stored, but a partial object may be: clean it through the outbox.
     return enqueue_storage_deletion(session=session, storage_key=video.storage_key, file_id=None, reason="upload failed")
 

@@ -15,6 +15,7 @@ a change to one neither resends nor re-renders the others.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,7 +24,8 @@ import reflex as rx
 
 from course_app.errors import Forbidden, NotFound
 from course_app.models import User, Video
-from course_app.services import outline, upload_sessions
+from course_app.db import session_scope
+from course_app.services import ordering, outline, upload_sessions
 from course_app.services.outline import ChapterSummary
 from course_app.services.videos import format_size, thumbnail_urls
 from course_app.state.notice import clear_error, show_error
@@ -189,25 +191,46 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
         course.load_error = NO_ACCESS if isinstance(exc, (NotFound, Forbidden)) or getattr(
             exc, "status_code", 0) == 400 else user_message(exc)
         return False
-    course._apply(snapshot.course)
+    course._apply(snapshot.course)  # its revision and pulse were read first: the view is at least that new
     if chapters.filtering:
         await chapters._run_filter(user)
     else:
-        videos.by_chapter = grouped_rows(snapshot.videos)
-    videos.pending = [pending_row(view) for view in pending if view.session.chapter_id is not None]
-    course.load_error = ""
+        shown = grouped_rows(snapshot.videos)
+        if shown != videos.by_chapter:
+            videos.by_chapter = shown
+    unfinished = [pending_row(view) for view in pending if view.session.chapter_id is not None]
+    if unfinished != videos.pending:
+        videos.pending = unfinished
+    if course.load_error:
+        course.load_error = ""
     return True
 
 
+def _edit(fn: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, int | None, int | None]:
+    with session_scope() as session:
+        result = fn(session=session, **kwargs)
+        revision, pulse = session.info.get(ordering.REVISION), session.info.get(ordering.PULSE)
+    return result, revision, pulse
+
+
 async def persist(state: rx.State, user: User, target: str, fn: Callable[..., Any], **kwargs: Any) -> tuple[bool, Any]:
-    """Save through a service what the page already shows; on failure reload from
-    the database and say why at ``target``. Returns (saved, the service's result)."""
+    """Save through a service what the page already shows, checked against the
+    revision the view was built from (an edit made on a view that another window
+    has since changed is refused, never applied over what its author did not see);
+    on failure reload from the database and say why at ``target``. Returns (saved,
+    the service's result)."""
+    from course_app.state.course import CourseState
+
+    course = await state.get_state(CourseState)
     try:
-        result = await call_service(fn, user=user, **kwargs)
+        result, revision, pulse = await asyncio.to_thread(_edit, fn, {"user": user, "revision": course._revision, **kwargs})
     except Exception as exc:
         message = user_message(exc)
         await load_editor(state, user)
         await show_error(state, message, target)
         return False, None
+    course._revision = revision
+    if pulse == course._pulse + 1:  # nothing else happened meanwhile: the view is current
+        course._pulse = pulse
     await clear_error(state)
     return True, result

@@ -18,6 +18,7 @@ from course_app.state.editor_store import (ChapterRow, VideoRow, chapter_row, du
                                            recounted)
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
+from course_app.state.undo import offer_undo
 
 FILTER_STATUSES = ("failed", "uploading")
 REMEMBERED_COURSES = 20  # courses whose open chapters this browser remembers
@@ -44,7 +45,8 @@ class OutlineState(rx.State):
         return duration_text(sum(row.seconds for row in self.chapters))
 
     def _apply(self, rows: list[ChapterRow]) -> None:
-        self.chapters = rows
+        if rows != self.chapters:  # a reload that finds nothing new resends nothing
+            self.chapters = rows
         known = {row.id for row in rows}
         if any(chapter_id not in known for chapter_id in self.open_ids):
             self.open_ids = {chapter_id: True for chapter_id in self.open_ids if chapter_id in known}
@@ -245,17 +247,26 @@ class OutlineState(rx.State):
         if index is None or not isinstance(title, str):
             await show_error(self, "That chapter is no longer in this course.", "chapters")
             return
-        if title.strip() == self.chapters[index].title:
+        old = self.chapters[index].title
+        if title.strip() == old:
             return
         self.chapters[index] = dataclasses.replace(self.chapters[index], title=title.strip())
         yield
-        await persist(self, user, chapter_id, courses.rename_chapter, chapter_id=chapter_id, title=title)
+        saved, _ = await persist(self, user, chapter_id, courses.rename_chapter, chapter_id=chapter_id, title=title)
+        if saved:
+            yield await offer_undo(self, "Chapter renamed", "rename_chapter", chapter_id, chapter_id=chapter_id,
+                                   title=old)
 
     async def _save_order(self, user: User, order: list[ChapterRow]):
+        before = [row.id for row in self.chapters]
         self.chapters = order
         yield
-        await persist(self, user, "chapters", courses.reorder_chapters, course_id=await self._course_id(),
-                      chapter_ids=[row.id for row in order])
+        course_id = await self._course_id()
+        saved, _ = await persist(self, user, "chapters", courses.reorder_chapters, course_id=course_id,
+                                 chapter_ids=[row.id for row in order])
+        if saved:
+            yield await offer_undo(self, "Chapter moved", "reorder_chapters", "chapters", course_id=course_id,
+                                   chapter_ids=before)
 
     @rx.event
     @requires_user

@@ -14,11 +14,12 @@ from datetime import timedelta
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import outbox, processing, upload_sessions, videos
+from course_app.services import outbox, processing, upload_sessions, video_layout, videos
 from course_app.settings import get_settings
 from course_app.state.editor_store import STAGE_LABELS, PendingUpload, VideoRow, pending_row, persist
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
+from course_app.state.undo import offer_undo
 
 MAX_BATCH = 1000
 GONE = "That video is no longer in this course."
@@ -102,11 +103,14 @@ class VideosState(rx.State):
             return
         chapter_id, index = found
         rows = self.by_chapter[chapter_id]
-        if title.strip() == rows[index].title:
+        old = rows[index].title
+        if title.strip() == old:
             return
         rows[index] = dataclasses.replace(rows[index], title=title.strip())
         yield
-        await persist(self, user, video_id, videos.rename_video, video_id=video_id, title=title)
+        saved, _ = await persist(self, user, video_id, videos.rename_video, video_id=video_id, title=title)
+        if saved:
+            yield await offer_undo(self, "Video renamed", "rename_video", video_id, video_id=video_id, title=old)
 
     @rx.event
     @requires_user
@@ -158,13 +162,16 @@ class VideosState(rx.State):
         self.by_chapter = shown
         chapters._recount(counts)
         yield
-        saved, _ = await persist(self, user, target, videos.move_videos, video_ids=ids, chapter_id=chapter_id,
-                                 before_id=before)
+        saved, layout = await persist(self, user, target, video_layout.move_recording_layout, video_ids=ids,
+                                      chapter_id=chapter_id, before_id=before)
         if saved:
             from course_app.state.selection import SelectionState
 
             (await self.get_state(SelectionState))._forget(video_ids=set(ids))
-            await chapters._confirm_counts(user, await self._course_id())
+            course_id = await self._course_id()
+            await chapters._confirm_counts(user, course_id)
+            label = "Video moved" if len(ids) == 1 else f"{len(ids)} videos moved"
+            yield await offer_undo(self, label, "restore_layout", target, course_id=course_id, layout=layout)
 
     async def _delete(self, user: User, ids: list[str]):
         """Delete videos (after the confirmation): rows at once, then the database

@@ -110,6 +110,28 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
             Attempt("B's ids in the query, A's in the form (the form wins)", "POST", "/api/upload",
                     _form(a.course, a.chapters[0], clip, course_id=b.course, chapter_id=b.chapters[0])),
         ],
+        ("PATCH", "/api/courses/{course_id}"): [
+            Attempt("rename and publish A's course", "PATCH", f"/api/courses/{a.course}",
+                    {"json": {"title": "hacked", "status": "published"}})],
+        ("DELETE", "/api/courses/{course_id}"): [Attempt("delete A's course", "DELETE", f"/api/courses/{a.course}")],
+        ("PUT", "/api/courses/{course_id}/chapter-order"): [
+            Attempt("reorder A's chapters", "PUT", f"/api/courses/{a.course}/chapter-order",
+                    {"json": {"chapter_ids": list(reversed(a.chapters))}}),
+            Attempt("B's course, A's chapters", "PUT", f"/api/courses/{b.course}/chapter-order",
+                    {"json": {"chapter_ids": list(reversed(a.chapters))}}, stranger=(403, 404, 409))],
+        ("PATCH", "/api/chapters/{chapter_id}"): [
+            Attempt("rename A's chapter", "PATCH", f"/api/chapters/{a.chapters[0]}", {"json": {"title": "hacked"}})],
+        ("DELETE", "/api/chapters/{chapter_id}"): [
+            Attempt("delete A's chapter", "DELETE", f"/api/chapters/{a.chapters[0]}")],
+        ("PUT", "/api/chapters/{chapter_id}/video-order"): [
+            Attempt("reorder A's videos", "PUT", f"/api/chapters/{a.chapters[0]}/video-order",
+                    {"json": {"video_ids": list(reversed(a.videos[a.chapters[0]]))}})],
+        ("PATCH", "/api/videos/{video_id}"): [
+            Attempt("rename A's video", "PATCH", f"/api/videos/{video}", {"json": {"title": "hacked"}}),
+            Attempt("move A's video into B's chapter", "PATCH", f"/api/videos/{video}",
+                    {"json": {"chapter_id": b.chapters[0]}}),
+            Attempt("move B's video into A's chapter", "PATCH", f"/api/videos/{b.videos[b.chapters[0]][0]}",
+                    {"json": {"chapter_id": a.chapters[0]}}, stranger=mixed)],
         ("GET", "/api/videos/{video_id}"): [Attempt("read A's video", "GET", f"/api/videos/{video}")],
         ("DELETE", "/api/videos/{video_id}"): [Attempt("delete A's video", "DELETE", f"/api/videos/{video}")],
         ("POST", "/api/videos/{video_id}/retry"): [Attempt("retry A's video", "POST", f"/api/videos/{video}/retry")],

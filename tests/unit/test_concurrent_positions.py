@@ -190,12 +190,12 @@ def meanwhile(engine, monkeypatch):
     from course_app.services import ordering
 
     def arrange(module, action: Callable[[Session], object]) -> None:
-        def lock_after_the_other_writer(session, course_id):
+        def lock_after_the_other_writer(session, course_id, **kwargs):
             monkeypatch.setattr(module, "lock_course", ordering.lock_course)
             with Session(engine) as other:
                 action(other)
                 other.commit()
-            ordering.lock_course(session, course_id)
+            return ordering.lock_course(session, course_id, **kwargs)
 
         monkeypatch.setattr(module, "lock_course", lock_after_the_other_writer)
 

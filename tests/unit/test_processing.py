@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from course_app.errors import Conflict
-from course_app.models import StorageDeletion, Video
+from course_app.models import Course, StorageDeletion, Video
 from course_app.services import media, outbox, processing, reconcile, videos
 from course_app.storage.base import StorageError
 from tests.media import make_video, mp4_header_then_garbage
@@ -30,12 +30,10 @@ def queued():
     processing.set_enqueuer(None)
 
 
-@pytest.fixture
-def heard():
-    courses_changed: list[uuid.UUID] = []
-    processing.on_change(courses_changed.append)
-    yield courses_changed
-    processing._listeners.remove(courses_changed.append)
+def pulse(engine, course_id) -> int:
+    """The course's pulse: what open editors watch (services/live.py)."""
+    with Session(engine) as fresh:
+        return fresh.get(Course, course_id).pulse
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +78,16 @@ def reap_later(session_factory, seconds: float = 31):
 
 
 def test_a_stored_upload_goes_to_processing_and_its_job_is_queued_after_commit(
-        engine, session_factory, local_storage, chapter, clip, queued, heard):
+        engine, session_factory, local_storage, chapter, clip, queued):
     video_id = upload(session_factory, local_storage, chapter, clip)
 
     video = row(engine, video_id)
     assert (video.status, video.stage, video.attempts) == ("processing", "verifying", 0)
-    assert queued == [video_id] and heard == [video.course_id]
+    assert queued == [video_id]
 
 
 def test_nothing_is_queued_when_the_transaction_rolls_back(engine, session_factory, local_storage, chapter, clip,
-                                                           queued, heard):
+                                                           queued):
     user, chap = chapter
     with session_factory() as session:
         video = videos.begin_upload(session=session, user=user, course_id=chap.course_id, chapter_id=chap.id,
@@ -98,12 +96,13 @@ def test_nothing_is_queued_when_the_transaction_rolls_back(engine, session_facto
     with pytest.raises(RuntimeError), session_factory() as session:
         videos.finish_upload(session=session, video_id=video.id, stored=stored)
         raise RuntimeError("the database went away before the commit")
-    assert queued == [] and heard == []
+    assert queued == []
     assert row(engine, video.id).status == "uploading"
 
 
-def test_the_job_runs_every_stage_to_ready(engine, session_factory, local_storage, chapter, clip, queued, heard):
+def test_the_job_runs_every_stage_to_ready(engine, session_factory, local_storage, chapter, clip, queued):
     video_id = upload(session_factory, local_storage, chapter, clip)
+    before = pulse(engine, chapter[1].course_id)
 
     assert run(session_factory, local_storage, video_id) == "ready"
 
@@ -115,8 +114,8 @@ def test_the_job_runs_every_stage_to_ready(engine, session_factory, local_storag
     assert video.bitrate > 0 and video.attempts == 1
     for key in (video.thumbnail_small_key, video.thumbnail_large_key):
         assert local_storage.stat(key, key).content_type == "image/jpeg"
-    # Each stage change was announced once its transaction committed: start, probing, thumbnail, ready.
-    assert heard == [video.course_id] * 4
+    # Each stage change told the course's open editors: probing, thumbnail, ready.
+    assert pulse(engine, video.course_id) == before + 3
 
 
 def test_running_a_job_twice_or_at_once_does_the_work_once(engine, session_factory, local_storage, chapter, clip,

@@ -1,7 +1,7 @@
 """video processing: stage, failure, lease and what probing found
 
-Revision ID: 0004_video_processing
-Revises: 0003
+Revision ID: 0005_video_processing
+Revises: 0004
 Create Date: 2026-11-28 23:58:00
 """
 
@@ -11,8 +11,8 @@ import sqlmodel
 
 
 
-revision = '0004_video_processing'
-down_revision = '0003'
+revision = '0005_video_processing'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
