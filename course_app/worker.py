@@ -47,8 +47,10 @@ def run(*, workers: int, parent: int | None = None) -> int:
     threading.Thread(target=_reap_forever, args=(stop, interval), name="reaper", daemon=True).start()
     if parent:
         threading.Thread(target=_exit_with_parent, args=(parent, stop), name="parent-watch", daemon=True).start()
+    # An idle worker looks at the queue at least every half second (Huey's default
+    # backs off to 10 s), so an upload's processing starts at once.
     consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=False, scheduler_interval=1,
-                                    check_worker_health=True)
+                                    check_worker_health=True, initial_delay=0.1, backoff=1.15, max_delay=0.5)
     try:
         consumer.run()
     finally:

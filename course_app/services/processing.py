@@ -153,8 +153,10 @@ def restart_failed(*, session: Session, video: Video, queue_wait: timedelta, for
     return video
 
 
-def retry(*, session: Session, user: User, video_id: object, queue_wait: timedelta) -> Video:
-    """The owner's Retry (editor, API)."""
+def retry(*, session: Session, user: User, video_id: object, queue_wait: timedelta,
+          revision: int | None = None) -> Video:
+    """The owner's Retry (editor, API). Not an edit of the course: any ``revision``
+    the editor's view was built from is fine (the pulse still tells open editors)."""
     from course_app.services.videos import owned_video
 
     video = owned_video(session=session, user=user, video_id=video_id)
