@@ -12,7 +12,7 @@ from course_app.models import DESCRIPTION_MAX, TITLE_MAX
 from course_app.pages.editor_dialogs import (
     confirm_dialog, filter_bar, move_dialog, player, selection_toolbars, undo_toast,
 )
-from course_app.pages.editor_outline import outline_list
+from course_app.pages.editor_outline import all_chapters, outline_list
 from course_app.settings import get_settings
 from course_app.state.course import CourseState
 from course_app.state.notice import NoticeState
@@ -73,7 +73,7 @@ def _uploads() -> rx.Component:
         course_id=CourseState.course_id,
         max_bytes=get_settings().max_upload_bytes,  # a limit, not a secret: fine in the bundle
         # Reflex checks prop types: the dataclasses arrive in the browser as plain objects.
-        chapters=OutlineState.chapters.to(list[dict]),
+        chapters=all_chapters(),
         pending=VideosState.pending.to(list[dict]),
         on_uploaded=VideosState.upload_changed,
         on_failed=VideosState.upload_changed,
@@ -100,7 +100,7 @@ def _chapters() -> rx.Component:
         _error_for("chapters", "videos"),
         player(),
         rx.cond(
-            OutlineState.chapters.length() > 0,
+            OutlineState.chapter_count > 0,
             outline_dnd(
                 selection_toolbars(),
                 outline_list(),

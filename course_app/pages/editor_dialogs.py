@@ -7,6 +7,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex_base.vars.function import FunctionStringVar
 
+from course_app.pages.editor_outline import each_chapter
 from course_app.state.editor_store import ChapterRow
 from course_app.state.outline import OutlineState
 from course_app.state.selection import DialogState, SelectionState
@@ -55,7 +56,7 @@ def move_dialog() -> rx.Component:
                 rx.heading("Move to chapter", size="4", as_="h2", id="move-dialog-title"),
                 rx.text("Choose the chapter for " + DialogState.move_what + ". It goes to the end.", size="2"),
                 rx.el.div(
-                    rx.foreach(OutlineState.chapters, _target),
+                    *each_chapter(_target),
                     style={"overflow_y": "auto", "display": "flex", "flex_direction": "column", "gap": "4px"},
                 ),
                 rx.hstack(

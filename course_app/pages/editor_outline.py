@@ -9,6 +9,8 @@ whole outline by ``outline_dnd`` through the rows' data attributes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from course_app.components.elements import BLUR_ON_ENTER
@@ -16,7 +18,7 @@ from course_app.components.layout import error_callout
 from course_app.models import TITLE_MAX
 from course_app.state.editor_store import ChapterRow, VideoRow
 from course_app.state.notice import NoticeState
-from course_app.state.outline import OutlineState
+from course_app.state.outline import PAGE, PAGES, OutlineState
 from course_app.state.selection import DialogState, SelectionState
 from course_app.state.videos import PlayerState, VideosState
 
@@ -216,7 +218,7 @@ def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
                 count=chapter.count.to(int), size=chapter.size.to(str), duration=chapter.duration.to(str),
                 summary=chapter.summary.to(str),
                 is_open=is_open, selected=SelectionState.chapters.contains(chapter.id),
-                first=index == 0, last=index == OutlineState.chapters.length() - 1, saving=chapter.saving.to(bool),
+                first=index == 0, last=index == OutlineState.chapter_count - 1, saving=chapter.saving.to(bool),
                 notice=rx.cond(NoticeState.error_target == chapter.id, NoticeState.error, ""),
             ),
             rx.cond(is_open, _videos(chapter)),
@@ -227,9 +229,26 @@ def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
     )
 
 
+def each_chapter(render: Callable[[rx.Var, rx.Var[int]], rx.Component]) -> list[rx.Component]:
+    """``render(chapter, index)`` for every chapter, in order, page by page (see OutlineState)."""
+    def of_page(k: int) -> rx.Component:
+        return rx.foreach(getattr(OutlineState, f"page_{k}"), lambda chapter, i: render(chapter, i + k * PAGE))
+
+    return [of_page(k) for k in range(PAGES)]
+
+
+def all_chapters() -> rx.Var:
+    """Every chapter as one list, joined in the browser from the pages."""
+    pages = [getattr(OutlineState, f"page_{k}").to(list[dict]) for k in range(PAGES)]
+    joined = pages[0]
+    for page in pages[1:]:
+        joined = joined + page
+    return joined
+
+
 def outline_list() -> rx.Component:
     return rx.el.ol(
-        rx.foreach(OutlineState.chapters, _chapter),
+        *each_chapter(_chapter),
         aria_label="Chapters",
         style={"display": "flex", "flex_direction": "column", "gap": "8px", "padding": "0", "width": "100%"},
     )

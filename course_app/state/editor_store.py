@@ -187,7 +187,7 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
         pending = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=course.course_id)
     except Exception as exc:  # the course vanished, is someone else's, or the database is down
         course._clear()
-        chapters.chapters, videos.by_chapter, videos.pending = [], {}, []
+        chapters._chapters, videos.by_chapter, videos.pending = [], {}, []
         course.load_error = NO_ACCESS if isinstance(exc, (NotFound, Forbidden)) or getattr(
             exc, "status_code", 0) == 400 else user_message(exc)
         return False

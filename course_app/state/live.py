@@ -16,6 +16,7 @@ tab has been gone for ``GONE_GRACE`` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -28,6 +29,7 @@ from course_app.state.session import current_user, requires_user
 
 WAIT_SECONDS = 5.0  # how often the task looks up whether its tab is still there
 GONE_GRACE = 30.0  # a tab whose socket reconnects within this keeps its task
+ABSENT_POLL_SECONDS = 0.5
 
 
 def _connected(token: str) -> bool:
@@ -60,10 +62,11 @@ class LiveState(rx.State):
         token, missing_since = self.router.session.client_token, None
         while True:
             pulse = await course_watch().wait(key, seen, timeout=WAIT_SECONDS)
-            if not _connected(token):
+            if not _connected(token):  # no reload for a tab that is not there; it catches up when back
                 missing_since = missing_since or time.monotonic()
                 if time.monotonic() - missing_since > GONE_GRACE:
                     return
+                await asyncio.sleep(ABSENT_POLL_SECONDS)
                 continue
             missing_since = None
             if pulse is None:

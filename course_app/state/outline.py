@@ -24,10 +24,30 @@ FILTER_STATUSES = ("failed", "uploading")
 REMEMBERED_COURSES = 20  # courses whose open chapters this browser remembers
 FILTER_MAX = 200
 OPEN_ALL_UP_TO = 100  # videos in a course shown all open on a first visit
+PAGE = 8  # chapter rows per page var (see OutlineState)
+PAGES = -(-courses.MAX_CHAPTERS // PAGE)
+
+
+def _page(k: int):
+    def page(self) -> list[ChapterRow]:
+        return self._chapters[k * PAGE:(k + 1) * PAGE]
+
+    page.__name__ = page.__qualname__ = f"page_{k}"
+    return rx.var(page, cache=False)
 
 
 class OutlineState(rx.State):
-    chapters: list[ChapterRow] = []
+    # The chapters, in order (backend only). The browser gets them as pages of PAGE
+    # rows, each an uncached computed var: Reflex sends such a var only when its
+    # value differs from what this tab already has, so renaming or moving a chapter,
+    # or a count changing, sends one or two pages whatever the course's size.
+    _chapters: list[ChapterRow] = []
+    vars().update({f"page_{k}": _page(k) for k in range(PAGES)})
+
+    @rx.var(cache=False)
+    def chapter_count(self) -> int:
+        return len(self._chapters)
+
     open_ids: dict[str, bool] = {}
     # While a filter is on, the outline shows only chapters with matching videos, open.
     filter_text: str = ""
@@ -45,8 +65,8 @@ class OutlineState(rx.State):
         return duration_text(sum(row.seconds for row in self.chapters))
 
     def _apply(self, rows: list[ChapterRow]) -> None:
-        if rows != self.chapters:  # a reload that finds nothing new resends nothing
-            self.chapters = rows
+        if rows != self._chapters:  # a reload that finds nothing new resends nothing
+            self._chapters = rows
         known = {row.id for row in rows}
         if any(chapter_id not in known for chapter_id in self.open_ids):
             self.open_ids = {chapter_id: True for chapter_id in self.open_ids if chapter_id in known}
@@ -72,10 +92,10 @@ class OutlineState(rx.State):
     def _open_by_default(self) -> list[str]:
         """A course seen for the first time here: everything open when it is small,
         else its first chapter."""
-        if sum(row.count for row in self.chapters) <= OPEN_ALL_UP_TO:
-            ids = [row.id for row in self.chapters]
+        if sum(row.count for row in self._chapters) <= OPEN_ALL_UP_TO:
+            ids = [row.id for row in self._chapters]
         else:
-            ids = [row.id for row in self.chapters[:1]]
+            ids = [row.id for row in self._chapters[:1]]
         self.open_ids = {i: True for i in ids}
         return ids
 
@@ -87,18 +107,18 @@ class OutlineState(rx.State):
     def _index(self, chapter_id: object) -> int | None:
         if not is_id(chapter_id):
             return None
-        return next((i for i, row in enumerate(self.chapters) if row.id == chapter_id), None)
+        return next((i for i, row in enumerate(self._chapters) if row.id == chapter_id), None)
 
     def _recount(self, moves: dict[str, tuple[list[VideoRow], list[VideoRow]]]) -> None:
         """Chapters' counts after videos came in or went out ({chapter id: (added,
         removed)}); the outline is resent only when a count really changed."""
-        rows = list(self.chapters)
+        rows = list(self._chapters)
         for chapter_id, (added, removed) in moves.items():
             index = self._index(chapter_id)
             if index is not None:
                 rows[index] = recounted(rows[index], added, removed)
-        if rows != self.chapters:
-            self.chapters = rows
+        if rows != self._chapters:
+            self._chapters = rows
 
     async def _confirm_counts(self, user: User, course_id: str) -> None:
         """The database's counts, sent only where they differ from the optimistic view."""
@@ -106,8 +126,8 @@ class OutlineState(rx.State):
             rows = [chapter_row(s) for s in await call_service(outline.chapter_summaries, user=user, course_id=course_id)]
         except Exception:  # the next load shows the truth; the change itself was saved
             return
-        mine = {row.id: row for row in self.chapters}
-        if [r.id for r in rows] != [r.id for r in self.chapters] or any(
+        mine = {row.id: row for row in self._chapters}
+        if [r.id for r in rows] != [r.id for r in self._chapters] or any(
             dataclasses.replace(r, title=mine[r.id].title) != mine[r.id] for r in rows
         ):
             self._apply(rows)
@@ -147,7 +167,7 @@ class OutlineState(rx.State):
     @requires_user
     async def expand_all(self, user: User):
         course_id = await self._course_id()
-        self.open_ids = {row.id: True for row in self.chapters if not row.saving}
+        self.open_ids = {row.id: True for row in self._chapters if not row.saving}
         self._remember(course_id)
         await self._load_videos(user, course_id, list(self.open_ids))
 
@@ -229,11 +249,11 @@ class OutlineState(rx.State):
             await show_error(self, "Give the new chapter a title.", "new-chapter")
             return
         course_id = await self._course_id()
-        self.chapters.append(ChapterRow(id=f"pending-{len(self.chapters)}", title=title.strip(), saving=True))
+        self._chapters.append(ChapterRow(id=f"pending-{len(self._chapters)}", title=title.strip(), saving=True))
         yield
         saved, chapter = await persist(self, user, "new-chapter", courses.add_chapter, course_id=course_id, title=title)
         if saved:
-            self.chapters = [row for row in self.chapters if not row.saving] + [
+            self._chapters = [row for row in self._chapters if not row.saving] + [
                 ChapterRow(id=str(chapter.id), title=chapter.title)]
             # A new chapter opens, ready for its first videos.
             self.open_ids = {**self.open_ids, str(chapter.id): True}
@@ -247,10 +267,10 @@ class OutlineState(rx.State):
         if index is None or not isinstance(title, str):
             await show_error(self, "That chapter is no longer in this course.", "chapters")
             return
-        old = self.chapters[index].title
+        old = self._chapters[index].title
         if title.strip() == old:
             return
-        self.chapters[index] = dataclasses.replace(self.chapters[index], title=title.strip())
+        self._chapters[index] = dataclasses.replace(self._chapters[index], title=title.strip())
         yield
         saved, _ = await persist(self, user, chapter_id, courses.rename_chapter, chapter_id=chapter_id, title=title)
         if saved:
@@ -258,8 +278,8 @@ class OutlineState(rx.State):
                                    title=old)
 
     async def _save_order(self, user: User, order: list[ChapterRow]):
-        before = [row.id for row in self.chapters]
-        self.chapters = order
+        before = [row.id for row in self._chapters]
+        self._chapters = order
         yield
         course_id = await self._course_id()
         saved, _ = await persist(self, user, "chapters", courses.reorder_chapters, course_id=course_id,
@@ -277,9 +297,9 @@ class OutlineState(rx.State):
             await show_error(self, "That chapter cannot move there.", "chapters")
             return
         target = index + offset
-        if not 0 <= target < len(self.chapters):
+        if not 0 <= target < len(self._chapters):
             return
-        order = list(self.chapters)
+        order = list(self._chapters)
         order[index], order[target] = order[target], order[index]
         async for update in self._save_order(user, order):
             yield update
@@ -295,7 +315,7 @@ class OutlineState(rx.State):
             return
         if source == target:
             return
-        order = list(self.chapters)
+        order = list(self._chapters)
         order.insert(target, order.pop(source))
         async for update in self._save_order(user, order):
             yield update
@@ -307,7 +327,7 @@ class OutlineState(rx.State):
 
         gone = set(chapter_ids)
         videos = await self._videos()
-        self.chapters = [row for row in self.chapters if row.id not in gone]
+        self._chapters = [row for row in self._chapters if row.id not in gone]
         self.open_ids = {k: v for k, v in self.open_ids.items() if k not in gone}
         videos.by_chapter = {k: v for k, v in videos.by_chapter.items() if k not in gone}
         (await self.get_state(SelectionState))._forget(chapter_ids=gone)

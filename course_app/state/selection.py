@@ -38,7 +38,7 @@ class SelectionState(rx.State):
 
         chapters = await self.get_state(OutlineState)
         shown = (await self.get_state(VideosState)).by_chapter
-        return [row.id for chapter in chapters.chapters for row in shown.get(chapter.id, [])]
+        return [row.id for chapter in chapters._chapters for row in shown.get(chapter.id, [])]
 
     @rx.event
     @requires_user
@@ -169,7 +169,7 @@ class DialogState(rx.State):
         from course_app.state.outline import OutlineState
 
         outline = await self.get_state(OutlineState)
-        rows = [outline.chapters[i] for c in ids if (i := outline._index(c)) is not None]
+        rows = [outline._chapters[i] for c in ids if (i := outline._index(c)) is not None]
         if not rows:
             await show_error(self, "That chapter is no longer in this course.", "chapters")
             return

@@ -29,6 +29,7 @@ import pytest
 import reflex as rx
 import sqlalchemy as sa
 
+from course_app.state.outline import PAGES
 from tests.security.support import ROOT_STATE, Tab, find_leaks, run
 from tests.security.test_state_handlers import STATES as APP_STATES
 
@@ -113,6 +114,8 @@ def aimed_values(world, sandbox: Sandbox) -> dict[str, object]:
         "open_ids": {chapter: True for chapter in a.chapters},
         "by_chapter": {a.chapters[0]: []},
         "chapters": [{"id": chapter, "title": "A's"} for chapter in a.chapters],
+        "_chapters": [{"id": chapter, "title": "A's"} for chapter in a.chapters],
+        "page_0": [{"id": chapter, "title": "A's"} for chapter in a.chapters],
         "courses": [{"id": a.course, "title": "A's", "status": "draft", "chapter_count": 0, "video_count": 0}],
         "videos": {video: True for video in a.all_videos},
         "playing_id": a.all_videos[0],
@@ -234,7 +237,8 @@ def watched(state: dict[str, dict]) -> dict[str, object]:
         "token ids": sorted(row["id"] for row in state["TokensState"]["tokens"]),
         "token value shown": state["TokensState"]["new_token"],
         "user shown": state["SessionState"]["user_email"],
-        "chapters in the outline": sorted(row["id"] for row in state["OutlineState"]["chapters"]),
+        "chapters in the outline": sorted(row["id"] for k in range(PAGES)
+                                          for row in state["OutlineState"].get(f"page_{k}", [])),
         # which chapters are open is this browser's own preference (its storage var):
         # it may change, but only ever among B's chapters
         "chapters open": sorted(state["OutlineState"]["open_ids"]),

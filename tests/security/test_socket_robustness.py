@@ -144,7 +144,7 @@ MALFORMED = {
     "a private method": {"name": _at("VideosState", "_delete"), "payload": {"user": None, "ids": ["{a_video}"]}},
     "a private reload": {"name": _at("DashboardState", "_reload"), "payload": {"user": None}},
     "a dunder": {"name": _at("CourseState", "__init__"), "payload": {}},
-    "a var, not a handler": {"name": _at("OutlineState", "chapters"), "payload": {}},
+    "a var, not a handler": {"name": _at("OutlineState", "filter_text"), "payload": {}},
     "a dotted path out of the tree": {"name": "os.system", "payload": {"command": "touch {marker}"}},
     "a module function under the root state": {"name": f"{ROOT_STATE}.os.system",
                                                "payload": {"command": "touch {marker}"}},
@@ -170,7 +170,7 @@ def test_the_malformed_cases_name_what_they_say():
     otherwise turn "a private method" into just "an unknown state")."""
     assert "_delete" not in STATES["VideosState"].event_handlers and callable(STATES["VideosState"]._delete)
     assert "_reload" not in STATES["DashboardState"].event_handlers and callable(STATES["DashboardState"]._reload)
-    assert "chapters" in STATES["OutlineState"].base_vars
+    assert "filter_text" in STATES["OutlineState"].base_vars
     assert "no_such_handler" not in STATES["CourseState"].event_handlers
     for handler in ("CourseState.load", "CourseState.save_title", "DashboardState.load"):
         assert handler in HANDLERS, handler
