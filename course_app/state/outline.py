@@ -48,6 +48,11 @@ class OutlineState(rx.State):
     def chapter_count(self) -> int:
         return len(self._chapters)
 
+    @rx.var(cache=False)
+    def total_duration(self) -> str:
+        """The course's duration: its processed videos' durations added up."""
+        return duration_text(sum(row.seconds for row in self._chapters))
+
     open_ids: dict[str, bool] = {}
     # While a filter is on, the outline shows only chapters with matching videos, open.
     filter_text: str = ""
@@ -58,11 +63,6 @@ class OutlineState(rx.State):
     remembered: str = rx.LocalStorage("{}", name="course_studio_open_chapters")
 
     # Plumbing (backend only) -------------------------------------------------------------
-
-    @rx.var
-    def total_duration(self) -> str:
-        """The course's duration: its processed videos' durations added up."""
-        return duration_text(sum(row.seconds for row in self.chapters))
 
     def _apply(self, rows: list[ChapterRow]) -> None:
         if rows != self._chapters:  # a reload that finds nothing new resends nothing
