@@ -240,11 +240,12 @@ def _jpeg(frame, width: int) -> bytes:
     return b"".join(bytes(packet) for packet in [*encoder.encode(picture), *encoder.encode(None)])
 
 
-def forget_objects(*, session: Session, subject: Subject, found: dict) -> None:
+def forget_objects(*, session: Session, subject: Subject, found: dict) -> list[int]:
     """A stage wrote objects but could not record them: if the video is gone, they go
-    through the outbox (if it is still there, the worker holding it writes the same keys)."""
+    through the outbox (if it is still there, the worker holding it writes the same
+    keys). Returns the outbox ids."""
     if session.get(Video, subject.id) is not None:
-        return
-    for key in (found.get("thumbnail_small_key"), found.get("thumbnail_large_key")):
-        if key:
-            enqueue_storage_deletion(session=session, storage_key=key, file_id=None, reason="video deleted during processing")
+        return []
+    return [enqueue_storage_deletion(session=session, storage_key=key, file_id=None,
+                                     reason="video deleted during processing").id
+            for key in (found.get("thumbnail_small_key"), found.get("thumbnail_large_key")) if key]

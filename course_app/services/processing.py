@@ -270,7 +270,7 @@ def reap(*, session_factory: SessionFactory, max_attempts: int, queue_wait: time
 def run_job(video_id: object, *, session_factory: SessionFactory, storage: Storage, lease: timedelta,
             max_attempts: int, queue_wait: timedelta) -> str:
     """Claim the video and run its stages from where it is; returns what happened."""
-    from course_app.services import media
+    from course_app.services import media, outbox
 
     video_id = uuid.UUID(str(video_id))
     token = secrets.token_hex(16)
@@ -301,9 +301,12 @@ def run_job(video_id: object, *, session_factory: SessionFactory, storage: Stora
                     status=VideoStatus.PROCESSING if stage_next else VideoStatus.READY, stage=stage_next,
                     **({} if stage_next else {"lease_owner": None, "lease_expires_at": None}), **found,
                 )
-                if changed is None:
-                    media.forget_objects(session=session, subject=subject, found=found)
-                    return "stopped: the lease was lost or the video deleted"
+                forgotten = [] if changed is not None else media.forget_objects(session=session, subject=subject,
+                                                                                 found=found)
+            if changed is None:
+                if forgotten:  # the video was deleted meanwhile: its new thumbnails go at once
+                    outbox.process_pending_deletions(session_factory=session_factory, storage=storage, ids=forgotten)
+                return "stopped: the lease was lost or the video deleted"
             subject = dataclasses.replace(subject, **{k: v for k, v in found.items() if hasattr(subject, k)})
             if heartbeat.lost:
                 return "stopped: the lease was lost"

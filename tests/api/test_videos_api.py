@@ -119,6 +119,7 @@ def snapshot(app_server, engine) -> Snapshot:
 @contextmanager
 def nothing_stored(app_server, engine):
     """No new video row, stored file (temp files included) or pending deletion."""
+    wait_processed(engine)  # earlier uploads' thumbnails are written before the count
     before = snapshot(app_server, engine)
     yield
     after = snapshot(app_server, engine)
@@ -263,6 +264,7 @@ def test_a_hostile_file_name_is_kept_only_as_data(owner, course, media, app_serv
     account, http = owner
     course_id, (intro, _) = course
     data_dir = app_server.data_dir
+    wait_processed(server_engine)  # earlier uploads' thumbnails are written before the count
     outside_before = {p for p in data_dir.parent.rglob("*") if storage_root(app_server) not in p.parents}
     files_before = stored_files(app_server)
 
@@ -273,9 +275,12 @@ def test_a_hostile_file_name_is_kept_only_as_data(owner, course, media, app_serv
     assert body["filename"] == kept
     key = video_row(server_engine, body["id"])["storage_key"]
     assert key == f"videos/{account.id}/{body['id']}"
-    assert stored_files(app_server) - files_before == {key, key + ".meta.json"}
+    wait_processed(server_engine, [body["id"]])  # its thumbnails go beside it, named after it
+    new = stored_files(app_server) - files_before
+    assert {key, key + ".meta.json"} <= new and all(name.startswith(key + ".") for name in new - {key}), new
     new_outside = {p for p in data_dir.parent.rglob("*") if storage_root(app_server) not in p.parents} - outside_before
-    assert {p.name for p in new_outside} <= {"course_studio.db-journal"}  # nothing written beside storage
+    # nothing written beside storage but the database's and the job queue's own files
+    assert {p.name for p in new_outside} <= {"course_studio.db-journal", "queue.db", "queue.db-wal", "queue.db-shm"}
     assert not Path("/etc/passwd.mp4").exists() and not Path("/tmp/absolute.mp4").exists()
     assert not any("passwd" in p.name or "boot.mp4" in p.name for p in data_dir.parent.rglob("*"))
     assert http.get(f"/api/videos/{body['id']}").json()["filename"] == kept
@@ -501,14 +506,16 @@ def test_delete_removes_the_row_and_the_stored_file(owner, course, media, app_se
     _, http = owner
     course_id, (intro, _) = course
     first, doomed, last = (uploaded(http, course_id, intro, media["small"], title=t) for t in ("a", "b", "c"))
+    wait_processed(server_engine, [first["id"], doomed["id"], last["id"]])
     key = video_row(server_engine, doomed["id"])["storage_key"]
     assert {key, key + ".meta.json"} <= stored_files(app_server)
+    assert len([name for name in stored_files(app_server) if name.startswith(key + ".thumb-")]) == 4  # 2 + sidecars
 
     response = http.delete(f"/api/videos/{doomed['id']}")
 
     assert response.status_code == 204 and response.content == b""
     assert video_row(server_engine, doomed["id"]) is None
-    assert not {key, key + ".meta.json"} & stored_files(app_server)
+    assert not [name for name in stored_files(app_server) if name.startswith(key)]  # the file and its thumbnails
     with server_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM storage_deletions WHERE storage_key = :k"), {"k": key}).scalar() == 0
     assert_json_error(http.get(f"/api/videos/{doomed['id']}"), 404)
