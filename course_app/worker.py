@@ -21,12 +21,14 @@ def _reap_forever(stop: threading.Event, interval: float) -> None:
     from course_app.services import processing
 
     options = processing_options()
-    while not stop.wait(interval):
+    while True:  # at once (a worker that stopped may have released its leases), then every interval
         try:
             processing.reap(session_factory=session_scope, max_attempts=options["max_attempts"],
                             queue_wait=options["queue_wait"])
         except Exception:
             log.exception("Reaping expired leases failed; trying again later")
+        if stop.wait(interval):
+            return
 
 
 def _exit_with_parent(parent: int, stop: threading.Event) -> None:
@@ -55,6 +57,12 @@ def run(*, workers: int, parent: int | None = None) -> int:
         consumer.run()
     finally:
         stop.set()
+        from course_app.db import session_scope
+        from course_app.services import processing
+
+        released = processing.release_held(session_factory=session_scope)
+        if released:
+            log.info("Released %d lease(s) for the next worker", released)
     return 0
 
 

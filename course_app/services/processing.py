@@ -184,6 +184,25 @@ def claim(*, session: Session, video_id: uuid.UUID, token: str, lease: timedelta
     return session.get(Video, video_id, populate_existing=True)
 
 
+_held: set[tuple[uuid.UUID, str]] = set()  # the leases this process holds now
+_held_lock = threading.Lock()
+
+
+def release_held(*, session_factory: SessionFactory) -> int:
+    """A worker that stops lets its leases run out now, so the next reaper queues
+    their videos again at once instead of after the lease's length."""
+    with _held_lock:
+        held = list(_held)
+    released = 0
+    for video_id, token in held:
+        with session_factory() as session:
+            released += session.execute(
+                update(Video).where(Video.id == video_id, *holding(token)).values(lease_expires_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+    return released
+
+
 def holding(token: str) -> tuple:
     """The conditions of a write by the worker holding lease ``token``."""
     return (Video.lease_owner == token, Video.status == VideoStatus.PROCESSING)
@@ -270,7 +289,7 @@ def reap(*, session_factory: SessionFactory, max_attempts: int, queue_wait: time
 def run_job(video_id: object, *, session_factory: SessionFactory, storage: Storage, lease: timedelta,
             max_attempts: int, queue_wait: timedelta) -> str:
     """Claim the video and run its stages from where it is; returns what happened."""
-    from course_app.services import media, outbox
+    from course_app.services import media
 
     video_id = uuid.UUID(str(video_id))
     token = secrets.token_hex(16)
@@ -279,7 +298,21 @@ def run_job(video_id: object, *, session_factory: SessionFactory, storage: Stora
         if video is None:
             return "skipped: nothing to do, or another worker has it"
         subject = media.Subject.of(video)
-    stage = subject.stage
+    with _held_lock:
+        _held.add((video_id, token))
+    try:
+        return _run_stages(subject, token, session_factory=session_factory, storage=storage, lease=lease,
+                           max_attempts=max_attempts, queue_wait=queue_wait)
+    finally:
+        with _held_lock:
+            _held.discard((video_id, token))
+
+
+def _run_stages(subject, token: str, *, session_factory: SessionFactory, storage: Storage, lease: timedelta,
+                max_attempts: int, queue_wait: timedelta) -> str:
+    from course_app.services import media, outbox
+
+    video_id, stage = subject.id, subject.stage
     with Heartbeat(session_factory, video_id, token, lease) as heartbeat:
         while stage is not None:
             try:

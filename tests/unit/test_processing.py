@@ -297,3 +297,17 @@ def test_thumbnails_stored_for_a_video_deleted_meanwhile_go_to_the_outbox(
         waiting = [d.storage_key for d in fresh.exec(select(StorageDeletion))]
     assert [obj.key for obj in local_storage.list("videos/")] == waiting
     assert len(waiting) == 1 and ".thumb-" not in waiting[0]
+
+
+def test_a_worker_that_stops_lets_its_leases_run_out_for_the_next_one(engine, session_factory, local_storage, chapter,
+                                                                    clip, queued):
+    video_id = upload(session_factory, local_storage, chapter, clip)
+    token = abandon(session_factory, video_id)  # held by this process's worker, which now stops
+    processing._held.add((video_id, token))
+    try:
+        assert processing.release_held(session_factory=session_factory) == 1
+    finally:
+        processing._held.discard((video_id, token))
+
+    assert processing.reap(session_factory=session_factory, max_attempts=3, queue_wait=WAIT) == [
+        (video_id, "queued again")]  # at once, not a lease's length later
