@@ -20,7 +20,7 @@ from fractions import Fraction
 from sqlmodel import Session
 
 from course_app.models import ProcessingStage, Video
-from course_app.services.outbox import enqueue_storage_deletion
+from course_app.services.outbox import DERIVED_MARKER, enqueue_storage_deletion
 from course_app.services.processing import StageFailed
 from course_app.storage.base import Storage
 from course_app.storage.readers import SizedReader
@@ -192,7 +192,7 @@ def probe(subject: Subject, storage: Storage) -> dict:
 def thumbnail_keys(subject: Subject) -> dict[str, str]:
     """Where a video's thumbnails live: beside it, named by its content (immutable)."""
     tag = (subject.sha1 or subject.id.hex)[:12]
-    return {size: f"{subject.storage_key}.thumb-{tag}-{size}.jpg" for size in THUMBNAIL_WIDTHS}
+    return {size: f"{subject.storage_key}{DERIVED_MARKER}{tag}-{size}.jpg" for size in THUMBNAIL_WIDTHS}
 
 
 def thumbnail(subject: Subject, storage: Storage) -> dict:

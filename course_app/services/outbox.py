@@ -28,6 +28,7 @@ from course_app.storage.base import Storage, StorageError
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = timedelta(hours=1)
+DERIVED_MARKER = ".thumb-"  # objects named ``<video key>.thumb-...`` belong to that video (services/media.py)
 
 
 def enqueue_storage_deletion(*, session: Session, storage_key: str, file_id: str | None, reason: str) -> StorageDeletion:
@@ -46,13 +47,11 @@ def enqueue_multipart_abort(*, session: Session, storage_key: str, upload_id: st
 
 
 def remove_video_row(*, session: Session, video: Video, reason: str) -> StorageDeletion:
-    """Delete the row and record its file's (and thumbnails') deletion in the same transaction."""
+    """Delete the row and record its file's deletion in the same transaction (its
+    thumbnails, stored beside it, go with it: see ``process_pending_deletions``)."""
     pending = enqueue_storage_deletion(
         session=session, storage_key=video.storage_key, file_id=video.backblaze_file_id, reason=reason
     )
-    for key in (video.thumbnail_small_key, video.thumbnail_large_key):
-        if key:
-            enqueue_storage_deletion(session=session, storage_key=key, file_id=None, reason=reason)
     session.delete(video)
     session.flush()
     return pending
@@ -95,6 +94,9 @@ def process_pending_deletions(
                     for obj in storage.list(row.storage_key):
                         if obj.key == row.storage_key:
                             storage.delete(obj.key, obj.file_id)
+                if not row.multipart_upload_id:  # what processing stored beside it (thumbnails)
+                    for obj in storage.list(row.storage_key + DERIVED_MARKER):
+                        storage.delete(obj.key, obj.file_id)
             except StorageError as exc:
                 row.attempts += 1
                 row.last_error = str(exc)[:1000]

@@ -271,7 +271,7 @@ def check_videos(
 
 def thumbnail_owner(key: str) -> str | None:
     """The video key a thumbnail key belongs to (services/media.py names them), else None."""
-    owner, marker, _ = key.partition(".thumb-")
+    owner, marker, _ = key.partition(outbox.DERIVED_MARKER)
     return owner if marker else None
 
 
