@@ -12,7 +12,8 @@ What it does, for each size ``CxV`` (C chapters of V videos each):
 1. Seeds a course through the services (``create_user``, ``create_course``,
    ``add_chapter``, ``begin_upload`` / ``finish_upload`` / ``fail_upload``), one
    transaction per chapter, into the app's database: about 5 % of the videos stay
-   ``uploading``, 2 % are ``failed`` (row kept), the rest ``ready``. Titles and
+   ``uploading``, 2 % are ``failed`` (row kept), the rest ``ready`` (marked as
+   processing leaves them, with a duration and resolution, without a worker). Titles and
    file names have the same length at every size (``Chapter 007``,
    ``Video 007-12``, ``c007-v12.mp4``), so socket bytes compare across sizes.
 2. Counts the SQL statements (SQLAlchemy ``before_cursor_execute``) of one call
@@ -437,10 +438,12 @@ def seed_course(engine, user_id: int, chapters: int, videos: int) -> dict:
 
     from course_app.models import User
     from course_app.services.courses import add_chapter, create_course
+    from course_app.services.processing import set_enqueuer, transition
     from course_app.services.videos import begin_upload, fail_upload, finish_upload
     from course_app.storage.base import StoredObject
 
     started = time.perf_counter()
+    set_enqueuer(lambda video_id, delay: None)  # ready at once (below): nothing for the app's worker
     with Session(engine, expire_on_commit=False) as session:
         user = session.get(User, user_id)
         course = create_course(session=session, user=user, title=f"Editor scale {chapters:03d}x{videos:02d}",
@@ -471,6 +474,9 @@ def seed_course(engine, user_id: int, chapters: int, videos: int) -> dict:
                     finish_upload(session=session, video_id=video.id, stored=StoredObject(
                         key=video.storage_key, file_id=f"bench-{video.id}", size=size,
                         sha1=hashlib.sha1(video.id.bytes).hexdigest(), content_type="video/mp4"))
+                    # As processing leaves it (no bytes are stored, so no worker may run it).
+                    transition(session, video.id, status="ready", stage=None, lease_owner=None, lease_expires_at=None,
+                               duration_seconds=60.0 + j, width=1280, height=720)
                     status = "ready"
                 counts[status] += 1
                 status_by_key[str(video.id)] = status

@@ -136,6 +136,29 @@ def _sweep_trash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from course_app import worker
+
+    return worker.run(workers=args.workers, parent=args.parent)
+
+
+def _retry_video(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from course_app.models import Video
+    from course_app.services import processing
+    from course_app.services.validation import parse_uuid
+
+    wait = timedelta(seconds=load_settings_or_exit().processing_queue_wait_seconds)
+    with session_scope() as session:
+        video = session.get(Video, parse_uuid(args.video_id, what="video"))
+        if video is None:
+            raise DomainError(f"No video {args.video_id}.")
+        processing.restart_failed(session=session, video=video, queue_wait=wait, force=args.force)
+        print(f"Video {video.id} is processing again from the {video.stage} stage.")
+    return 0
+
+
 def _migrate(_: argparse.Namespace) -> int:
     migrate()
     print("Database schema is up to date.")
@@ -194,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     trash.add_argument("--dry-run", action="store_true", help="only report what would be purged")
     trash.add_argument("--json", action="store_true")
     trash.set_defaults(handler=_sweep_trash)
+    worker = commands.add_parser("worker", help="process uploaded videos (a job queue consumer); run as many as wanted")
+    worker.add_argument("--workers", type=int, default=1, help="jobs run at once in this process (default: 1)")
+    worker.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)  # the app that started it
+    worker.set_defaults(handler=_worker)
+
+    retry = commands.add_parser("retry-video", help="run a video's failed processing stage again")
+    retry.add_argument("video_id")
+    retry.add_argument("--force", action="store_true", help="also when the failure said a retry cannot help")
+    retry.set_defaults(handler=_retry_video)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     return parser

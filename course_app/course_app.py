@@ -24,6 +24,7 @@ from course_app.state.settings_page import TokensState
 from course_app.state.trash import TrashState
 from course_app.state.socket_limits import SocketEventLimit
 from course_app.state.socket_sessions import watch_socket_sessions
+from course_app.worker import embedded as embedded_worker
 
 load_settings_or_exit()
 
@@ -81,6 +82,7 @@ app.add_middleware(IdentityGuard())  # a tab's States never outlive its log-in
 app.register_lifespan_task(_apply_migrations)
 app.register_lifespan_task(_background_upkeep)
 app.register_lifespan_task(watch_socket_sessions)  # a session's end resets its open tabs
+app.register_lifespan_task(embedded_worker)
 app.add_page(index, route="/", title="Course Studio", on_load=rx.redirect("/dashboard"))
 app.add_page(login_page, route="/login", title="Log in · Course Studio",
              on_load=[AuthFormState.load, SessionState.redirect_if_logged_in])

@@ -18,8 +18,18 @@ class CourseStatus(StrEnum):
 
 class VideoStatus(StrEnum):
     UPLOADING = "uploading"  # the row is written first; the bytes are on their way
+    PROCESSING = "processing"  # stored; a worker verifies, probes and thumbnails it (``stage``)
     READY = "ready"
     FAILED = "failed"
+
+
+class ProcessingStage(StrEnum):
+    """Where a ``processing`` video is, or where a ``failed`` one stopped
+    (services/processing.py; a failed upload has no stage)."""
+
+    VERIFYING = "verifying"  # stored size and SHA1 against the row
+    PROBING = "probing"  # duration, picture size, codecs
+    THUMBNAIL = "thumbnail"  # a frame from about 10 % in, two sizes
 
 
 class UploadStatus(StrEnum):
@@ -167,6 +177,25 @@ class Video(SQLModel, table=True):
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
     deleted_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)  # in the trash since
+    # Processing (services/processing.py): the stage a worker is at or failed in, the
+    # failure's machine code and whether retrying can help ...
+    stage: str | None = Field(default=None, max_length=20)
+    failure_code: str | None = Field(default=None, max_length=40)
+    retryable: bool | None = None
+    # ... the lease of the worker holding the job (its token, renewed by heartbeats;
+    # before a worker claims the job it is how long the queue may take), the claims so far
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UtcDateTime())
+    attempts: int = 0
+    # ... and what probing and the thumbnail stage found.
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = Field(default=None, max_length=40)
+    audio_codec: str | None = Field(default=None, max_length=40)
+    bitrate: int | None = Field(default=None, sa_type=BigInteger)
+    thumbnail_small_key: str | None = Field(default=None, max_length=600)
+    thumbnail_large_key: str | None = Field(default=None, max_length=600)
 
 
 class StorageDeletion(SQLModel, table=True):

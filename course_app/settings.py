@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     upload_stale_hours: float = Field(default=24, gt=0)
     # Deleted videos and chapters stay in the course trash this long, then go for good.
     trash_days: int = Field(default=30, gt=0, le=3650)
+    # Processing (services/processing.py): the job queue (empty: a SQLite file in the
+    # data folder; redis://... for Redis), how many workers the app starts itself (0:
+    # run `course-app worker` apart), a worker's lease (renewed by heartbeats), how
+    # long a queued job may wait for a worker, and how many times a job is claimed
+    # before its video fails.
+    queue_url: str = ""
+    embedded_workers: int = Field(default=1, ge=0, le=16)
+    processing_lease_seconds: float = Field(default=60, ge=1)
+    processing_queue_wait_seconds: float = Field(default=600, ge=1)
+    processing_max_attempts: int = Field(default=3, ge=1, le=100)
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"]
     )
@@ -85,6 +95,13 @@ class Settings(BaseSettings):
         for origin in value:
             if not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an http(s) origin")
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _check_queue_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be empty (a SQLite queue in the data folder) or a redis:// URL")
         return value
 
     @field_validator("database_url")
@@ -133,6 +150,10 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_dir(self) -> Path:
         return (self.storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def resolved_queue_path(self) -> Path:
+        return (self.data_dir / "queue.db").resolve()
 
     @property
     def is_production(self) -> bool:

@@ -118,3 +118,27 @@ def engine_of(server: AppServer) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 60.0) -> dict[str, str]:
+    """Wait until the app's worker is done with these videos (every video, when None):
+    none of them is still ``processing``. Returns {video id: status}."""
+    import uuid
+
+    from sqlmodel import Session, select
+
+    from course_app.models import Video
+
+    wanted = None if video_ids is None else [uuid.UUID(str(v)) for v in video_ids]
+    deadline = time.monotonic() + timeout
+    while True:
+        query = select(Video.id, Video.status)
+        if wanted is not None:
+            query = query.where(Video.id.in_(wanted))
+        with Session(engine) as session:
+            found = {str(video_id): status for video_id, status in session.exec(query)}
+        if "processing" not in found.values():
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"videos still processing after {timeout:.0f}s: {found}")
+        time.sleep(0.05)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, RootModel, computed_field
 from course_app.models import DESCRIPTION_MAX, TITLE_MAX, ApiToken, Chapter, Course, User, Video, VideoStatus
 from course_app.services.trash import CourseTrash
 from course_app.services.upload_sessions import FINGERPRINT_MAX, LedgerView
-from course_app.services.videos import stream_url
+from course_app.services.videos import stream_url, thumbnail_urls
 
 # Accounts and API tokens ------------------------------------------------------
 
@@ -73,6 +73,17 @@ class VideoPublic(BaseModel):
     position: int
     created_at: datetime
     updated_at: datetime
+    # Processing: the stage it is at (or failed in), the failure's machine code and
+    # whether Retry can help; what probing found; the thumbnails' URLs once ready.
+    stage: str | None
+    failure_code: str | None
+    retryable: bool | None
+    width: int | None
+    height: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    bitrate: int | None
+    thumbnail_urls: dict[str, str] = {}
 
     @computed_field
     @property
@@ -82,7 +93,9 @@ class VideoPublic(BaseModel):
 
     @classmethod
     def of(cls, video: Video) -> VideoPublic:
-        return cls.model_validate(video, from_attributes=True)
+        public = cls.model_validate(video, from_attributes=True)
+        public.thumbnail_urls = thumbnail_urls(video)
+        return public
 
 
 class ChapterPublic(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -18,9 +19,9 @@ from course_app.api.editing import EditDep, apply_edit
 from course_app.api.schemas import VideoPublic, VideoUpdate
 from course_app.api.security_headers import inline_disposition
 from course_app.db import run_in_session
-from course_app.errors import Conflict, InvalidInput, TooLarge
+from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from course_app.models import User, Video, VideoStatus
-from course_app.services import courses, outbox, trash, uploads, videos
+from course_app.services import courses, outbox, processing, trash, uploads, videos
 from course_app.services.ordering import REVISION
 from course_app.settings import get_settings
 
@@ -134,6 +135,30 @@ async def delete_video(video_id: str, edit: EditDep) -> Response:
     pending, answer = await apply_edit(edit, trash.trash_video, status_code=204, video_id=video_id)
     await outbox.carry_out(ids=pending)  # an upload still open is cancelled
     return answer
+
+
+@router.post("/api/videos/{video_id}/retry", summary="Run a video's failed processing stage again")
+def retry_video(video_id: str, user: CurrentUser, db: DbSession) -> VideoPublic:
+    enforce_rate_limit(get_settings().upload_rate_limit, f"user:{user.id}", what="retry")
+    wait = timedelta(seconds=get_settings().processing_queue_wait_seconds)
+    return VideoPublic.of(processing.retry(session=db, user=user, video_id=video_id, queue_wait=wait))
+
+
+@router.get("/api/videos/{video_id}/thumbnail/{size}", summary="A video's thumbnail (JPEG; small or large)")
+def video_thumbnail(video_id: str, size: str, request: Request, user: CurrentUser, db: DbSession,
+                    storage: StorageDep) -> Response:
+    video = videos.owned_video(session=db, user=user, video_id=video_id)
+    key = {"small": video.thumbnail_small_key, "large": video.thumbnail_large_key}.get(size)
+    if key is None:
+        raise NotFound("This video has no thumbnail of that size (yet).")
+    stored = storage.stat(key, "")
+    if stored is None:
+        raise NotFound("This video has no thumbnail of that size (yet).")
+    # The key never names other bytes (services/media.py), so a cache may keep them for good.
+    headers = {"ETag": f'"{stored.sha1}"', "Cache-Control": "private, max-age=31536000, immutable"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(b"".join(storage.open_range(key, stored.file_id)), media_type="image/jpeg", headers=headers)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -84,7 +84,13 @@ def _uploads() -> rx.Component:
 
 def _chapters() -> rx.Component:
     return rx.vstack(
-        rx.heading("Chapters", size="5", as_="h2"),
+        rx.hstack(
+            rx.heading("Chapters", size="5", as_="h2"),
+            rx.cond(OutlineState.total_duration != "",
+                    rx.text("Total duration " + OutlineState.total_duration, size="2", color_scheme="gray")),
+            align="baseline",
+            spacing="3",
+        ),
         rx.text(
             "Open a chapter to see its videos. Drag chapters and videos by their handles (videos also onto another "
             "chapter), or use the arrow and Move buttons; drop video files onto a chapter to upload them there.",

@@ -41,10 +41,14 @@ def _grip(**attrs) -> rx.Component:
 @rx.memo
 def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], status: rx.Var[str],
               status_label: rx.Var[str], size: rx.Var[str], duration: rx.Var[str], problem: rx.Var[str],
+              thumbnail: rx.Var[str], resolution: rx.Var[str], can_retry: rx.Var[bool],
               selected: rx.Var[bool], first: rx.Var[bool], last: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
     return rx.el.li(
         rx.hstack(
             _grip(**{"data-drag-video": video_id}),
+            rx.cond(thumbnail != "", rx.el.img(src=thumbnail, alt="Thumbnail of " + title, loading="lazy",
+                                               class_name="cs-thumb"),
+                    rx.el.span(class_name="cs-thumb")),
             rx.el.input(
                 type="checkbox",
                 checked=selected,
@@ -65,11 +69,17 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
             ),
             rx.badge(
                 status_label,
-                color_scheme=rx.match(status, ("ready", "green"), ("uploading", "blue"), ("failed", "red"), "gray"),
+                color_scheme=rx.match(status, ("ready", "green"), ("uploading", "blue"), ("processing", "amber"),
+                                      ("failed", "red"), "gray"),
                 aria_label="Status: " + status_label,
+                custom_attrs={"role": "status"},
             ),
             rx.text(size, size="1", color_scheme="gray"),
-            rx.cond(duration != "", rx.text(duration, size="1", color_scheme="gray")),
+            rx.cond(duration != "", rx.text(duration, size="1", color_scheme="gray", aria_label="Duration " + duration)),
+            rx.cond(resolution != "", rx.text(resolution, size="1", color_scheme="gray")),
+            rx.cond(can_retry, rx.button("Retry", on_click=VideosState.retry_processing(video_id),
+                                         aria_label="Retry processing " + title, size="1", variant="soft",
+                                         color_scheme="amber")),
             rx.button("Play", on_click=PlayerState.play(video_id), disabled=status != "ready",
                       aria_label="Play " + title, size="1", variant="soft"),
             rx.icon_button(rx.icon("arrow_up", size=14), on_click=VideosState.move(video_id, -1), disabled=first,
@@ -93,7 +103,8 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
 
 @rx.memo
 def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[str], count: rx.Var[int],
-                   size: rx.Var[str], summary: rx.Var[str], is_open: rx.Var[bool], selected: rx.Var[bool],
+                   size: rx.Var[str], duration: rx.Var[str], summary: rx.Var[str], is_open: rx.Var[bool],
+                   selected: rx.Var[bool],
                    first: rx.Var[bool], last: rx.Var[bool], saving: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
     return rx.fragment(
         rx.hstack(
@@ -129,6 +140,8 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
             rx.text(count.to_string() + rx.cond(count == 1, " video", " videos"), size="2", color_scheme="gray",
                     white_space="nowrap"),
             rx.cond(size != "", rx.text(size, size="2", color_scheme="gray", white_space="nowrap")),
+            rx.cond(duration != "", rx.text(duration, size="2", color_scheme="gray", white_space="nowrap",
+                                            aria_label="Duration of " + title + ": " + duration)),
             rx.cond(summary != "", rx.badge(summary, color_scheme="orange", aria_label="Status: " + summary)),
             rx.el.button(
                 rx.icon("upload", size=14), "Upload",
@@ -176,7 +189,8 @@ def _videos(chapter: ChapterRow) -> rx.Component:
                     rx.foreach(rows, lambda v, i: video_row(
                         video_id=v.id.to(str), title=v.title.to(str), filename=v.filename.to(str),
                         status=v.status.to(str), status_label=v.status_label.to(str), size=v.size.to(str),
-                        duration=v.duration.to(str), problem=v.error.to(str),
+                        duration=v.duration.to(str), problem=v.error.to(str), thumbnail=v.thumbnail.to(str),
+                        resolution=v.resolution.to(str), can_retry=v.can_retry.to(bool),
                         selected=SelectionState.videos.contains(v.id), first=i == 0, last=i == count - 1,
                         notice=rx.cond(NoticeState.error_target == v.id, NoticeState.error, ""),
                     )),
@@ -201,7 +215,8 @@ def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
         rx.el.li(
             chapter_header(
                 chapter_id=chapter.id.to(str), number=(index + 1).to_string(), title=chapter.title.to(str),
-                count=chapter.count.to(int), size=chapter.size.to(str), summary=chapter.summary.to(str),
+                count=chapter.count.to(int), size=chapter.size.to(str), duration=chapter.duration.to(str),
+                summary=chapter.summary.to(str),
                 is_open=is_open, selected=SelectionState.chapters.contains(chapter.id),
                 first=index == 0, last=index == OutlineState.chapter_count - 1, saving=chapter.saving.to(bool),
                 notice=rx.cond(NoticeState.error_target == chapter.id, NoticeState.error, ""),

@@ -28,6 +28,7 @@ from course_app.storage.base import Storage, StorageError
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = timedelta(hours=1)
+DERIVED_MARKER = ".thumb-"  # objects named ``<video key>.thumb-...`` belong to that video (services/media.py)
 
 
 def enqueue_storage_deletion(*, session: Session, storage_key: str, file_id: str | None, reason: str) -> StorageDeletion:
@@ -46,7 +47,8 @@ def enqueue_multipart_abort(*, session: Session, storage_key: str, upload_id: st
 
 
 def remove_video_row(*, session: Session, video: Video, reason: str) -> StorageDeletion:
-    """Delete the row and record its file's deletion in the same transaction."""
+    """Delete the row and record its file's deletion in the same transaction (its
+    thumbnails, stored beside it, go with it: see ``process_pending_deletions``)."""
     pending = enqueue_storage_deletion(
         session=session, storage_key=video.storage_key, file_id=video.backblaze_file_id, reason=reason
     )
@@ -94,6 +96,9 @@ def process_pending_deletions(
                     for obj in storage.list(row.storage_key):
                         if obj.key == row.storage_key:
                             storage.delete(obj.key, obj.file_id)
+                if not row.multipart_upload_id:  # what processing stored beside it (thumbnails)
+                    for obj in storage.list(row.storage_key + DERIVED_MARKER):
+                        storage.delete(obj.key, obj.file_id)
             except StorageError as exc:
                 row.attempts += 1
                 row.last_error = str(exc)[:1000]

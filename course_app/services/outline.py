@@ -30,7 +30,8 @@ class ChapterSummary:
     chapter: Chapter
     video_count: int
     total_bytes: int
-    status_counts: dict[str, int]  # per video status ("uploading", "ready", "failed")
+    status_counts: dict[str, int]  # per video status ("uploading", "processing", "ready", "failed")
+    total_seconds: float = 0.0  # of its videos whose duration is known (processed)
 
 
 @dataclass(frozen=True)
@@ -46,21 +47,25 @@ class EditorOutline:
 def _summaries(session: Session, course_id: uuid.UUID, chapters: list[Chapter]) -> list[ChapterSummary]:
     """One GROUP BY over the course's videos, by chapter and status."""
     rows = session.exec(
-        select(Video.chapter_id, Video.status, func.count(Video.id), func.coalesce(func.sum(Video.size_bytes), 0))
+        select(Video.chapter_id, Video.status, func.count(Video.id), func.coalesce(func.sum(Video.size_bytes), 0),
+               func.coalesce(func.sum(Video.duration_seconds), 0.0))
         .where(Video.course_id == course_id, LIVE_VIDEO)
         .group_by(Video.chapter_id, Video.status)
     )
     counts: dict[uuid.UUID, dict[str, int]] = {}
     sizes: dict[uuid.UUID, int] = {}
-    for chapter_id, status, count, size in rows:
+    seconds: dict[uuid.UUID, float] = {}
+    for chapter_id, status, count, size, duration in rows:
         counts.setdefault(chapter_id, dict.fromkeys(VIDEO_STATUSES, 0))[status] = int(count)
         sizes[chapter_id] = sizes.get(chapter_id, 0) + int(size)
+        seconds[chapter_id] = seconds.get(chapter_id, 0.0) + float(duration)
     return [
         ChapterSummary(
             chapter=chapter,
             video_count=sum(counts.get(chapter.id, {}).values()),
             total_bytes=sizes.get(chapter.id, 0),
             status_counts=counts.get(chapter.id, dict.fromkeys(VIDEO_STATUSES, 0)),
+            total_seconds=seconds.get(chapter.id, 0.0),
         )
         for chapter in chapters
     ]

@@ -8,11 +8,14 @@ request per object. It reports:
 - ready rows whose stored file is missing or whose size / SHA1 differ; rows in
   the course trash are counted apart and keep their files until purged, so a
   trashed row without its file is a problem of its own (``trashed_missing_file``);
+- videos whose processing lease ran out (``stuck_processing``: the worker died or
+  the job was lost; the reaper normally queues it again within seconds);
 - rows stuck in ``uploading`` with no open upload session for longer than the
   grace period: with nothing stored (``stuck_upload``), with the file stored but
   the row never marked ready (``unrecorded_upload``: the database failed at the
   last step), or a resumable upload whose completion was interrupted;
-- stored files no live row references (``orphan_file``; a failed row's file counts);
+- stored files no live row references (``orphan_file``; a failed upload's file
+  counts, not the file or thumbnails of a video whose processing failed: Retry needs them);
 - unfinished multipart uploads no open upload session knows (``unknown_upload``);
 - leftovers of interrupted writes (local disk: temp files, lone sidecars);
 - storage deletions waiting in the outbox (``pending_deletion``).
@@ -40,11 +43,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from course_app.errors import DomainError
 from course_app.models import StorageDeletion, UploadSession, UploadStatus, User, Video, VideoStatus, utcnow
-from course_app.services import outbox, upload_sessions, videos
+from course_app.services import outbox, processing, upload_sessions, videos
 from course_app.services.video_types import SNIFF_BYTES, sniff_video_type
 from course_app.storage.base import Leftover, MultipartStorage, Storage, StorageError, StoredObject
 
@@ -64,6 +68,7 @@ KINDS = {
     "trashed_missing_file": "video in the trash whose stored file is missing (it must stay until purged)",
     "size_mismatch": "ready video whose stored size differs from the row's",
     "sha1_mismatch": "ready video whose stored SHA1 differs from the row's",
+    "stuck_processing": "video whose processing lease ran out (worker gone or job lost)",
     "unrecorded_upload": "file stored, but its row was never marked ready",
     "interrupted_completion": "resumable upload whose completion was interrupted",
     "stuck_upload": "upload that never finished and is no longer in progress",
@@ -76,7 +81,8 @@ KINDS = {
 REPAIRS = {
     "missing_file": "mark the video failed",
     "trashed_missing_file": "mark the video failed",
-    "unrecorded_upload": "mark the video ready from the stored file",
+    "stuck_processing": "queue it again, or fail it after the last attempt",
+    "unrecorded_upload": "hand the stored file to processing",
     "interrupted_completion": "complete the upload",
     "stuck_upload": "mark the video failed",
     "orphan_file": "delete the file",
@@ -188,7 +194,8 @@ def check_videos(
     leftovers = list(storage.list_leftovers(VIDEO_PREFIX))
     rows = session.exec(
         select(Video.id, Video.storage_key, Video.status, Video.size_bytes, Video.sha1, Video.created_at,
-               Video.updated_at, Video.deleted_at)
+               Video.updated_at, Video.deleted_at, Video.stage, Video.lease_expires_at, Video.attempts,
+               Video.thumbnail_small_key, Video.thumbnail_large_key)
     ).all()
     open_uploads = list(session.exec(
         select(UploadSession).where(UploadSession.status.in_(upload_sessions.OPEN_STATUSES))
@@ -200,11 +207,21 @@ def check_videos(
     problems = report.problems
 
     live_keys: set[str] = set()
-    for video_id, key, status, size, sha1, created_at, updated_at, deleted_at in rows:
+    processing_keys: set[str] = set()  # their thumbnails may be stored before the row records them
+    for (video_id, key, status, size, sha1, created_at, updated_at, deleted_at, stage, lease_ends, attempts,
+         *thumbs) in rows:
         vid = str(video_id)
         obj = stored.get(key)
         trashed = f" (in the trash since {deleted_at:%Y-%m-%d %H:%M} UTC)" if deleted_at is not None else ""
         report.trashed_rows += bool(trashed)
+        live_keys.update(t for t in thumbs if t)
+        if status == VideoStatus.PROCESSING or (status == VideoStatus.FAILED and stage is not None):
+            live_keys.add(key)
+        if status == VideoStatus.PROCESSING:
+            processing_keys.add(key)
+            if lease_ends is not None and lease_ends < listed_at:
+                problems.append(Problem("stuck_processing", key, f"at {stage}, lease ran out "
+                                        f"{lease_ends:%Y-%m-%d %H:%M:%S} UTC after {attempts} claim(s)", vid))
         if status == VideoStatus.READY:
             live_keys.add(key)
             if obj is None:
@@ -229,7 +246,7 @@ def check_videos(
 
     pending_keys = {p.storage_key for p in pending}
     for key, obj in stored.items():
-        if key in live_keys or key in pending_keys:
+        if key in live_keys or key in pending_keys or thumbnail_owner(key) in processing_keys:
             continue
         old = _older(obj.uploaded_at, listed_at, grace)
         when = f"stored {obj.uploaded_at:%Y-%m-%d %H:%M} UTC" if obj.uploaded_at else "upload time unknown"
@@ -260,6 +277,12 @@ def check_videos(
     order = list(KINDS)
     problems.sort(key=lambda p: (order.index(p.kind), p.key))
     return report
+
+
+def thumbnail_owner(key: str) -> str | None:
+    """The video key a thumbnail key belongs to (services/media.py names them), else None."""
+    owner, marker, _ = key.partition(outbox.DERIVED_MARKER)
+    return owner if marker else None
 
 
 def _judge_upload(vid: str, key: str, created_at: datetime, obj: StoredObject | None,
@@ -301,6 +324,7 @@ def repair(*, session_factory: SessionFactory, storage: Storage, grace: timedelt
         "unrecorded_upload": lambda p: _finish_from_object(session_factory, storage, p),
         "interrupted_completion": lambda p: _complete_upload(session_factory, storage, p),
         "stuck_upload": lambda p: _fail_stuck(session_factory, storage, p),
+        "stuck_processing": lambda p: _reap(session_factory, p),
         "missing_file": lambda p: _fail_missing(session_factory, storage, p),
         "trashed_missing_file": lambda p: _fail_missing(session_factory, storage, p),
         "orphan_file": lambda p: _delete_orphan(session_factory, storage, p),
@@ -367,7 +391,7 @@ def _finish_from_object(session_factory: SessionFactory, storage: Storage, probl
             return "skipped: the row changed since the check"
         if plausible:
             videos.finish_upload(session=session, video_id=video.id, stored=obj)
-            return f"marked ready ({obj.size} bytes)"
+            return f"handed to processing ({obj.size} bytes)"
         pending = videos.fail_upload(session=session, video_id=video.id, reason=NOT_A_VIDEO_REASON, remove_row=False)
     outbox.process_pending_deletions(session_factory=session_factory, storage=storage, ids=[pending.id], due_only=False)
     return "marked failed: the stored file is not a video; deleted it"
@@ -402,6 +426,15 @@ def _fail_stuck(session_factory: SessionFactory, storage: Storage, problem: Prob
     return "marked failed"
 
 
+def _reap(session_factory: SessionFactory, problem: Problem) -> str:
+    from course_app.jobs import processing_options
+
+    options = processing_options()
+    done = processing.reap(session_factory=session_factory, max_attempts=options["max_attempts"],
+                           queue_wait=options["queue_wait"], ids=[uuid.UUID(problem.video_id)])
+    return done[0][1] if done else "skipped: the row changed since the check"
+
+
 def _fail_missing(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
     with session_factory() as session:
         video = session.get(Video, uuid.UUID(problem.video_id))
@@ -417,9 +450,13 @@ def _fail_missing(session_factory: SessionFactory, storage: Storage, problem: Pr
 def _delete_orphan(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
     obj: StoredObject = problem.ref
     with session_factory() as session:
+        owner = thumbnail_owner(obj.key)
         live = session.exec(
-            select(Video.id).where(Video.storage_key == obj.key,
-                                   Video.status.in_((VideoStatus.READY, VideoStatus.UPLOADING)))
+            select(Video.id).where(or_(
+                and_(Video.storage_key == obj.key, or_(Video.status != VideoStatus.FAILED, Video.stage.is_not(None))),
+                Video.thumbnail_small_key == obj.key, Video.thumbnail_large_key == obj.key,
+                and_(Video.storage_key == owner, Video.status == VideoStatus.PROCESSING),
+            ))
         ).first()
         queued = session.exec(select(StorageDeletion.id).where(StorageDeletion.storage_key == obj.key)).first()
     if live is not None or queued is not None:

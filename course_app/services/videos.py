@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from datetime import timedelta
 from pathlib import PurePath
 
 from sqlmodel import Session, func, select
@@ -23,8 +24,10 @@ from course_app.services.courses import MAX_BATCH, owned_chapter, owned_course
 from course_app.services.ordering import (
     current, in_requested_order, lock_course, mark_changed, parse_id_list, renumber,
 )
+from course_app.services import processing
 from course_app.services.outbox import enqueue_storage_deletion, remove_video_row
 from course_app.services.validation import clean_text, parse_uuid
+from course_app.settings import get_settings
 from course_app.storage.base import StoredObject, video_key
 
 
@@ -72,6 +75,13 @@ def course_videos(*, session: Session, course_id: uuid.UUID) -> list[Video]:
 def stream_url(video_id: uuid.UUID) -> str:
     """Where a ready video plays (the API's ``video_url``); derived, never stored."""
     return f"/api/videos/{video_id}/stream"
+
+
+def thumbnail_urls(video: Video) -> dict[str, str]:
+    """The thumbnails' URLs, versioned by their immutable keys (a new key, a new URL)."""
+    keys = {"small": video.thumbnail_small_key, "large": video.thumbnail_large_key}
+    return {size: f"/api/videos/{video.id}/thumbnail/{size}?v={key.rsplit('.thumb-', 1)[-1].split('-')[0]}"
+            for size, key in keys.items() if key}
 
 
 # Order -----------------------------------------------------------------------
@@ -258,7 +268,8 @@ def begin_upload(
 
 
 def finish_upload(*, session: Session, video_id: uuid.UUID, stored: StoredObject) -> Video | None:
-    """Mark the row ready once storage has confirmed size and SHA1. If the row was
+    """Once storage has confirmed size and SHA1, record them and hand the video to
+    processing (its job is queued when the transaction commits). If the row was
     deleted while the bytes travelled, the stored file goes to the outbox."""
     video = session.get(Video, video_id)
     if video is None:
@@ -269,12 +280,10 @@ def finish_upload(*, session: Session, video_id: uuid.UUID, stored: StoredObject
     video.backblaze_file_id = stored.file_id
     video.size_bytes = stored.size
     video.sha1 = stored.sha1 or None  # unknown (a B2 large file without a declared SHA1), not ""
-    video.status = "ready"
-    video.error = None
-    video.updated_at = utcnow()
     session.add(video)
     session.flush()
-    mark_changed(session, video.course_id)
+    processing.start(session=session, video_id=video.id,
+                     queue_wait=timedelta(seconds=get_settings().processing_queue_wait_seconds))
     return video
 
 

@@ -27,11 +27,12 @@ from course_app.models import User, Video
 from course_app.db import session_scope
 from course_app.services import ordering, outline, upload_sessions
 from course_app.services.outline import ChapterSummary
-from course_app.services.videos import format_size
+from course_app.services.videos import format_size, thumbnail_urls
 from course_app.state.notice import clear_error, show_error
 from course_app.state.session import call_service, user_message
 
-STATUS_LABELS = {"uploading": "Uploading…", "ready": "Ready", "failed": "Failed"}
+STATUS_LABELS = {"uploading": "Uploading…", "processing": "Processing…", "ready": "Ready", "failed": "Failed"}
+STAGE_LABELS = {"verifying": "Verifying…", "probing": "Reading the video…", "thumbnail": "Making the thumbnail…"}
 NO_ACCESS = "This course does not exist or you do not have access to it."
 
 
@@ -43,8 +44,11 @@ class ChapterRow:
     size_bytes: int = 0
     uploading: int = 0
     failed: int = 0
+    processing: int = 0
+    seconds: float = 0.0  # total duration of its processed videos
     size: str = ""  # "1.2 GiB"
-    summary: str = ""  # "2 uploading, 1 failed"
+    duration: str = ""  # "1:02:03"
+    summary: str = ""  # "2 uploading, 1 processing, 1 failed"
     saving: bool = False  # shown before the database has given the row its id
 
 
@@ -60,6 +64,11 @@ class VideoRow:
     size: str
     duration: str
     error: str
+    stage: str = ""  # while processing, or where it failed
+    thumbnail: str = ""  # the small thumbnail's URL, once ready
+    resolution: str = ""  # "1280×720"
+    can_retry: bool = False  # processing failed and a retry can help
+    seconds: float = 0.0  # the duration, for the chapter's total
 
 
 @dataclasses.dataclass
@@ -78,8 +87,8 @@ class PendingUpload:
 # Rows -----------------------------------------------------------------------------------
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
+def duration_text(seconds: float | None) -> str:
+    if not seconds:
         return ""
     total = int(round(seconds))
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}" if total >= 3600 else f"{total // 60}:{total % 60:02d}"
@@ -92,18 +101,26 @@ def video_row(video: Video) -> VideoRow:
         title=video.title,
         filename=video.filename,
         status=video.status,
-        status_label=STATUS_LABELS.get(video.status, video.status),
+        status_label=STAGE_LABELS.get(video.stage or "", "Processing…") if video.status == "processing"
+        else STATUS_LABELS.get(video.status, video.status),
         size_bytes=video.size_bytes or 0,
         size=format_size(video.size_bytes) if video.size_bytes is not None else "",
-        duration=_duration(video.duration_seconds),
+        duration=duration_text(video.duration_seconds),
         error=video.error or "",
+        stage=video.stage or "",
+        thumbnail=thumbnail_urls(video).get("small", "") if video.status == "ready" else "",
+        resolution=f"{video.width}×{video.height}" if video.width and video.height else "",
+        can_retry=video.status == "failed" and video.stage is not None and video.retryable is not False,
+        seconds=video.duration_seconds or 0.0,
     )
 
 
 def summarized(row: ChapterRow) -> ChapterRow:
     """The row with its size and status texts computed from its counts."""
-    parts = [f"{n} {what}" for n, what in ((row.uploading, "uploading"), (row.failed, "failed")) if n]
-    return dataclasses.replace(row, size=format_size(row.size_bytes) if row.count else "", summary=", ".join(parts))
+    parts = [f"{n} {what}" for n, what in
+             ((row.uploading, "uploading"), (row.processing, "processing"), (row.failed, "failed")) if n]
+    return dataclasses.replace(row, size=format_size(row.size_bytes) if row.count else "", summary=", ".join(parts),
+                               duration=duration_text(row.seconds))
 
 
 def chapter_row(summary: ChapterSummary) -> ChapterRow:
@@ -111,19 +128,24 @@ def chapter_row(summary: ChapterSummary) -> ChapterRow:
     return summarized(ChapterRow(
         id=str(summary.chapter.id), title=summary.chapter.title, count=summary.video_count,
         size_bytes=summary.total_bytes, uploading=counts.get("uploading", 0), failed=counts.get("failed", 0),
+        processing=counts.get("processing", 0), seconds=round(summary.total_seconds, 1),
     ))
 
 
 def recounted(row: ChapterRow, added: Iterable[VideoRow] = (), removed: Iterable[VideoRow] = ()) -> ChapterRow:
     """The chapter's counts after videos came in or went out (the optimistic view)."""
-    count, size, uploading, failed = row.count, row.size_bytes, row.uploading, row.failed
+    count, size, uploading, failed, processing = row.count, row.size_bytes, row.uploading, row.failed, row.processing
+    seconds = row.seconds
     for sign, videos in ((1, added), (-1, removed)):
         for video in videos:
             count += sign
             size += sign * video.size_bytes
             uploading += sign * (video.status == "uploading")
             failed += sign * (video.status == "failed")
-    return summarized(dataclasses.replace(row, count=count, size_bytes=size, uploading=uploading, failed=failed))
+            processing += sign * (video.status == "processing")
+            seconds += sign * video.seconds
+    return summarized(dataclasses.replace(row, count=count, size_bytes=size, uploading=uploading, failed=failed,
+                                          processing=processing, seconds=round(max(0.0, seconds), 1)))
 
 
 def grouped_rows(grouped: dict[Any, list[Video]]) -> dict[str, list[VideoRow]]:

@@ -14,7 +14,8 @@ import reflex as rx
 
 from course_app.models import User
 from course_app.services import courses, outbox, outline, trash
-from course_app.state.editor_store import ChapterRow, VideoRow, chapter_row, grouped_rows, persist, recounted
+from course_app.state.editor_store import (ChapterRow, VideoRow, chapter_row, duration_text, grouped_rows, persist,
+                                           recounted)
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 from course_app.state.undo import offer_undo
@@ -46,6 +47,11 @@ class OutlineState(rx.State):
     @rx.var(cache=False)
     def chapter_count(self) -> int:
         return len(self._chapters)
+
+    @rx.var(cache=False)
+    def total_duration(self) -> str:
+        """The course's duration: its processed videos' durations added up."""
+        return duration_text(sum(row.seconds for row in self._chapters))
 
     open_ids: dict[str, bool] = {}
     # While a filter is on, the outline shows only chapters with matching videos, open.

@@ -9,12 +9,14 @@ with a message next to the row.
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import outbox, undo, upload_sessions, video_layout, videos
-from course_app.state.editor_store import PendingUpload, VideoRow, pending_row, persist
+from course_app.services import outbox, processing, undo, upload_sessions, video_layout, videos
+from course_app.settings import get_settings
+from course_app.state.editor_store import STAGE_LABELS, PendingUpload, VideoRow, pending_row, persist
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 from course_app.state.undo import offer_undo
@@ -195,6 +197,25 @@ class VideosState(rx.State):
                 await outbox.carry_out(pending)
             label = "Video moved to trash" if len(ids) == 1 else f"{len(ids)} videos moved to trash"
             yield await offer_undo(self, label, "untrash", target, course_id=course_id, video_ids=ids, layout=layout)
+
+    @rx.event
+    @requires_user
+    async def retry_processing(self, user: User, video_id: str):
+        """Run a video's failed processing stage again: shown as processing at once."""
+        found = self._find(video_id)
+        if found is None:
+            await show_error(self, GONE, "videos")
+            return
+        chapter_id, index = found
+        row = self.by_chapter[chapter_id][index]
+        if not row.can_retry:
+            return
+        self.by_chapter[chapter_id][index] = dataclasses.replace(
+            row, status="processing", status_label=STAGE_LABELS.get(row.stage, "Processing…"), error="", can_retry=False)
+        yield
+        wait = timedelta(seconds=get_settings().processing_queue_wait_seconds)
+        if (await persist(self, user, video_id, processing.retry, video_id=video_id, queue_wait=wait))[0]:
+            await (await self._outline())._confirm_counts(user, await self._course_id())
 
     # Results of uploads (from the uploads panel) ---------------------------------------------------
 

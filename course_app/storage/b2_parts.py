@@ -8,7 +8,6 @@ from __future__ import annotations
 import bisect
 import collections
 import hashlib
-import io
 import itertools
 import logging
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ from b2sdk.v3.exception import (
 
 from course_app.storage.base import ObjectNotFound, StorageError, StoredObject
 from course_app.storage.keys import SHA1_HEX
+from course_app.storage.readers import SizedReader
 
 logger = logging.getLogger(__name__)
 
@@ -134,35 +134,14 @@ class Part:
         return PartStream(self.views, self.size)
 
 
-class PartStream(io.RawIOBase):
+class PartStream(SizedReader):
     """A read-only, seekable file over a list of byte views (b2sdk rewinds it before
     every attempt; requests reads its length from ``len()``)."""
 
     def __init__(self, views: list[memoryview], size: int) -> None:
-        super().__init__()
+        super().__init__(size)
         self._views = views
         self._starts = list(itertools.accumulate((len(view) for view in views), initial=0))[:-1]
-        self._size = size
-        self._position = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._position = base + offset
-        return self._position
 
     def readinto(self, buffer: Any) -> int:
         target = memoryview(buffer).cast("B")

@@ -88,6 +88,11 @@ class Storage(abc.ABC):
         """A short-lived URL that lets the holder read this one object, or None when
         the app must serve the bytes itself (local disk)."""
 
+    def local_path(self, key: str) -> str | None:
+        """The object's file on this machine's disk, when the backend keeps it there
+        (processing reads it directly); None for remote backends (read ranges)."""
+        return None
+
     def list_leftovers(self, prefix: str = "") -> Iterator[Leftover]:
         """Traces of interrupted writes under ``prefix`` that ``list`` never shows
         (the checker removes old ones). Backends whose writes leave none (B2: an

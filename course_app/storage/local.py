@@ -67,6 +67,9 @@ class LocalStorage(Storage, LocalMultipart):
     def _path(self, key: str) -> str:
         return os.path.join(self._root, *check_key(key).split("/"))
 
+    def local_path(self, key: str) -> str | None:
+        return self._path(key)
+
     # Uploads --------------------------------------------------------------
 
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str) -> StoredObject:

@@ -26,7 +26,7 @@ from tests.api.test_videos_api import (
     upload,
 )
 from tests.media import make_video
-from tests.server import engine_of, separate_app
+from tests.server import engine_of, separate_app, wait_processed
 
 LIMIT = 200_000
 UPLOADS_PER_MINUTE = 3
@@ -92,7 +92,7 @@ def form_fields(course_id: str, chapter_id: str, **extra: str) -> list[tuple[str
     return [("course_id", course_id), ("chapter_id", chapter_id), *extra.items()]
 
 
-def test_a_file_of_exactly_the_limit_is_accepted(instructor, clip, small_server):
+def test_a_file_of_exactly_the_limit_is_accepted(instructor, clip, small_server, small_engine):
     http, course_id, chapter_id = instructor
     data = padded(clip, LIMIT)
 
@@ -100,6 +100,7 @@ def test_a_file_of_exactly_the_limit_is_accepted(instructor, clip, small_server)
 
     assert response.status_code == 201, response.text
     assert response.json()["size_bytes"] == LIMIT
+    assert wait_processed(small_engine, [response.json()["id"]]) == {response.json()["id"]: "ready"}
     assert http.get(response.json()["video_url"]).content == data
 
 
@@ -191,6 +192,7 @@ def test_uploads_over_the_rate_limit_are_429(instructor, clip, small_server, sma
     http, course_id, chapter_id = instructor
     for _ in range(UPLOADS_PER_MINUTE):
         assert upload(http, course_id, chapter_id, clip).status_code == 201
+    wait_processed(small_engine)  # their thumbnails are in before the count
     files = stored_files(small_server)
 
     with nothing_stored(small_server, small_engine):

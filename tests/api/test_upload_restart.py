@@ -8,6 +8,7 @@ import hashlib
 
 from tests.api.test_upload_sessions_api import create_body, send, video_bytes
 from tests.api.test_videos_api import check_videos, new_course
+from tests.server import engine_of, wait_processed
 
 
 def test_upload_resumes_after_the_server_restarts(app_server, make_account, login_as):
@@ -27,7 +28,9 @@ def test_upload_resumes_after_the_server_restarts(app_server, make_account, logi
     for number in resumed.json()["missing_parts"]:
         assert send(owner, upload, data, number).status_code == 200
     video = owner.post(f"/api/uploads/{upload['id']}/complete").json()
-    assert video["status"] == "ready" and video["size_bytes"] == len(data)
+    assert video["status"] == "processing" and video["size_bytes"] == len(data)
+    with engine_of(app_server) as engine:  # the worker the app restarted with processes it
+        assert wait_processed(engine, [video["id"]]) == {video["id"]: "ready"}
     assert video["sha1"] == hashlib.sha1(data).hexdigest()
     assert owner.get(video["video_url"]).content == data
     assert check_videos(app_server)["ok"]

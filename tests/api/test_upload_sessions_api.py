@@ -4,21 +4,33 @@ resumable upload life cycle, idempotent parts, and every refusal."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import random
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from tests.api.support import assert_json_error
 from tests.api.test_videos_api import EVIL, check_videos, new_course, nothing_stored, stored_files
+from tests.media import make_video
+from tests.server import wait_processed
 
-MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+
+
+@functools.cache
+def _clip(seed: int) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        return make_video(Path(folder) / "clip.mp4", seconds=1, seed=seed).read_bytes()
 
 
 def video_bytes(size: int, seed: int = 1) -> bytes:
-    return (MP4_HEAD + random.Random(seed).randbytes(size))[:size]
+    """A real little video (so processing makes it ready) padded with random bytes to ``size``."""
+    clip = _clip(seed)
+    return (clip + random.Random(seed).randbytes(max(0, size - len(clip))))[:size]
 
 
 def create_body(course_id: str, chapter_id: str, data: bytes, **overrides) -> dict:
@@ -89,8 +101,9 @@ def test_life_cycle_out_of_order_then_complete(owner, course, data, upload, serv
     response = owner.post(f"/api/uploads/{upload['id']}/complete", json={"sha1": hashlib.sha1(data).hexdigest()})
     assert response.status_code == 200, response.text
     video = response.json()
-    assert video["status"] == "ready" and video["size_bytes"] == len(data)
+    assert video["status"] == "processing" and video["size_bytes"] == len(data)
     assert video["sha1"] == hashlib.sha1(data).hexdigest()
+    assert wait_processed(server_engine, [video["id"]]) == {video["id"]: "ready"}
     assert owner.get(video["video_url"]).content == data
     again = owner.post(f"/api/uploads/{upload['id']}/complete")
     assert again.status_code == 200 and again.json()["id"] == video["id"]

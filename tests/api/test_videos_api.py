@@ -21,7 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.support import assert_json_error, assert_no_internals
-from tests.media import make_video
+from tests.media import make_video, mp4_header_then_garbage
+from tests.server import wait_processed
 
 BOUNDARY = "course-studio-test-7d2f9a"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -118,6 +119,7 @@ def snapshot(app_server, engine) -> Snapshot:
 @contextmanager
 def nothing_stored(app_server, engine):
     """No new video row, stored file (temp files included) or pending deletion."""
+    wait_processed(engine)  # earlier uploads' thumbnails are written before the count
     before = snapshot(app_server, engine)
     yield
     after = snapshot(app_server, engine)
@@ -169,10 +171,13 @@ def course(owner):
 
 
 @pytest.fixture
-def video(owner, course, media) -> dict:
+def video(owner, course, media, server_engine) -> dict:
+    """A video uploaded and processed (ready)."""
     _, http = owner
     course_id, (intro, _) = course
-    return uploaded(http, course_id, intro, media["small"], filename="lesson.mp4")
+    created = uploaded(http, course_id, intro, media["small"], filename="lesson.mp4")
+    assert wait_processed(server_engine, [created["id"]]) == {created["id"]: "ready"}
+    return http.get(f"/api/videos/{created['id']}").json()
 
 
 def _zip() -> bytes:
@@ -195,7 +200,7 @@ NOT_VIDEOS = {
 
 
 @pytest.mark.parametrize(("kind", "content_type"), [("mp4", "video/mp4"), ("webm", "video/webm")])
-def test_upload_of_a_real_video_is_201_ready_with_its_size_and_sha1(
+def test_upload_of_a_real_video_is_201_processing_then_ready_with_what_probing_found(
         owner, course, media, app_server, server_engine, kind, content_type):
     account, http = owner
     course_id, (intro, _) = course
@@ -205,13 +210,22 @@ def test_upload_of_a_real_video_is_201_ready_with_its_size_and_sha1(
 
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["status"] == "ready" and body["error"] is None
+    assert (body["status"], body["stage"], body["error"]) == ("processing", "verifying", None)
     assert body["size_bytes"] == len(data)
     assert body["sha1"] == hashlib.sha1(data).hexdigest()
     assert body["content_type"] == content_type
     assert body["video_url"] == f"/api/videos/{body['id']}/stream"
     assert (body["course_id"], body["chapter_id"]) == (course_id, intro)
     assert (body["filename"], body["title"], body["position"]) == (f"Week 1.{kind}", "Week 1", 0)
+    assert wait_processed(server_engine, [body["id"]]) == {body["id"]: "ready"}
+    done = http.get(f"/api/videos/{body['id']}").json()
+    assert (done["status"], done["stage"], done["failure_code"]) == ("ready", None, None)
+    assert done["duration_seconds"] == pytest.approx(2.0, abs=0.15)
+    assert (done["width"], done["height"], done["video_codec"]) == (64, 48, {"mp4": "h264", "webm": "vp8"}[kind])
+    for size in ("small", "large"):
+        thumbnail = http.get(done["thumbnail_urls"][size])
+        assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
+        assert thumbnail.headers["content-type"] == "image/jpeg" and "immutable" in thumbnail.headers["cache-control"]
     row = video_row(server_engine, body["id"])
     assert row["storage_key"] == f"videos/{account.id}/{body['id']}"
     assert (row["status"], row["size_bytes"], row["sha1"]) == ("ready", len(data), body["sha1"])
@@ -250,6 +264,7 @@ def test_a_hostile_file_name_is_kept_only_as_data(owner, course, media, app_serv
     account, http = owner
     course_id, (intro, _) = course
     data_dir = app_server.data_dir
+    wait_processed(server_engine)  # earlier uploads' thumbnails are written before the count
     outside_before = {p for p in data_dir.parent.rglob("*") if storage_root(app_server) not in p.parents}
     files_before = stored_files(app_server)
 
@@ -260,9 +275,12 @@ def test_a_hostile_file_name_is_kept_only_as_data(owner, course, media, app_serv
     assert body["filename"] == kept
     key = video_row(server_engine, body["id"])["storage_key"]
     assert key == f"videos/{account.id}/{body['id']}"
-    assert stored_files(app_server) - files_before == {key, key + ".meta.json"}
+    wait_processed(server_engine, [body["id"]])  # its thumbnails go beside it, named after it
+    new = stored_files(app_server) - files_before
+    assert {key, key + ".meta.json"} <= new and all(name.startswith(key + ".") for name in new - {key}), new
     new_outside = {p for p in data_dir.parent.rglob("*") if storage_root(app_server) not in p.parents} - outside_before
-    assert {p.name for p in new_outside} <= {"course_studio.db-journal"}  # nothing written beside storage
+    # nothing written beside storage but the database's and the job queue's own files
+    assert {p.name for p in new_outside} <= {"course_studio.db-journal", "queue.db", "queue.db-wal", "queue.db-shm"}
     assert not Path("/etc/passwd.mp4").exists() and not Path("/tmp/absolute.mp4").exists()
     assert not any("passwd" in p.name or "boot.mp4" in p.name for p in data_dir.parent.rglob("*"))
     assert http.get(f"/api/videos/{body['id']}").json()["filename"] == kept
@@ -489,14 +507,17 @@ def test_delete_moves_the_video_to_the_trash_and_keeps_its_file_until_purged(
     _, http = owner
     course_id, (intro, _) = course
     first, doomed, last = (uploaded(http, course_id, intro, media["small"], title=t) for t in ("a", "b", "c"))
+    wait_processed(server_engine, [first["id"], doomed["id"], last["id"]])
     key = video_row(server_engine, doomed["id"])["storage_key"]
     assert {key, key + ".meta.json"} <= stored_files(app_server)
+    assert len([name for name in stored_files(app_server) if name.startswith(key + ".thumb-")]) == 4  # 2 + sidecars
 
     response = http.delete(f"/api/videos/{doomed['id']}")
 
     assert response.status_code == 204 and response.content == b""
     assert video_row(server_engine, doomed["id"])["deleted_at"] is not None
-    assert {key, key + ".meta.json"} <= stored_files(app_server)  # kept while in the trash
+    assert {key, key + ".meta.json"} <= stored_files(app_server)  # kept while in the trash, thumbnails too
+    assert len([name for name in stored_files(app_server) if name.startswith(key + ".thumb-")]) == 4
     assert "trash" in assert_json_error(http.get(f"/api/videos/{doomed['id']}"), 404)
     assert_json_error(http.get(f"/api/videos/{doomed['id']}/stream"), 404)
     assert_json_error(http.delete(f"/api/videos/{doomed['id']}"), 404)
@@ -530,6 +551,7 @@ def test_every_video_route_works_with_an_api_token(owner, course, media, new_cli
     assert response.status_code == 201, response.text
     video_id = response.json()["id"]
     assert script.get(f"/api/videos/{video_id}").json()["sha1"] == hashlib.sha1(data).hexdigest()
+    wait_processed(server_engine, [video_id])
     ranged = script.get(f"/api/videos/{video_id}/stream", headers={"Range": "bytes=0-99"})
     assert (ranged.status_code, ranged.content) == (206, data[:100])
     assert script.delete(f"/api/videos/{video_id}").status_code == 204
@@ -540,6 +562,26 @@ def test_every_video_route_works_with_an_api_token(owner, course, media, new_cli
     assert script.delete(f"/api/videos/{video_id}").status_code == 204
     assert script.delete(f"/api/trash/videos/{video_id}").status_code == 204
     assert video_row(server_engine, video_id) is None
+
+
+def test_a_file_with_no_picture_inside_fails_at_probing_and_retry_says_it_cannot_help(owner, course, server_engine):
+    _, http = owner
+    course_id, (intro, _) = course
+    created = uploaded(http, course_id, intro, mp4_header_then_garbage(), filename="renamed.mp4")
+
+    assert wait_processed(server_engine, [created["id"]]) == {created["id"]: "failed"}
+    failed = http.get(f"/api/videos/{created['id']}").json()
+    assert (failed["stage"], failed["failure_code"], failed["retryable"]) == ("probing", "not_decodable", False)
+    assert "Upload the video again" in failed["error"] and failed["thumbnail_urls"] == {}
+    assert "Retrying cannot help" in assert_json_error(http.post(f"/api/videos/{created['id']}/retry"), 409)
+    assert_json_error(http.get(f"/api/videos/{created['id']}/thumbnail/small"), 404)
+    assert_json_error(http.get(failed["video_url"]), 409)
+
+
+def test_retry_of_a_ready_video_is_409(owner, video):
+    _, http = owner
+    assert "Only a video whose processing failed" in assert_json_error(http.post(f"/api/videos/{video['id']}/retry"), 409)
+    assert_json_error(http.get(f"/api/videos/{video['id']}/thumbnail/medium"), 404)
 
 
 # The API's own description --------------------------------------------------------------------------------
@@ -555,6 +597,8 @@ def test_openapi_lists_every_route_and_the_docs_answer(client):
         "/api/upload": {"post"},
         "/api/videos/{video_id}": {"get", "delete"},
         "/api/videos/{video_id}/stream": {"get"},
+        "/api/videos/{video_id}/retry": {"post"},
+        "/api/videos/{video_id}/thumbnail/{size}": {"get"},
         "/api/courses": {"get", "post"},
         "/api/courses/{course_id}": {"get"},
         "/api/courses/{course_id}/chapters": {"post"},

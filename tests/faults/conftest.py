@@ -282,10 +282,11 @@ def assert_consistent(engine, storage, kept: dict[uuid.UUID, bytes] | None = Non
             assert allow_open_uploads and upload is not None and upload.status == "active" \
                 and upload.storage_upload_id, f"video {video.id} is stuck in uploading"
         else:
-            assert video.status in ("ready", "failed"), video.status
+            assert video.status in ("processing", "ready", "failed"), video.status
         if video.status == "failed":
             assert video.error and video.error.strip(), "a failed video must say why"
-    ready = {v.storage_key: v for v in rows if v.status == "ready"}
+    # Stored and handed to processing (nothing processes them here): the upload's job is done.
+    ready = {v.storage_key: v for v in rows if v.status in ("processing", "ready")}
     objects = {o.key: o for o in storage.list("")}
     assert set(objects) == set(ready), (
         f"orphans: {sorted(set(objects) - set(ready))}; missing: {sorted(set(ready) - set(objects))}")
@@ -309,7 +310,7 @@ def assert_consistent(engine, storage, kept: dict[uuid.UUID, bytes] | None = Non
         assert set(unfinished) <= open_ids, "an unfinished large file no open session knows"
     for video_id, data in (kept or {}).items():
         video = next((v for v in rows if v.id == video_id), None)
-        assert video is not None and video.status == "ready", "a finished video was lost"
+        assert video is not None and video.status in ("processing", "ready"), "a finished video was lost"
         assert video.sha1 in (sha1(data), None) and video.size_bytes == len(data)
         assert b"".join(storage.open_range(video.storage_key, video.backblaze_file_id)) == data
     with Session(engine) as s:

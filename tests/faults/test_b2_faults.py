@@ -80,7 +80,7 @@ def test_a_single_upload_that_fails_twice_is_retried_and_succeeds(engine, storag
 
     video = ingest(place, storage, data)
 
-    assert video.status == "ready" and video.sha1 == sha1(data)
+    assert video.status == "processing" and video.sha1 == sha1(data)
     assert sleeps == [0.5, 1.0]
     assert repair(engine, storage).before.ok
     assert_consistent(engine, storage, {video.id: data})
@@ -92,7 +92,7 @@ def test_parts_that_fail_are_retried_and_the_large_upload_succeeds(engine, stora
 
     video = ingest(place, storage, data)
 
-    assert video.status == "ready" and video.sha1 == sha1(data) and len(sleeps) == 2
+    assert video.status == "processing" and video.sha1 == sha1(data) and len(sleeps) == 2
     assert_consistent(engine, storage, {video.id: data})
 
 
@@ -107,7 +107,7 @@ def test_a_resumable_part_that_fails_once_is_retried(engine, storage, sim, sleep
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
                                      upload_id=view.session.id)
 
-    assert video.status == "ready" and sleeps == [0.5]
+    assert video.status == "processing" and sleeps == [0.5]
     assert_consistent(engine, storage, {video.id: data})
 
 
@@ -172,7 +172,7 @@ def test_the_account_token_expiring_mid_upload_is_renewed_by_b2sdk(engine, stora
 
     video = ingest(place, storage, data)
 
-    assert video.status == "ready" and video.sha1 == sha1(data)
+    assert video.status == "processing" and video.sha1 == sha1(data)
     assert b2.api.account_info.get_account_auth_token() != first_token
     assert sleeps == []  # b2sdk's re-authorization, not our retry
     assert_consistent(engine, storage, {video.id: data})
@@ -184,7 +184,7 @@ def test_an_upload_token_refused_as_expired_is_renewed(engine, storage, sim, sle
 
     video = ingest(place, storage, data)
 
-    assert video.status == "ready" and video.sha1 == sha1(data)
+    assert video.status == "processing" and video.sha1 == sha1(data)
     assert_consistent(engine, storage, {video.id: data})
 
 
@@ -250,7 +250,7 @@ def test_a_part_damaged_on_the_way_in_is_refused_not_recorded_and_sent_again(
         send(session_factory, storage, place, view.session, data, number)
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
                                      upload_id=view.session.id)
-    assert video.status == "ready"
+    assert video.status == "processing"
     assert_consistent(engine, storage, {video.id: data})
 
 
@@ -276,7 +276,7 @@ def test_a_part_damaged_on_the_way_to_b2_is_refused_by_b2_and_not_recorded(
         send(session_factory, storage, place, view.session, data, number)
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
                                      upload_id=view.session.id)
-    assert video.status == "ready"
+    assert video.status == "processing"
     assert_consistent(engine, storage, {video.id: data})
 
 
@@ -301,5 +301,5 @@ def test_a_part_b2_reports_back_differently_is_not_recorded(engine, storage, sim
         send(session_factory, storage, place, view.session, data, number)
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
                                      upload_id=view.session.id)
-    assert video.status == "ready"
+    assert video.status == "processing"
     assert_consistent(engine, storage, {video.id: data})

@@ -75,7 +75,7 @@ def test_a_short_outage_at_finish_is_retried_and_the_upload_is_ready(engine, sto
     video = ingest(place, storage, data)
 
     assert down.failed == 2
-    assert video.status == "ready" and video.size_bytes == len(data)
+    assert video.status == "processing" and video.size_bytes == len(data)
     assert repair(engine, storage).before.ok
     assert_consistent(engine, storage, {video.id: data})
 
@@ -100,7 +100,7 @@ def test_an_outage_through_every_retry_keeps_the_file_and_the_repair_finishes_th
 
     assert kinds(result.before) == ["unrecorded_upload"]
     row = only_row(engine)
-    assert row.status == "ready" and row.size_bytes == len(data) and row.sha1 in (sha1(data), None)
+    assert row.status == "processing" and row.size_bytes == len(data) and row.sha1 in (sha1(data), None)
     assert_consistent(engine, storage, {row.id: data})
 
 
@@ -123,7 +123,7 @@ def test_an_outage_at_resumable_complete_is_finished_by_a_retry_or_the_repair(
 
     assert kinds(result.before) == ["interrupted_completion"]
     row = only_row(engine)
-    assert row.status == "ready" and row.size_bytes == len(data)
+    assert row.status == "processing" and row.size_bytes == len(data)
     assert_consistent(engine, storage, {row.id: data})
 
 

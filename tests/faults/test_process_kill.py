@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -28,11 +27,11 @@ import sqlalchemy as sa
 
 from course_app.db import session_scope
 from course_app.services import reconcile, users
-from tests.server import engine_of, separate_app
+from tests.api.test_upload_sessions_api import video_bytes
+from tests.server import engine_of, separate_app, wait_processed
 
 PASSWORD = "correct horse battery"
 BOUNDARY = "fault-test-3f9c2b"
-MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 PART_BYTES = 65536
 
 
@@ -46,10 +45,6 @@ def server(tmp_path_factory):
 def engine(server):
     with engine_of(server) as engine:
         yield engine
-
-
-def video_bytes(size: int, seed: int) -> bytes:
-    return (MP4_HEAD + random.Random(seed).randbytes(size))[:size]
 
 
 def form_head(course_id: str, chapter_id: str, filename: str) -> bytes:
@@ -109,6 +104,7 @@ def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
                          headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
     assert response.status_code == 201, response.text
     finished_video = response.json()
+    assert wait_processed(engine, [finished_video["id"]]) == {finished_video["id"]: "ready"}
     resumable = video_bytes(3 * PART_BYTES + 5, seed=2)
     upload = http.post("/api/uploads", json={
         "course_id": course, "chapter_id": chapter, "filename": "resumable.mp4", "size": len(resumable),
@@ -186,8 +182,9 @@ def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
     assert shown.json()["error"] == reconcile.STUCK_REASON
     # Storage holds the finished video (file and sidecar) and the open resumable upload's part, nothing else.
     files = storage_files(server)
-    finished_key = finished_video_key(engine, finished_video["id"])
-    assert {f for f in files if not f.startswith(".multipart/")} == {finished_key, finished_key + ".meta.json"}
+    finished_keys = finished_video_keys(engine, finished_video["id"])  # the video and its two thumbnails
+    assert {f for f in files if not f.startswith(".multipart/")} == {
+        name for key in finished_keys for name in (key, key + ".meta.json")}
     assert not any(".part-" in f for f in files)
 
     # The finished video plays as before; the resumable upload goes on where it was.
@@ -203,14 +200,16 @@ def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
         assert http.put(f"/api/uploads/{upload['id']}/parts/{number}", content=chunk,
                         headers={"X-Part-SHA1": hashlib.sha1(chunk).hexdigest()}).status_code == 200
     video = http.post(f"/api/uploads/{upload['id']}/complete").json()
-    assert video["status"] == "ready" and http.get(video["video_url"]).content == resumable
+    assert video["status"] == "processing"
+    assert wait_processed(engine, [video["id"]]) == {video["id"]: "ready"}
+    assert http.get(video["video_url"]).content == resumable
 
     code, final = check_videos(server)
     assert code == 0 and final["ok"], final
     http.close()
 
 
-def finished_video_key(engine, video_id: str) -> str:
+def finished_video_keys(engine, video_id: str) -> set[str]:
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT storage_key FROM videos WHERE id = :id"),
-                            {"id": uuid.UUID(video_id).hex}).scalar_one()
+        return set(conn.execute(sa.text("SELECT storage_key, thumbnail_small_key, thumbnail_large_key FROM videos "
+                                        "WHERE id = :id"), {"id": uuid.UUID(video_id).hex}).one())

@@ -181,7 +181,7 @@ def test_crash_mid_part_then_the_browser_resumes(
 
     video = resume(session_factory, storage, place, data)
 
-    assert video.status == "ready" and video.size_bytes == len(data)
+    assert video.status == "processing" and video.size_bytes == len(data)
     assert repair(engine, storage).before.ok
     assert_consistent(engine, storage, {**kept, video.id: data})
 
@@ -216,7 +216,7 @@ def test_crash_while_a_part_is_sent_again_then_complete_asks_for_it(
         video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
                                          upload_id=upload.id)
 
-    assert video.status == "ready" and video.size_bytes == len(data)
+    assert video.status == "processing" and video.size_bytes == len(data)
     assert_consistent(engine, storage, {**kept, video.id: data})
 
 
@@ -236,7 +236,7 @@ def test_crash_after_a_part_was_stored_before_the_ledger_recorded_it(
         assert upload_sessions.view(session=s, user=place.user, upload_id=view.session.id).missing_parts == [1, 2, 3]
     video = resume(session_factory, storage, place, data)  # part 1 is sent again and replaces the stored one
 
-    assert video.status == "ready"
+    assert video.status == "processing"
     assert_consistent(engine, storage, {**kept, video.id: data})
 
 
@@ -266,7 +266,7 @@ def test_crash_after_storage_joined_the_parts_before_the_row_update_completes_on
     result = repair(engine, storage)
     assert kinds(result.before) == ["interrupted_completion"]
     row = crash_row(engine)
-    assert row.status == "ready" and row.size_bytes == len(data)
+    assert row.status == "processing" and row.size_bytes == len(data)
     assert the_session(engine).status == "completed"
     assert_consistent(engine, storage, {**kept, row.id: data})
 
@@ -305,7 +305,7 @@ def test_crash_while_storage_joins_the_parts_completes_on_repair(
     result = repair(engine, storage)
     assert kinds(result.before) == ["interrupted_completion"]
     row = crash_row(engine)
-    assert row.status == "ready" and row.size_bytes == len(data)
+    assert row.status == "processing" and row.size_bytes == len(data)
     if not isinstance(storage, B2Storage):
         assert row.sha1 == sha1(data)
     assert_consistent(engine, storage, {**kept, row.id: data})
@@ -327,7 +327,7 @@ def test_an_interrupted_completion_is_left_to_the_browser_within_the_grace_perio
     # The browser asks to complete again: storage already holds the file, so it just finishes.
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
                                      upload_id=upload.id)
-    assert video.status == "ready"
+    assert video.status == "processing"
     assert_consistent(engine, storage, {video.id: data})
 
 

@@ -106,7 +106,7 @@ def test_crash_after_the_bytes_before_the_row_update_keeps_the_upload(
     result = repair(engine, storage)
     assert kinds(result.before) == ["unrecorded_upload"]
     row = the_row(engine)
-    assert row.status == "ready" and row.size_bytes == len(data) and row.error is None
+    assert row.status == "processing" and row.size_bytes == len(data) and row.error is None
     assert row.sha1 in (sha1(data), None)  # a B2 large file's SHA1 is known only to the upload
     assert_consistent(engine, storage, {**kept, row.id: data})
 

@@ -23,6 +23,7 @@ from tests.api.conftest import login_as, make_account, new_client  # noqa: F401 
 from tests.api.support import PASSWORD
 from tests.media import make_video
 from tests.security.support import Snapshot, diff, take_snapshot
+from tests.server import wait_processed
 
 
 @dataclass
@@ -174,6 +175,8 @@ def world(app_server, security_engine, clip) -> World:
     b = _person(app_server, security_engine, "stranger")
     _furnish(a, security_engine, "Victim", clip, chapters=2)
     _furnish(b, security_engine, "Stranger", clip, chapters=1)
+    # Nothing changes under the snapshots by itself: every video is processed first.
+    wait_processed(security_engine)
     yield World(a=a, b=b, base_url=app_server.base_url, storage_root=app_server.data_dir / "storage",
                 engine=security_engine, server_env=app_server.env)
     a.http.close()

@@ -136,6 +136,10 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
                     {"json": {"chapter_id": a.chapters[0]}}, stranger=mixed)],
         ("GET", "/api/videos/{video_id}"): [Attempt("read A's video", "GET", f"/api/videos/{video}")],
         ("DELETE", "/api/videos/{video_id}"): [Attempt("delete A's video", "DELETE", f"/api/videos/{video}")],
+        ("POST", "/api/videos/{video_id}/retry"): [Attempt("retry A's video", "POST", f"/api/videos/{video}/retry")],
+        ("GET", "/api/videos/{video_id}/thumbnail/{size}"): [
+            Attempt("see A's thumbnail", "GET", f"/api/videos/{video}/thumbnail/small"),
+            Attempt("see A's large thumbnail", "GET", f"/api/videos/{video}/thumbnail/large")],
         ("GET", "/api/videos/{video_id}/stream"): [
             Attempt("play A's video", "GET", f"/api/videos/{video}/stream"),
             Attempt("play a range of A's video", "GET", f"/api/videos/{video}/stream", {"headers": {"Range": "bytes=0-99"}}),

@@ -41,6 +41,7 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
             "content": multipart([("course_id", a.course), ("chapter_id", a.chapters[0])], clip),
             "headers": {"content-type": MULTIPART}}),
         ("DELETE", "/api/videos/{video_id}"): (f"/api/videos/{video}", {}),
+        ("POST", "/api/videos/{video_id}/retry"): (f"/api/videos/{video}/retry", {}),
         ("POST", "/api/uploads"): ("/api/uploads", {"json": {
             "course_id": a.course, "chapter_id": a.chapters[1], "filename": "csrf.mp4", "size": len(data),
             "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode()}}),

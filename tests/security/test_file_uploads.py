@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from tests.api.support import assert_json_error
 from tests.api.test_videos_api import MULTIPART, multipart, new_course, nothing_stored, storage_root, stored_files
+from tests.server import wait_processed
 
 NOISE = os.urandom(20_000)
 
@@ -179,7 +180,7 @@ def _outside_storage(app_server) -> dict[str, int]:
     """Files of the app's home folder outside the storage root (the database and its journals aside)."""
     home, root = app_server.data_dir.parent, storage_root(app_server)
     return {p.relative_to(home).as_posix(): p.stat().st_size for p in home.rglob("*")
-            if p.is_file() and root not in p.parents and not p.name.startswith("course_studio.db")
+            if p.is_file() and root not in p.parents and not p.name.startswith(("course_studio.db", "queue.db"))
             and p.suffix != ".log"}
 
 
@@ -205,6 +206,7 @@ def test_a_hostile_file_name_is_kept_only_as_clean_data(instructor, clip, app_se
     name = HOSTILE_NAMES[kind]
     raw = name.encode("utf-8")
     passwd = Path("/etc/passwd").stat()
+    wait_processed(server_engine)  # earlier tests' thumbnails are written before the count
     files_before, outside_before = stored_files(app_server), _outside_storage(app_server)
 
     response = send(http, route, course_id, chapter_id, raw, clip)
@@ -224,7 +226,9 @@ def test_a_hostile_file_name_is_kept_only_as_clean_data(instructor, clip, app_se
             key = conn.execute(sa.text("SELECT storage_key FROM videos WHERE id = :id"),
                                {"id": uuid.UUID(video["id"]).hex}).scalar_one()
         assert key == f"videos/{account.id}/{video['id']}"
-        assert stored_files(app_server) - files_before == {key, key + ".meta.json"}
+        wait_processed(server_engine, [video["id"]])  # its thumbnails go beside it, under its key
+        new = stored_files(app_server) - files_before
+        assert {key, key + ".meta.json"} <= new and all(name.startswith(key + ".") for name in new - {key}), new
         assert (storage_root(app_server) / key).read_bytes() == clip
     assert _outside_storage(app_server) == outside_before, "a file was written outside the storage folder"
     assert not any(target.exists() for target in OUTSIDE_TARGETS)

@@ -12,6 +12,7 @@ from b2sdk.v3 import B2Api, B2HttpApiConfig, InMemoryAccountInfo
 
 import course_app.db
 from course_app.db import session_scope
+from course_app.services import courses
 from course_app.storage import set_storage_for_tests
 from course_app.storage.b2 import B2Storage
 from course_app.storage.local import LocalStorage
@@ -29,6 +30,16 @@ def app_database(engine, monkeypatch):
     """Point the services' own sessions (``session_scope()``) at the test database."""
     monkeypatch.setattr(course_app.db, "get_engine", lambda: engine)
     return engine
+
+
+@pytest.fixture
+def chapter(session, make_user):
+    """(an instructor, a chapter of their course), committed."""
+    user = make_user()
+    course = courses.create_course(session=session, user=user, title="Course")
+    chapter = courses.add_chapter(session=session, user=user, course_id=course.id, title="Intro")
+    session.commit()
+    return user, chapter
 
 
 @pytest.fixture

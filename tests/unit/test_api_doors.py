@@ -14,6 +14,7 @@ from course_app.api.deps import current_storage, current_user
 from course_app.models import User
 from course_app.services import courses, videos
 from course_app.storage.local import LocalStorage
+from tests.processed import as_if_processed
 
 ELSEWHERE = "https://cdn.example.test/signed"
 
@@ -47,6 +48,7 @@ def ready_video(session, storage, user):
     session.commit()
     stored = storage.put_stream(video.storage_key, [b"\x00" * 100], content_type="video/mp4")
     videos.finish_upload(session=session, video_id=video.id, stored=stored)
+    as_if_processed(session, video.id)
     session.commit()
     return video
 

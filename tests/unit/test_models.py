@@ -25,5 +25,5 @@ def test_timestamps_read_back_aware_and_in_utc(engine, make_user):
 
 
 def test_statuses_are_their_plain_strings():
-    assert [str(status) for status in VideoStatus] == ["uploading", "ready", "failed"]
+    assert [str(status) for status in VideoStatus] == ["uploading", "processing", "ready", "failed"]
     assert VideoStatus.READY == "ready" and f"{VideoStatus.FAILED}" == "failed"

@@ -81,9 +81,9 @@ def test_outline_summarizes_every_chapter_in_order(session, make_user):
     first = result.chapters[0]
     # four videos: ready (1000 bytes), uploading, failed, ready (4000 bytes)
     assert (first.video_count, first.total_bytes) == (4, 5000)
-    assert first.status_counts == {"ready": 2, "uploading": 1, "failed": 1}
+    assert first.status_counts == {"ready": 2, "uploading": 1, "processing": 0, "failed": 1}
     assert (result.chapters[-1].video_count, result.chapters[-1].total_bytes) == (0, 0)
-    assert result.chapters[-1].status_counts == {"ready": 0, "uploading": 0, "failed": 0}
+    assert result.chapters[-1].status_counts == {"ready": 0, "uploading": 0, "processing": 0, "failed": 0}
     assert result.videos == {}
 
 
@@ -154,7 +154,7 @@ def test_chapter_summaries_match_the_outline(session, make_user):
     summaries = outline.chapter_summaries(session=session, user=user, course_id=course.id)
     assert summaries == outline.editor_outline(session=session, user=user, course_id=course.id).chapters
     assert [s.video_count for s in summaries] == [5, 5, 5]
-    assert summaries[0].status_counts == {"ready": 2, "uploading": 2, "failed": 1}
+    assert summaries[0].status_counts == {"ready": 2, "uploading": 2, "processing": 0, "failed": 1}
     assert summaries[0].total_bytes == 1000 + 4000
 
 

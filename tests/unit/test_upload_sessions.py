@@ -84,7 +84,7 @@ def test_full_life_cycle_parts_out_of_order(session_factory, storage, owner, cha
         assert upload_sessions.view(session=s, user=owner, upload_id=upload.id).missing_parts == []
 
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload.id)
-    assert video.status == "ready" and video.size_bytes == len(data)
+    assert video.status == "processing" and video.size_bytes == len(data)
     obj = storage.stat(video.storage_key, video.backblaze_file_id)
     assert obj.size == len(data)
     assert b"".join(storage.open_range(video.storage_key, video.backblaze_file_id)) == data
@@ -160,7 +160,7 @@ def test_complete_with_missing_parts_is_refused_and_stays_resumable(session_fact
     send(session_factory, storage, owner, upload, data, 2)
     send(session_factory, storage, owner, upload, data, 3)
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload.id)
-    assert video.status == "ready"
+    assert video.status == "processing"
 
 
 def test_refused_before_anything_is_stored(session_factory, storage, owner, chapter, make_user, engine):
@@ -249,4 +249,4 @@ def test_a_part_the_ledger_has_but_storage_lost_is_asked_for_again(session_facto
     part, stored = send(session_factory, storage, owner, upload, data, 2)
     assert stored  # not skipped as "already confirmed"
     video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=owner, upload_id=upload.id)
-    assert video.status == "ready" and video.size_bytes == len(data)
+    assert video.status == "processing" and video.size_bytes == len(data)

@@ -63,4 +63,4 @@ def test_sweep_finishes_a_stale_interrupted_completion_instead_of_expiring_it(se
     with Session(engine) as s:
         assert s.get(UploadSession, upload.id).status == "completed"
         video = s.get(Video, upload.video_id)
-        assert video.status == "ready" and video.size_bytes == len(data)
+        assert video.status == "processing" and video.size_bytes == len(data)

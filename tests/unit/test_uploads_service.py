@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from course_app.errors import InvalidInput, StorageUnavailable, TooLarge, UnsupportedType
 from course_app.models import StorageDeletion, Video
-from course_app.services import courses, outbox, uploads
+from course_app.services import outbox, uploads
 from course_app.storage.base import StorageError, StoredObject
 from course_app.storage.local import LocalStorage
 from tests.media import make_video
@@ -32,14 +32,6 @@ pytestmark = pytest.mark.usefixtures("app_database")
 def storage(local_storage) -> LocalStorage:
     return local_storage
 
-
-@pytest.fixture
-def chapter(session, make_user):
-    user = make_user()
-    course = courses.create_course(session=session, user=user, title="Course")
-    chapter = courses.add_chapter(session=session, user=user, course_id=course.id, title="Intro")
-    session.commit()
-    return user, chapter
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +100,14 @@ def test_a_video_is_stored_with_its_size_and_sha1(engine, storage, chapter, tmp_
 
     video = ingest(user, chap, storage, Source(data, chunk=3000), filename="../Week 1.mov", declared_size=len(data))
 
-    assert video.status == "ready" and video.error is None
+    assert (video.status, video.stage, video.error) == ("processing", "verifying", None)
     assert video.size_bytes == len(data)
     assert video.sha1 == hashlib.sha1(data).hexdigest()
     assert video.content_type == mime
     assert video.filename == "Week 1.mov" and video.title == "Week 1"
     assert video.storage_key == f"videos/{user.id}/{video.id}"
     [row] = rows(engine)
-    assert (row.id, row.status, row.size_bytes, row.sha1) == (video.id, "ready", len(data), video.sha1)
+    assert (row.id, row.status, row.size_bytes, row.sha1) == (video.id, "processing", len(data), video.sha1)
     assert b"".join(storage.open_range(video.storage_key, video.storage_key)) == data
     assert [p.relative_to(storage.root).as_posix() for p in files_under(storage)] == [
         video.storage_key, video.storage_key + ".meta.json"
@@ -128,7 +120,7 @@ def test_a_file_of_exactly_the_limit_is_accepted(engine, storage, chapter, mp4):
     video = ingest(user, chap, storage, Source(mp4), max_bytes=len(mp4), declared_size=len(mp4))
 
     assert video.size_bytes == len(mp4)
-    assert [r.status for r in rows(engine)] == ["ready"]
+    assert [r.status for r in rows(engine)] == ["processing"]
 
 
 # Refused before anything is written --------------------------------------------------------------

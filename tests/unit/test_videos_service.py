@@ -19,6 +19,7 @@ from course_app.services import courses, outbox, reconcile, videos
 from course_app.storage.base import StorageError
 from course_app.storage.local import LocalStorage
 from tests.deleting import delete_chapter_for_good, delete_video_for_good
+from tests.processed import as_if_processed
 
 MAX = 10_000_000
 
@@ -54,11 +55,12 @@ def begin(session, user, chapter: Chapter, filename: str = "clip.mp4", **kwargs)
 
 
 def ready_video(session, storage, user, chapter: Chapter, data: bytes | None = None, filename: str = "clip.mp4") -> Video:
-    """A video through the whole upload life cycle: row, bytes, ready; committed."""
+    """A video through the whole upload life cycle: row, bytes, processed, ready; committed."""
     video = begin(session, user, chapter, filename)
     session.commit()
     stored = storage.put_stream(video.storage_key, [data or uuid.uuid4().bytes * 100], content_type="video/mp4")
     video = videos.finish_upload(session=session, video_id=video.id, stored=stored)
+    as_if_processed(session, video.id)
     session.commit()
     return video
 
@@ -144,20 +146,27 @@ def test_begin_upload_checks_the_chapter(session, engine, make_user):
         assert fresh.exec(select(Video)).all() == []
 
 
-def test_finish_upload_marks_the_row_ready_with_what_storage_confirmed(session, engine, make_user, storage):
+def test_finish_upload_hands_the_row_to_processing_with_what_storage_confirmed(session, engine, make_user, storage):
     user = make_user()
     _, (chapter,) = course_with(session, user, "Intro")
     data = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
+    video = begin(session, user, chapter)
+    session.commit()
+    stored = storage.put_stream(video.storage_key, [data], content_type="video/mp4")
 
-    video = ready_video(session, storage, user, chapter, data)
+    videos.finish_upload(session=session, video_id=video.id, stored=stored)
+    session.commit()
 
     stored = committed_video(engine, video.id)
-    assert stored.status == "ready" and stored.error is None
+    assert (stored.status, stored.stage, stored.error) == ("processing", "verifying", None)
     assert stored.size_bytes == len(data)
     assert stored.sha1 == hashlib.sha1(data).hexdigest()
     assert stored.backblaze_file_id == stored.storage_key
-    assert VideoPublic.of(stored).video_url == f"/api/videos/{video.id}/stream"
+    assert VideoPublic.of(stored).video_url == ""  # nothing to play until processed
     assert b"".join(storage.open_range(stored.storage_key, stored.storage_key)) == data
+    as_if_processed(session, video.id)
+    session.commit()
+    assert VideoPublic.of(committed_video(engine, video.id)).video_url == f"/api/videos/{video.id}/stream"
 
 
 def test_finish_upload_of_a_row_deleted_meanwhile_sends_the_file_to_the_outbox(session, engine, make_user, storage):
