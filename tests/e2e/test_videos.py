@@ -95,6 +95,8 @@ def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine
     page.get_by_role("button", name="Delete forever welcome").click()
     page.get_by_role("alertdialog").get_by_role("button", name="Delete forever").click()
     expect(page.get_by_text("The trash is empty.")).to_be_visible()
+    # The page says so once storage has been told (the row leaves the list at once).
+    expect(page.get_by_text("“welcome” was deleted for good.")).to_be_visible()
     assert not (root / keys["welcome"]).exists()  # the deleted video's file is gone
     assert (root / keys["tour"]).stat().st_size == second.stat().st_size  # the other one is kept
     assert check_videos(app_server)["ok"]
