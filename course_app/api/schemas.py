@@ -88,8 +88,9 @@ class VideoPublic(BaseModel):
     @computed_field
     @property
     def video_url(self) -> str:
-        """Where to play or download the video (HTTP ranges); empty until it is ready."""
-        return stream_url(self.id) if self.status == VideoStatus.READY else ""
+        """Where to play or download the video (HTTP ranges); derived from its id, so it
+        is known from the upload's answer on (it answers 409 until the video is ready)."""
+        return stream_url(self.id)
 
     @classmethod
     def of(cls, video: Video) -> VideoPublic:

@@ -10,6 +10,7 @@ import pytest
 
 from course_app.db import session_scope
 from course_app.services import trash, users
+from tests.server import wait_processed
 from tests.api.support import assert_json_error
 from tests.api.test_videos_api import (  # noqa: F401  (fixtures)
     course,
@@ -54,10 +55,11 @@ def test_the_trash_lists_items_with_size_dates_and_the_quota_note(owner, course,
     assert [c["chapter_count"] for c in http.get("/api/courses").json() if c["id"] == course_id] == [1]
 
 
-def test_a_restored_video_is_back_at_the_end_and_plays_again(owner, course, media):
+def test_a_restored_video_is_back_at_the_end_and_plays_again(owner, course, media, server_engine):
     _, http = owner
     course_id, (intro, _) = course
     doomed, kept = (uploaded(http, course_id, intro, media["small"], title=t) for t in ("Doomed", "Kept"))
+    wait_processed(server_engine, [doomed["id"], kept["id"]])  # it played before it went to the trash
     assert http.delete(f"/api/videos/{doomed['id']}").status_code == 204
     assert_json_error(http.get(doomed["video_url"]), 404)
 

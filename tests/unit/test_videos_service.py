@@ -109,7 +109,7 @@ def test_begin_upload_writes_the_intent_row_before_any_byte(session, engine, mak
     assert stored.filename == "Week_1 intro.mp4"
     assert stored.title == "Week 1 intro"
     assert stored.size_bytes is None and stored.sha1 is None
-    assert VideoPublic.of(stored).video_url == ""  # nothing to play yet
+    assert VideoPublic.of(stored).video_url == f"/api/videos/{stored.id}/stream"  # derived; 409 until ready
     assert committed_video(engine, second.id).title == "My title"
     assert committed_video(engine, second.id).content_type == "video/webm"
     assert committed_ids(engine, chapter.id) == [first.id, second.id]
@@ -162,7 +162,7 @@ def test_finish_upload_hands_the_row_to_processing_with_what_storage_confirmed(s
     assert stored.size_bytes == len(data)
     assert stored.sha1 == hashlib.sha1(data).hexdigest()
     assert stored.backblaze_file_id == stored.storage_key
-    assert VideoPublic.of(stored).video_url == ""  # nothing to play until processed
+    assert VideoPublic.of(stored).video_url == f"/api/videos/{stored.id}/stream"  # derived; 409 until ready
     assert b"".join(storage.open_range(stored.storage_key, stored.storage_key)) == data
     as_if_processed(session, video.id)
     session.commit()
