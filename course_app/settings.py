@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     anonymous_state_seconds: float = Field(default=60, gt=0)
     # Strict-Transport-Security max-age, sent in production only (0: not sent).
     hsts_max_age_seconds: int = Field(default=2 * 365 * 24 * 3600, ge=0)
+    # Production serving (course_app/serve.py): Redis for Reflex's state manager (so a
+    # socket may reconnect to any worker or machine) and the upkeep lock; backend worker
+    # processes per machine (more than one needs Redis); the address browsers use (the
+    # reverse proxy's), built into the front end; JSON logs (default: on in production);
+    # the bearer token that opens /api/metrics (empty: no metrics route); seconds
+    # between two rounds of background upkeep (storage deletions, sweeps).
+    redis_url: str = ""
+    web_workers: int = Field(default=1, ge=1, le=64)
+    public_url: str = ""
+    log_format: Literal["text", "json", ""] = ""
+    metrics_token: str = ""
+    upkeep_interval_seconds: float = Field(default=30, gt=0, le=3600)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -95,6 +107,28 @@ class Settings(BaseSettings):
         for origin in value:
             if not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an http(s) origin")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be empty or a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str) -> str:
+        if value and (len(value) < 16 or value.strip().lower() in PLACEHOLDER_SECRETS):
+            raise ValueError("set a random value of at least 16 characters, or leave it empty (no metrics)")
         return value
 
     @field_validator("queue_url")
@@ -139,6 +173,9 @@ class Settings(BaseSettings):
                 )
             if not self.database_url:
                 raise SettingsError(f"{ENV_PREFIX}DATABASE_URL: required in production")
+        if self.web_workers > 1 and not self.redis_url:
+            raise SettingsError(f"{ENV_PREFIX}WEB_WORKERS: more than one worker needs {ENV_PREFIX}REDIS_URL "
+                                "(a tab's state must be reachable from every worker)")
         return self
 
     # Derived values -------------------------------------------------------
@@ -158,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (not self.log_format and self.is_production)
 
     def resolved_secret_key(self) -> str:
         """The configured secret, or (development only) one generated once and
