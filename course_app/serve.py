@@ -35,6 +35,8 @@ def environment(settings: Settings, *, port: int, workers: int) -> dict[str, str
     env.setdefault("REFLEX_USE_SYSTEM_BUN", "1")
     if settings.metrics_token:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings, port))
+    if settings.json_logs:
+        env["REFLEX_LOG_JSON"] = "true"  # Reflex's, Granian's and the worker's lines too
     return env
 
 

@@ -60,6 +60,8 @@ PUBLIC = {
     ("GET", "/api/openapi.json"): "the API's public description: routes and schemas, no data",
     ("GET", "/api/docs"): "the API's public description page (Swagger UI), no data",
     ("GET", "/docs/oauth2-redirect"): "a static page of the Swagger UI, no data",
+    ("GET", "/api/health"): "for load balancers: each dependency's ok and latency, no host, key or data "
+                            "(tests/api/test_operations_api.py), rate limited per address",
 }
 
 
@@ -91,6 +93,8 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
     mixed = (400, 403, 404)  # the stranger's own id beside one of A's: refused either way
     return {
         ("GET", "/api/auth/me"): [Attempt("who am I", "GET", "/api/auth/me", stranger=(200,), own=True)],
+        # only the metrics token opens it, never a log-in or an API token
+        ("GET", "/api/metrics"): [Attempt("read the metrics", "GET", "/api/metrics", stranger=(401,))],
         ("GET", "/api/tokens"): [Attempt("list tokens", "GET", "/api/tokens", stranger=(200,), own=True)],
         ("POST", "/api/tokens"): [Attempt("create a token naming A as its owner", "POST", "/api/tokens",
                                           {"json": {"name": "mine", "user_id": a.id, "id": a.token_id}},

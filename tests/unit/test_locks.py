@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from course_app.db import make_engine
 from course_app.locks import FileLock, PostgresLock, RedisLock, advisory_key, sqlite_lock_path
 from course_app.settings import get_settings
-from tests.conftest import PG_ADMIN_URL, _pg_available
+from tests.conftest import _pg_available
+from tests.server import REDIS_URL, fresh_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("COURSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _redis_available() -> bool:
@@ -36,14 +36,8 @@ def fresh_pg():
     """An empty PostgreSQL database (no schema), dropped after."""
     if not _pg_available():
         pytest.skip("PostgreSQL is not running here")
-    name = f"course_lock_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres("course_lock") as url:
+        yield url
 
 
 def test_advisory_keys_are_stable_signed_64_bit_and_differ_by_name():
