@@ -31,6 +31,15 @@ REDIS_URL = os.environ.get("COURSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PRODUCTION = False
 
 
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
 @contextmanager
 def fresh_postgres(prefix: str = "course_test") -> Iterator[str]:
     """A new, empty database on the test PostgreSQL server; dropped after."""

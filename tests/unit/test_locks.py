@@ -17,18 +17,9 @@ from course_app.db import make_engine
 from course_app.locks import FileLock, PostgresLock, RedisLock, advisory_key, sqlite_lock_path
 from course_app.settings import get_settings
 from tests.conftest import _pg_available
-from tests.server import REDIS_URL, fresh_postgres
+from tests.server import REDIS_URL, fresh_postgres, redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _redis_available() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:
-        return False
 
 
 @pytest.fixture
@@ -81,7 +72,7 @@ def test_sqlite_lock_lies_beside_the_database_file(tmp_path):
 
 
 def test_redis_lock_expires_unless_kept():
-    if not _redis_available():
+    if not redis_available():
         pytest.skip("Redis is not running here")
     name = f"test-{uuid.uuid4().hex}"
     first, second = RedisLock(REDIS_URL, name, ttl=0.5), RedisLock(REDIS_URL, name, ttl=0.5)
