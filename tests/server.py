@@ -162,6 +162,30 @@ def separate_app(tmp_path_factory, name: str, env: dict[str, str]) -> Iterator[A
             server.stop()
 
 
+def start_together(servers: list[AppServer]) -> None:
+    """Start several app servers at once (each builds, then serves); raise the first failure."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def start(server: AppServer) -> None:
+        server.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server.start()
+        except BaseException as error:  # noqa: BLE001 - raised below
+            failures.append(error)
+
+    threads = [threading.Thread(target=start, args=(server,)) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        for server in servers:
+            server.stop()
+        raise failures[0]
+
+
 @contextmanager
 def engine_of(server: AppServer) -> Iterator[Engine]:
     """The server's own database, for assertions."""

@@ -51,14 +51,16 @@ def route_name(scope: Scope) -> str:
     return "pages"
 
 
-def with_request_log(app: ASGIApp) -> ASGIApp:
-    json_lines = get_settings().json_logs
-    if json_lines:
-        logs.configure(get_settings())
+class RequestLog:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app  # the wrapped app stays reachable (tests/security/route_table.py walks it)
+        self.json_lines = get_settings().json_logs
+        if self.json_lines:
+            logs.configure(get_settings())
 
-    async def observed(scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         request_id = incoming_id(scope) or uuid.uuid4().hex
         token = logs.request_id.set(request_id)
@@ -82,20 +84,24 @@ def with_request_log(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         try:
-            await app(scope, counting_receive, send_with_id)
+            await self.app(scope, counting_receive, send_with_id)
         finally:
-            seconds = time.perf_counter() - started
-            route = route_name(scope)
-            method = scope.get("method", "")
-            try:
-                metrics.observe_request(method=method, route=route, status=status, seconds=seconds,
-                                        body_bytes=received)
-            except Exception:  # counting must never break an answer
-                log.warning("Could not count a request", exc_info=True)
-            if json_lines:
-                log.info("request", extra={logs.FIELDS_ATTRIBUTE: {
-                    "method": method, "path": scope.get("path", ""), "route": route, "status": status,
-                    "ms": round(seconds * 1000, 1), "request_id": request_id}})
+            self._record(scope, status, time.perf_counter() - started, received, request_id)
             logs.request_id.reset(token)
 
-    return observed
+    def _record(self, scope: Scope, status: int, seconds: float, received: int, request_id: str) -> None:
+        route = route_name(scope)
+        method = scope.get("method", "")
+        try:
+            metrics.observe_request(method=method, route=route, status=status, seconds=seconds, body_bytes=received)
+        except Exception:  # counting must never break an answer
+            log.warning("Could not count a request", exc_info=True)
+        if self.json_lines:
+            log.info("request", extra={logs.FIELDS_ATTRIBUTE: {
+                "method": method, "path": scope.get("path", ""), "route": route, "status": status,
+                "ms": round(seconds * 1000, 1), "request_id": request_id}})
+
+
+def with_request_log(app: ASGIApp) -> ASGIApp:
+    """For rx.App(api_transformer=[...]): outermost, around every request."""
+    return RequestLog(app)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 import uuid
 from collections import Counter
@@ -25,7 +24,9 @@ from tests.api.test_upload_sessions_api import create_body, send, video_bytes
 from tests.api.test_videos_api import new_course
 from tests.conftest import _pg_available
 from tests.proxy import AlternatingProxy
-from tests.server import AppServer, engine_of, fresh_postgres, production_env, redis_available, wait_processed
+from tests.server import (
+    AppServer, engine_of, fresh_postgres, production_env, redis_available, start_together, wait_processed,
+)
 
 
 def upkeep_rounds(server: AppServer) -> Counter[int]:
@@ -59,17 +60,8 @@ def instances(tmp_path_factory):
         servers = [AppServer(data_dir=home / name / "data", log_path=home / name / "server.log", production=True,
                              extra_env={**shared, "REFLEX_WEB_WORKDIR": str(home / name / "web")})
                    for name in ("one", "two")]
-        for server in servers:
-            server.data_dir.mkdir(parents=True)
-        starters = [threading.Thread(target=server.start) for server in servers]
-        for starter in starters:
-            starter.start()
-        for starter in starters:
-            starter.join()
+        start_together(servers)
         try:
-            for server in servers:
-                assert server.process and server.process.poll() is None, server.log_tail()
-                assert httpx.get(f"{server.base_url}/ping", timeout=5).status_code == 200, server.log_tail()
             proxy = AlternatingProxy([s.base_url.replace("localhost", "127.0.0.1") for s in servers]).start()
             try:
                 yield servers, proxy

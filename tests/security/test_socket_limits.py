@@ -24,6 +24,7 @@ from tests.api.support import PASSWORD, assert_json_error
 from course_app.state.forget_states import all_state_classes
 from tests.security.support import SocketRefused, Tab, redirects, run
 from tests.security.test_state_handlers import full_name
+from tests import server as servers
 from tests.server import engine_of, separate_app
 
 USER_LIMIT = 6  # requests a minute, API routes and State handlers together
@@ -32,6 +33,12 @@ SOCKETS_PER_IP = 3
 ANONYMOUS_STATE_SECONDS = 1
 MESSAGE = "Too many API attempts"
 LIMIT_VAR = "message_rx_state_"
+# With --production-app (two workers) an HTTP request and a socket event may reach
+# different processes, each with its own budget in memory.
+PER_PROCESS_LIMITS = pytest.mark.xfail(
+    servers.PRODUCTION, strict=False,
+    reason="rate limits live in each process's memory: with two workers the HTTP requests and the socket may "
+           "spend two budgets (shared limits in Redis: issue 14, item 2)")
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +100,7 @@ def test_a_burst_of_handler_calls_stops_at_the_users_limit(limited, instructor):
     assert MESSAGE in assert_json_error(http.get("/api/courses"), 429)
 
 
+@PER_PROCESS_LIMITS
 def test_api_requests_spend_the_budget_handlers_use(limited, instructor):
     server, engine = limited
     user_id, http = instructor
@@ -113,6 +121,7 @@ def test_api_requests_spend_the_budget_handlers_use(limited, instructor):
     assert "One more" not in json.dumps(everything)
 
 
+@PER_PROCESS_LIMITS
 def test_a_background_handler_past_the_limit_says_so_too(limited, instructor):
     """LiveState.follow runs in the background (its State is changed under a lock of
     its own): refused past the limit with the same message, nothing else happens."""
@@ -165,18 +174,22 @@ def test_a_connection_flooding_events_has_the_surplus_refused(limited):
 
 
 def test_one_ip_holds_at_most_so_many_open_sockets(limited):
+    """The cap is per app process: with W workers (the kernel hands each new
+    connection to one of them) the first refusal comes once some worker holds the
+    cap, and at the latest when every worker does."""
     server, _ = limited
+    workers = int(server.env.get("COURSE_WEB_WORKERS", "1"))
 
     async def scenario():
-        tabs = [Tab(server.base_url) for _ in range(SOCKETS_PER_IP)]
-        for tab in tabs:
-            await tab.connect("/login")
-        refused = Tab(server.base_url)
-        try:
-            await refused.connect("/login")
-            one_more = "connected"
-        except SocketRefused:
-            one_more = "refused"
+        tabs, refused_at = [], None
+        for number in range(1, SOCKETS_PER_IP * workers + 2):
+            tab = Tab(server.base_url)
+            try:
+                await tab.connect("/login")
+                tabs.append(tab)
+            except SocketRefused:
+                refused_at = number
+                break
         await tabs[0].close()
         again = Tab(server.base_url)
         for _ in range(40):  # the server notices the closed socket
@@ -187,13 +200,13 @@ def test_one_ip_holds_at_most_so_many_open_sockets(limited):
                 await asyncio.sleep(0.1)
                 again = Tab(server.base_url)
         reconnected = again.sio.connected
-        for tab in [*tabs[1:], again, refused]:
+        for tab in [*tabs[1:], again]:
             await tab.close()
-        return one_more, reconnected
+        return refused_at, reconnected
 
-    one_more, reconnected = run(scenario())
+    refused_at, reconnected = run(scenario())
 
-    assert one_more == "refused"
+    assert refused_at is not None and SOCKETS_PER_IP < refused_at <= SOCKETS_PER_IP * workers + 1, refused_at
     assert reconnected, "a socket that closes frees its place"
 
 
@@ -205,6 +218,16 @@ def test_the_socket_speaks_websocket_only(limited):
 
 
 def _state_files(server, token: str) -> list[str]:
+    """The tab's stored States: the disk manager's files, or with Redis (--production-app) its keys."""
+    if server.env.get("COURSE_REDIS_URL"):
+        import redis
+
+        client = redis.Redis.from_url(server.env["COURSE_REDIS_URL"])
+        try:
+            return [key for key in (f"{token}_{cls.get_full_name()}" for cls in all_state_classes())
+                    if client.exists(key)]
+        finally:
+            client.close()
     folder = server.data_dir.parent / "states"
     names = (hashlib.md5(f"{token}_{cls.get_full_name()}".encode()).hexdigest() + ".pkl" for cls in all_state_classes())
     return [name for name in names if (folder / name).exists()]
