@@ -248,3 +248,23 @@ def test_json_log_records_carry_the_request_id_and_the_exception():
         logs.request_id.reset(token)
     assert (line["message"], line["level"], line["request_id"]) == ("failed here", "error", "rid-9")
     assert "ValueError: bad" in line["exception"]
+
+
+def test_workers_counts_are_summed_in_multiprocess_mode(tmp_path):
+    """Under `serve` each worker writes its counters to the instance's folder; a
+    scrape answered by any one of them sums them all."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = ("import sys; from course_app import metrics; "
+             "metrics.observe_request(method='PUT', route='/api/upload', status=201, seconds=0.1, "
+             "body_bytes=int(sys.argv[1]))")
+    for size in ("1000", "234"):
+        subprocess.run([sys.executable, "-c", count, size], env=env, check=True, timeout=60)
+    scrape = subprocess.run([sys.executable, "-c", "from course_app import metrics; "
+                             "print(metrics.exposition().decode())"], env=env, check=True, timeout=60,
+                            capture_output=True, text=True).stdout
+    assert "\ncourse_upload_bytes_total 1234.0\n" in scrape
+    assert 'course_http_requests_total{method="PUT",route="/api/upload",status="201"} 2.0' in scrape
