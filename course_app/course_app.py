@@ -63,11 +63,19 @@ async def _upkeep_round(last_sweep: float) -> float:
     return last_sweep
 
 
+async def _keep_renewing(lock, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        await asyncio.to_thread(lock.keep)
+
+
 async def _background_upkeep() -> None:
     """Lifespan task: every COURSE_UPKEEP_INTERVAL_SECONDS, one upkeep round, in
     one process at a time across every worker and machine: the one holding the
-    shared "upkeep" lock (course_app/locks.py), which keeps renewing it; when that
-    process stops, another takes the lock within an interval."""
+    shared "upkeep" lock (course_app/locks.py), which keeps renewing it, during a
+    long round too. A process that stops lets it go; one killed loses it with its
+    database connection, or when its Redis key expires (three intervals, at least
+    10 s); another process takes it at its next try."""
     from course_app import metrics
     from course_app.locks import shared_lock
 
@@ -80,7 +88,11 @@ async def _background_upkeep() -> None:
             try:
                 if await asyncio.to_thread(lambda: lock.keep() or lock.acquire(blocking=False)):
                     log.info("upkeep round", extra={logs.FIELDS_ATTRIBUTE: {"event": "upkeep"}})
-                    last_sweep = await _upkeep_round(last_sweep)
+                    renewing = asyncio.create_task(_keep_renewing(lock, interval))  # a long sweep keeps it
+                    try:
+                        last_sweep = await _upkeep_round(last_sweep)
+                    finally:
+                        renewing.cancel()
             except Exception:
                 metrics.upkeep_failed()
                 log.exception("Background upkeep failed; trying again later")
