@@ -23,7 +23,7 @@ from course_app.models import User  # noqa: E402
 from course_app.services import users  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("COURSE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES_IN_DELETE_ORDER = ("idempotent_requests", "upload_parts", "upload_sessions", "storage_deletions", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
+TABLES_IN_DELETE_ORDER = ("idempotent_requests", "upload_parts", "upload_sessions", "storage_deletions", "video_replacements", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
 
 
 def _pg_available() -> bool:

@@ -264,8 +264,9 @@ def check_videos(
 
     pending_keys = {p.storage_key for p in pending}
     for key, obj in stored.items():
-        if key in live_keys or key in pending_keys or thumbnail_owner(key) in processing_keys:
-            continue
+        owner = thumbnail_owner(key)
+        if key in live_keys or key in pending_keys or owner in processing_keys or owner in pending_keys:
+            continue  # (a queued deletion of a video's file takes its thumbnails too)
         old = _older(obj.uploaded_at, listed_at, grace)
         when = f"stored {obj.uploaded_at:%Y-%m-%d %H:%M} UTC" if obj.uploaded_at else "upload time unknown"
         detail = f"{obj.size} bytes, {when}, no live video row" + ("" if old else "; younger than the grace period")
