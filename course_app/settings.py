@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     api_rate_limit: str = "300/minute"
     upload_rate_limit: str = "60/minute"
     part_rate_limit: str = "3000/minute"
+    # Duplicate look-ups (POST /api/videos/duplicates): one per file chosen.
+    lookup_rate_limit: str = "120/minute"
     # Events one socket (one tab's connection) may send, whatever they are.
     socket_event_rate_limit: str = "40/second"
     # Open sockets per client IP (per app process), and how long the States of a tab
@@ -115,7 +117,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit", "upload_rate_limit", "part_rate_limit",
-                     "socket_event_rate_limit")
+                     "lookup_rate_limit", "socket_event_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many

@@ -79,9 +79,10 @@ def _form(course: str, chapter: str, data: bytes, **query) -> dict:
             "params": query}
 
 
-def _create(course: str, chapter: str, data: bytes) -> dict:
+def _create(course: str | None, chapter: str | None, data: bytes, replaces: str | None = None) -> dict:
     return {"json": {"course_id": course, "chapter_id": chapter, "filename": "hacked.mp4", "size": len(data),
-                     "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode()}}
+                     "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode(),
+                     "replaces_video_id": replaces}}
 
 
 def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
@@ -137,6 +138,18 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
         ("GET", "/api/videos/{video_id}"): [Attempt("read A's video", "GET", f"/api/videos/{video}")],
         ("DELETE", "/api/videos/{video_id}"): [Attempt("delete A's video", "DELETE", f"/api/videos/{video}")],
         ("POST", "/api/videos/{video_id}/retry"): [Attempt("retry A's video", "POST", f"/api/videos/{video}/retry")],
+        ("POST", "/api/videos/duplicates"): [
+            # Both upload the same clip: B hears of B's own copies only, never of A's.
+            Attempt("look up the file A uploaded", "POST", "/api/videos/duplicates",
+                    {"json": {"sha1s": [hashlib.sha1(clip).hexdigest()],
+                              "fingerprints": [f"v1:{len(clip)}:{hashlib.sha1(clip + clip).hexdigest()}"]}},
+                    stranger=(200,), own=True)],
+        ("GET", "/api/videos/{video_id}/replacement"): [
+            Attempt("follow A's video's replacement", "GET", f"/api/videos/{video}/replacement")],
+        ("POST", "/api/videos/{video_id}/replacement/retry"): [
+            Attempt("retry A's video's replacement", "POST", f"/api/videos/{video}/replacement/retry")],
+        ("DELETE", "/api/videos/{video_id}/replacement"): [
+            Attempt("dismiss A's video's replacement", "DELETE", f"/api/videos/{video}/replacement")],
         ("GET", "/api/videos/{video_id}/thumbnail/{size}"): [
             Attempt("see A's thumbnail", "GET", f"/api/videos/{video}/thumbnail/small"),
             Attempt("see A's large thumbnail", "GET", f"/api/videos/{video}/thumbnail/large")],
@@ -148,6 +161,9 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
             Attempt("start an upload into A's chapter", "POST", "/api/uploads", _create(a.course, a.chapters[0], clip)),
             Attempt("B's course, A's chapter", "POST", "/api/uploads", _create(b.course, a.chapters[0], clip), stranger=mixed),
             Attempt("A's course, B's chapter", "POST", "/api/uploads", _create(a.course, b.chapters[0], clip), stranger=mixed),
+            Attempt("replace the file of A's video", "POST", "/api/uploads", _create(None, None, clip, video)),
+            Attempt("B's chapter, replacing A's video", "POST", "/api/uploads",
+                    _create(b.course, b.chapters[0], clip, video), stranger=mixed),
         ],
         ("GET", "/api/uploads"): [Attempt("list A's unfinished uploads", "GET", "/api/uploads",
                                           {"params": {"course_id": a.course}})],
