@@ -42,6 +42,7 @@ def _grip(**attrs) -> rx.Component:
 def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], status: rx.Var[str],
               status_label: rx.Var[str], size: rx.Var[str], duration: rx.Var[str], problem: rx.Var[str],
               thumbnail: rx.Var[str], resolution: rx.Var[str], can_retry: rx.Var[bool],
+              replacement: rx.Var[str], replacement_failed: rx.Var[bool], replacement_can_retry: rx.Var[bool],
               selected: rx.Var[bool], first: rx.Var[bool], last: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
     return rx.el.li(
         rx.hstack(
@@ -82,6 +83,15 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
                                          color_scheme="amber")),
             rx.button("Play", on_click=PlayerState.play(video_id), disabled=status != "ready",
                       aria_label="Play " + title, size="1", variant="soft"),
+            rx.el.button(  # the file picker is OutlineDnd's one shared input
+                "Replace file",
+                custom_attrs={"data-replace-for": video_id},
+                disabled=(status == "uploading") | (status == "processing")
+                | ((replacement != "") & ~replacement_failed),  # one new file at a time
+                aria_label="Replace the file of " + title,
+                type="button",
+                class_name="cs-upload",
+            ),
             rx.icon_button(rx.icon("arrow_up", size=14), on_click=VideosState.move(video_id, -1), disabled=first,
                            aria_label="Move video " + title + " up", size="1", variant="ghost"),
             rx.icon_button(rx.icon("arrow_down", size=14), on_click=VideosState.move(video_id, 1), disabled=last,
@@ -95,9 +105,27 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
             spacing="2",
         ),
         rx.cond(problem != "", rx.text(problem, color_scheme="red", size="1")),
+        rx.cond(replacement != "", _replacement(video_id, title, replacement, replacement_failed,
+                                                replacement_can_retry)),
         _notice(notice),
         custom_attrs={"data-testid": "video-row", "data-video-id": video_id, "data-status": status},
         class_name="cs-video",
+    )
+
+
+def _replacement(video_id: rx.Var[str], title: rx.Var[str], text: rx.Var[str], failed: rx.Var[bool],
+                 can_retry: rx.Var[bool]) -> rx.Component:
+    """What the row says of a new file on its way (or failed) to replace its own."""
+    return rx.hstack(
+        rx.text(text, color_scheme=rx.cond(failed, "red", "gray"), size="1",
+                custom_attrs={"role": "status", "aria-label": "Replacement of " + title + ": " + text}),
+        rx.cond(can_retry, rx.button("Retry", on_click=VideosState.retry_replacement(video_id), size="1",
+                                     variant="soft", color_scheme="amber",
+                                     aria_label="Retry the replacement of " + title)),
+        rx.cond(failed, rx.button("Dismiss", on_click=VideosState.dismiss_replacement(video_id), size="1",
+                                  variant="soft", aria_label="Dismiss the failed replacement of " + title)),
+        align="center",
+        spacing="2",
     )
 
 
@@ -191,6 +219,8 @@ def _videos(chapter: ChapterRow) -> rx.Component:
                         status=v.status.to(str), status_label=v.status_label.to(str), size=v.size.to(str),
                         duration=v.duration.to(str), problem=v.error.to(str), thumbnail=v.thumbnail.to(str),
                         resolution=v.resolution.to(str), can_retry=v.can_retry.to(bool),
+                        replacement=v.replacement.to(str), replacement_failed=v.replacement_failed.to(bool),
+                        replacement_can_retry=v.replacement_can_retry.to(bool),
                         selected=SelectionState.videos.contains(v.id), first=i == 0, last=i == count - 1,
                         notice=rx.cond(NoticeState.error_target == v.id, NoticeState.error, ""),
                     )),

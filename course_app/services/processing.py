@@ -74,6 +74,7 @@ class StageFailed(Exception):
 # The one door: every status or stage change ------------------------------------------------
 
 _QUEUED = "processing.queued_videos"
+REPLACED_FILES = "processing.replaced_files"  # outbox ids of files a swap replaced, in session.info
 
 
 def transition(session: Session, video_id: uuid.UUID, *, status: str, stage: str | None,
@@ -368,6 +369,9 @@ def _run_stages(subject, token: str, model: Model, *, session_factory: SessionFa
                 changed = _finish(session, model, video_id, token, stage_next, found)
                 forgotten = [] if changed is not None else media.forget_objects(session=session, subject=subject,
                                                                                  found=found, model=model)
+                replaced = session.info.pop(REPLACED_FILES, [])
+            if replaced:  # swapped in: the old file and its thumbnails go now (the outbox retries if it fails)
+                outbox.process_pending_deletions(session_factory=session_factory, storage=storage, ids=replaced)
             if changed is None:
                 if forgotten:  # the video was deleted meanwhile: its new thumbnails go at once
                     outbox.process_pending_deletions(session_factory=session_factory, storage=storage, ids=forgotten)

@@ -195,8 +195,9 @@ def swap(session: Session, replacement_id: uuid.UUID, *, only_if: Iterable = (),
     for name, value in found.items():
         setattr(replacement, name, value)
     new_file = {name: getattr(replacement, name) for name in FILE_COLUMNS}
-    enqueue_storage_deletion(session=session, storage_key=video.storage_key, file_id=video.backblaze_file_id,
-                             reason="video replaced")
+    old_file = enqueue_storage_deletion(session=session, storage_key=video.storage_key,
+                                        file_id=video.backblaze_file_id, reason="video replaced")
+    session.info.setdefault(processing.REPLACED_FILES, []).append(old_file.id)
     session.delete(replacement)
     session.flush()  # the new key is free for the video (storage keys are unique)
     for name, value in new_file.items():

@@ -191,7 +191,7 @@ class OutlineState(rx.State):
             await show_error(self, user_message(exc), "chapters")
             return False
         videos = await self._videos()
-        loaded = grouped_rows(grouped)
+        loaded = await grouped_rows(grouped)
         videos.by_chapter = {**videos.by_chapter, **{i: loaded.get(i, []) for i in chapter_ids}}
         return True
 
@@ -236,7 +236,7 @@ class OutlineState(rx.State):
             await show_error(self, user_message(exc), "chapters")
             return
         self.filtering = True
-        videos.by_chapter = grouped_rows(found)
+        videos.by_chapter = await grouped_rows(found)
         self.hits = {chapter_id: True for chapter_id in videos.by_chapter}
 
     # Chapters ----------------------------------------------------------------------------------

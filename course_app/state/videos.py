@@ -14,7 +14,7 @@ from datetime import timedelta
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import outbox, processing, undo, upload_sessions, video_layout, videos
+from course_app.services import outbox, processing, replacements, undo, upload_sessions, video_layout, videos
 from course_app.settings import get_settings
 from course_app.state.editor_store import STAGE_LABELS, PendingUpload, VideoRow, pending_row, persist
 from course_app.state.notice import show_error
@@ -216,6 +216,36 @@ class VideosState(rx.State):
         wait = timedelta(seconds=get_settings().processing_queue_wait_seconds)
         if (await persist(self, user, video_id, processing.retry, video_id=video_id, queue_wait=wait))[0]:
             await (await self._outline())._confirm_counts(user, await self._course_id())
+
+    # A replacement of a video's file (services/replacements.py) -----------------------------------
+
+    @rx.event
+    @requires_user
+    async def retry_replacement(self, user: User, video_id: str):
+        """Run a failed replacement's processing again: shown as on its way at once."""
+        row = self._row(video_id) if is_id(video_id) else None
+        if row is None or not row.replacement_can_retry:
+            return
+        chapter_id, index = self._find(video_id)
+        self.by_chapter[chapter_id][index] = dataclasses.replace(
+            row, replacement="Replacing: trying again…", replacement_failed=False, replacement_can_retry=False)
+        yield
+        await persist(self, user, video_id, replacements.retry, video_id=video_id)
+
+    @rx.event
+    @requires_user
+    async def dismiss_replacement(self, user: User, video_id: str):
+        """Drop a failed replacement: the video keeps its file; the new one is deleted."""
+        row = self._row(video_id) if is_id(video_id) else None
+        if row is None or not row.replacement_failed:
+            return
+        chapter_id, index = self._find(video_id)
+        self.by_chapter[chapter_id][index] = dataclasses.replace(
+            row, replacement="", replacement_failed=False, replacement_can_retry=False)
+        yield
+        saved, pending = await persist(self, user, video_id, replacements.dismiss, video_id=video_id)
+        if saved:
+            await outbox.carry_out(ids=pending)
 
     # Results of uploads (from the uploads panel) ---------------------------------------------------
 

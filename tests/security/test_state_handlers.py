@@ -77,6 +77,8 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
         "VideosState.upload_changed": [("VideosState.upload_changed", {"payload": {"chapter_id": c1}})],
         "VideosState.upload_retried": [("VideosState.upload_retried", {"payload": {"retried": 0, "missing": [v1]}})],
         "VideosState.retry_processing": [("VideosState.retry_processing", {"video_id": v1})],
+        "VideosState.retry_replacement": [("VideosState.retry_replacement", {"video_id": v1})],
+        "VideosState.dismiss_replacement": [("VideosState.dismiss_replacement", {"video_id": v1})],
         "PlayerState.play": [("PlayerState.play", {"video_id": v1})],
         "PlayerState.stop_playing": [("PlayerState.stop_playing", {})],
         "SelectionState.toggle_video": [("SelectionState.toggle_video", {"video_id": v1, "shift": False})],

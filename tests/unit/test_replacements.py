@@ -137,12 +137,9 @@ def test_the_swap_keeps_the_lesson_and_sends_the_old_file_through_the_outbox(
     assert after.duration_seconds > before.duration_seconds and (after.width, after.height) == (128, 96)
     assert after.thumbnail_small_key.startswith(pending.storage_key) and after.thumbnail_small_key in stored_keys(storage)
     assert replacement_of(engine, lesson) is None
+    assert not old_objects & stored_keys(storage)  # the worker sent the old file and thumbnails through the outbox
     with Session(engine) as fresh:
-        waiting = fresh.exec(select(StorageDeletion)).all()
-    assert [(w.storage_key, w.reason) for w in waiting] == [(before.storage_key, "video replaced")]
-
-    outbox.process_pending_deletions(session_factory=session_factory, storage=storage)
-    assert not old_objects & stored_keys(storage)  # the old file and its thumbnails are gone
+        assert fresh.exec(select(StorageDeletion)).all() == []
     assert check(session_factory, storage, later=True).ok
 
 
@@ -231,12 +228,15 @@ def test_who_and_what_can_be_replaced(session_factory, storage, engine, chapter,
 
 
 def test_swap_committed_but_old_file_not_yet_deleted_is_finished_by_the_checker(
-        session_factory, storage, engine, chapter, lesson, clips):
+        session_factory, storage, engine, chapter, lesson, clips, monkeypatch):
     user, _ = chapter
     old_key = row(engine, Video, lesson).storage_key
     pending = replace(session_factory, storage, user, lesson, clips["new"])
-    assert run(session_factory, storage, pending.id) == "ready"
-    # ... and the process died before the outbox ran: the old objects wait in it.
+    with monkeypatch.context() as patched:  # the worker dies right after the swap commits
+        patched.setattr(outbox, "process_pending_deletions", lambda **kwargs: (0, 0))
+        assert run(session_factory, storage, pending.id) == "ready"
+    with Session(engine) as fresh:
+        assert [(w.storage_key, w.reason) for w in fresh.exec(select(StorageDeletion))] == [(old_key, "video replaced")]
     report = check(session_factory, storage, later=True)
     assert [(p.kind, p.key) for p in report.problems] == [("pending_deletion", old_key)]
     repaired = reconcile.repair(session_factory=session_factory, storage=storage, grace=timedelta(0))
