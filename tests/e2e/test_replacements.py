@@ -1,8 +1,8 @@
 """Replacing a lesson's file in place, and the duplicate warning, as the instructor
 sees them in an open editor: the lesson stays ready with its old file until the
 new one is processed, then shows the new duration and size in the same place
-under the same title; a file already uploaded is held with where it already is,
-to skip or upload anyway."""
+under the same title; a replacement that fails leaves the lesson and says why;
+a file already uploaded is held with where it already is, to skip or upload anyway."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from course_app.models import Video
 from tests.e2e.conftest import chapter, open_editor, seed_course, sign_up, video_titles
-from tests.media import make_video
+from tests.media import make_video, mp4_header_then_garbage
 from tests.server import wait_processed
 
 
@@ -69,6 +69,22 @@ def test_replace_lesson_one_in_place_then_the_duplicate_warning(page: Page, base
     swapped = _video(server_engine, lesson)
     assert (str(swapped.id), swapped.title, swapped.position) == (lesson, "Lesson one", 0)
     assert swapped.sha1 == hashlib.sha1(new.read_bytes()).hexdigest()
+
+    # A replacement that fails leaves the lesson as it was and says why, until dismissed.
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(mp4_header_then_garbage())
+    two = chapter(page, "Intro").locator(f'[data-testid="video-row"][data-video-id="{made["videos"]["Lesson two"]}"]')
+    with page.expect_file_chooser() as chooser:
+        two.get_by_role("button", name="Replace the file of Lesson two").click()
+    chooser.value.set_files(str(broken))
+    failure = two.get_by_role("status").filter(has_text="Replacement failed: We could not find a playable video")
+    expect(failure).to_be_visible(timeout=30_000)
+    expect(two.get_by_label("Status: Ready")).to_be_visible()
+    expect(two.get_by_label("Duration 0:01")).to_be_visible()
+    expect(two.get_by_role("button", name="Retry the replacement of Lesson two")).to_have_count(0)  # cannot help
+    two.get_by_role("button", name="Dismiss the failed replacement of Lesson two").click()
+    expect(failure).to_have_count(0)
+    assert _video(server_engine, made["videos"]["Lesson two"]).sha1 == hashlib.sha1(clip).hexdigest()
 
     # Lesson two's file chosen again for the chapter: held with where it already is.
     again = tmp_path / "again.mp4"
