@@ -15,18 +15,16 @@ from sqlmodel import Session
 from course_app.api.deps import CurrentUser, DbSession, StorageDep, enforce_rate_limit
 from course_app.api.errors import error_response
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
-from course_app.api.editing import EditDep, apply_edit
+from course_app.api.editing import EDIT_HEADERS, EditDep, apply_edit
 from course_app.api.schemas import VideoPublic, VideoUpdate
 from course_app.api.security_headers import inline_disposition
 from course_app.db import run_in_session
 from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from course_app.models import User, Video, VideoStatus
-from course_app.services import courses, outbox, processing, trash, uploads, videos
-from course_app.services.ordering import REVISION
+from course_app.services import courses, ordering, outbox, processing, trash, uploads, videos
 from course_app.settings import get_settings
 
 router = APIRouter(tags=["videos"])
-EDIT_HEADERS = "Send `If-Match` with the course's ETag to refuse the edit (412) if the course changed since."
 
 FORM_OVERHEAD = 64 * 1024  # room for the form's other fields and boundaries
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -112,7 +110,7 @@ def _update_video(*, session: Session, user: User, revision: int | None, video_i
     video = videos.owned_video(session=session, user=user, video_id=video_id)
     if body.title is not None:
         video = videos.rename_video(session=session, user=user, video_id=video_id, title=body.title, revision=revision)
-        revision = session.info[REVISION] if revision is not None else None
+        revision = ordering.then(session, revision)
     if body.chapter_id is not None or body.position is not None:
         video = videos.move_video(session=session, user=user, video_id=video_id,
                                   chapter_id=body.chapter_id or video.chapter_id, position=body.position,
