@@ -169,3 +169,54 @@ def test_while_redis_does_not_answer_the_process_counts_in_memory(configure):
     configure(redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     key = uuid.uuid4().hex
     assert _spend("2/minute", key, 3) == [True, True, False]
+
+
+# The socket's per-address cap (api/socket_guard.py) reads the same address ------------------------
+
+
+def _open_sockets(forwarded_for: list[str]) -> list[str]:
+    """Open one socket per X-Forwarded-For value from one peer; answers, for each,
+    "open" (it reached the app) or "refused" (closed at the handshake)."""
+    import asyncio
+
+    from course_app.api.socket_guard import SocketGuard
+
+    async def scenario() -> list[str]:
+        release = asyncio.Event()
+        outcomes: dict[int, str] = {}
+
+        async def app(scope, receive, send):
+            outcomes[scope["client"][1] - 4000] = "open"
+            await release.wait()
+
+        guard = SocketGuard(app)
+        tasks = []
+        for number, value in enumerate(forwarded_for):
+            scope = {"type": "websocket", "path": "/_event/", "client": ("10.0.0.1", 4000 + number),
+                     "query_string": b"EIO=4&transport=websocket", "headers": [(b"x-forwarded-for", value.encode())]}
+
+            async def receive():
+                return {"type": "websocket.connect"}
+
+            async def send(message, number=number):
+                if message["type"] == "websocket.close":
+                    outcomes[number] = "refused"
+
+            tasks.append(asyncio.create_task(guard(scope, receive, send)))
+            while number not in outcomes:  # this socket reached the app or was refused
+                await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*tasks)
+        return [outcomes.get(number, "?") for number in range(len(forwarded_for))]
+
+    return asyncio.run(scenario())
+
+
+def test_the_socket_cap_counts_the_peer_without_trusted_proxies(configure):
+    configure(trusted_proxy_hops="0", socket_connections_per_ip="2")
+    assert _open_sockets(["1.1.1.1", "2.2.2.2", "3.3.3.3"]) == ["open", "open", "refused"]
+
+
+def test_the_socket_cap_counts_the_forwarded_address_behind_a_trusted_proxy(configure):
+    configure(trusted_proxy_hops="1", socket_connections_per_ip="2")
+    assert _open_sockets(["1.1.1.1", "1.1.1.1", "1.1.1.1", "2.2.2.2"]) == ["open", "open", "refused", "open"]
