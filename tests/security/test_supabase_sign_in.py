@@ -107,6 +107,17 @@ def test_a_form_post_redirects_with_the_cookie_or_back_to_log_in(app, project):
     assert "cs_session" not in str(bad.headers.get_list("set-cookie"))
 
 
+def test_another_site_cannot_sign_a_browser_in(app, engine, project):
+    """Log-in CSRF: a page elsewhere posting its own valid token must not put the
+    visitor's browser into the attacker's account."""
+    sub = str(uuid.uuid4())
+    response = httpx.post(f"{app.base_url}/api/auth/supabase", data={"access_token": project.token(sub=sub)},
+                          headers={"Origin": "https://evil.example"}, timeout=30)
+    assert response.status_code == 303 and "Cross-site" in response.headers["location"].replace("+", " ")
+    assert "cs_session" not in str(response.headers.get_list("set-cookie"))
+    assert _user(engine, sub) is None
+
+
 def test_an_existing_password_account_is_not_taken_over_by_e_mail(app, project):
     email = f"{uuid.uuid4().hex[:10]}@example.com"
     signed_up = httpx.post(f"{app.base_url}/api/auth/signup", json={"email": email, "password": "correct horse 1"},
