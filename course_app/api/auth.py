@@ -1,4 +1,4 @@
-"""Sign-up, log-in and log-out.
+"""Sign-up, log-in (password, or a Supabase access token) and log-out.
 
 The pages post plain HTML forms here (no JavaScript needed) and get a redirect;
 scripts send JSON and get JSON. Either way the session token travels only in an

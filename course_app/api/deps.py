@@ -1,5 +1,6 @@
 """What every API route needs: a database session, the storage, the current user
-(session cookie or bearer token), rate limits and the cross-site request check."""
+(session cookie, or a bearer token: ours or a Supabase access token), rate limits
+and the cross-site request check."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from course_app.auth.tokens import API_TOKEN_PREFIX, SESSION_COOKIE, user_for_ap
 from course_app.db import session_scope
 from course_app.errors import Forbidden, Unauthorized
 from course_app.models import User
-from course_app.rate_limits import enforce_anonymous_rate_limit, enforce_rate_limit, enforce_user_rate_limit
+from course_app.rate_limits import enforce_rate_limit  # noqa: F401  (the routes import their limits from here)
+from course_app.rate_limits import enforce_anonymous_rate_limit, enforce_user_rate_limit
 from course_app.settings import get_settings
-
-__all__ = ["enforce_rate_limit", "enforce_user_rate_limit"]  # the routes' one import for limits
 from course_app.storage import Storage, get_storage
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
