@@ -23,6 +23,11 @@ class Credentials(BaseModel):
     next: str = ""
 
 
+class SupabaseSignIn(BaseModel):
+    access_token: str
+    next: str = ""
+
+
 class UserPublic(BaseModel):
     id: int
     email: str

@@ -54,6 +54,8 @@ ROUTES = sorted(api_routes(), key=lambda r: (r[1], r[0]))
 PUBLIC = {
     ("POST", "/api/auth/signup"): "creates a new account; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
     ("POST", "/api/auth/login"): "checks credentials; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
+    ("POST", "/api/auth/supabase"): "trades a Supabase access token it verifies for a session (404 unless configured); "
+                                    "refused cross-site (test_cross_site), bad tokens in test_supabase_sign_in",
     ("POST", "/api/auth/logout"): "ends only the session in the caller's own cookie (test_sessions shows others survive)",
     ("POST", "/api/auth/logout-everywhere"): "ends only the caller's own sessions, 401 without a log-in "
                                              "(test_open_tabs shows another user's session survives)",
