@@ -72,9 +72,12 @@ class PreviewState(rx.State):
                 order.append((str(lesson.id), lesson.title, chapter.title))
             total = sum(lesson.duration_seconds or 0 for lesson in chapter.lessons)
             chapters.append(ChapterOutline(str(chapter.id), chapter.title, duration_text(total), rows))
-        self.title, self.description, self.status = seen.course.title, seen.course.description, seen.course.status
-        self.is_owner, self.left_out, self.lesson_count = seen.is_owner, seen.left_out, number
-        self.chapters, self.load_error, self.loaded = chapters, "", True
+        for name, value in (("title", seen.course.title), ("description", seen.course.description),
+                            ("status", seen.course.status), ("is_owner", seen.is_owner), ("left_out", seen.left_out),
+                            ("lesson_count", number), ("chapters", chapters), ("load_error", "")):
+            if getattr(self, name) != value:  # a reload of the same course resends nothing of the outline
+                setattr(self, name, value)
+        self.loaded = True
         player._lessons = order
         if order:
             async for update in player._show(user, 0):
