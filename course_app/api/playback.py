@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from course_app.api.deps import CurrentUser, DbSession, StorageDep, client_ip, enforce_rate_limit
 from course_app.api.errors import error_response
 from course_app.api.security_headers import inline_disposition
-from course_app.db import run_in_session
+from course_app.db import session_scope
 from course_app.errors import NotFound
 from course_app.services import playback
 from course_app.services.playback import MediaObject
@@ -42,26 +42,28 @@ class PlaybackPublic(BaseModel):
     expires_at: str
 
 
-@router.get("/api/videos/{video_id}/playback", response_model=PlaybackPublic,
+@router.get("/api/videos/{video_id}/playback",
             summary="Short-lived signed links to play a video and show its thumbnails",
             description="The owner may play any ready video; anyone signed in, the ready videos of a published "
                         "course. The links need no cookie and expire (`expires_at`); ask again for new ones.")
-def playback_links(video_id: str, user: CurrentUser, db: DbSession, storage: StorageDep) -> Response:
+def playback_links(video_id: str, user: CurrentUser, db: DbSession, storage: StorageDep,
+                   response: Response) -> PlaybackPublic:
     links = playback.playback_links(session=db, user=user, storage=storage, video_id=video_id)
-    body = PlaybackPublic(video_id=links.video_id, url=links.url, poster_url=links.poster_url,
+    response.headers["Cache-Control"] = NO_STORE  # the links are this user's, and short-lived
+    return PlaybackPublic(video_id=links.video_id, url=links.url, poster_url=links.poster_url,
                           thumbnail_urls=links.thumbnail_urls, expires_at=links.expires_at.isoformat())
-    return Response(body.model_dump_json(), media_type="application/json", headers={"Cache-Control": NO_STORE})
 
 
 @router.get("/api/media/{video_id}/{kind}/{version}", summary="The bytes behind a signed playback link",
             description="No cookie needed: the link's signature and expiry are the permission. 403 when the "
                         "link was changed (`link_invalid`) or has expired (`link_expired`).")
-async def media(video_id: str, kind: str, version: str, request: Request, storage: StorageDep) -> Response:
+def media(video_id: str, kind: str, version: str, request: Request, storage: StorageDep) -> Response:
     enforce_rate_limit(get_settings().media_rate_limit, f"ip:{client_ip(request)}", what="media")
     expires = request.query_params.get("expires")
     playback.check_link(video_id=video_id, kind=kind, version=version, expires=expires,
                         signature=request.query_params.get("signature"))
-    found = await run_in_session(playback.linked_object, video_id=video_id, kind=kind, version=version)
+    with session_scope() as session:  # short: not held while the bytes go out
+        found = playback.linked_object(session=session, video_id=video_id, kind=kind, version=version)
     left = max(0, int(expires) - int(time.time()))
     return serve(request, storage, found, cache_control=f"public, max-age={left}, immutable")
 
