@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     processing_lease_seconds: float = Field(default=60, ge=1)
     processing_queue_wait_seconds: float = Field(default=600, ge=1)
     processing_max_attempts: int = Field(default=3, ge=1, le=100)
+    # Playback (services/playback.py): how long a signed link to a video or thumbnail
+    # works, and the requests one address may make for media through such links.
+    playback_link_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    media_rate_limit: str = "1200/minute"
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"]
     )
@@ -155,7 +159,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("login_rate_limit", "login_ip_rate_limit", "anonymous_rate_limit", "signup_rate_limit",
-                     "api_rate_limit", "upload_rate_limit", "part_rate_limit", "socket_event_rate_limit")
+                     "api_rate_limit", "upload_rate_limit", "part_rate_limit", "socket_event_rate_limit",
+                     "media_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many

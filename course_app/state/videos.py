@@ -14,8 +14,9 @@ from datetime import timedelta
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import outbox, processing, undo, upload_sessions, video_layout, videos
+from course_app.services import outbox, playback, processing, undo, upload_sessions, video_layout, videos
 from course_app.settings import get_settings
+from course_app.storage import get_storage
 from course_app.state.editor_store import STAGE_LABELS, PendingUpload, VideoRow, pending_row, persist
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
@@ -246,6 +247,8 @@ class PlayerState(rx.State):
 
     playing_id: str = ""
     playing_title: str = ""
+    playing_src: str = ""  # a short-lived signed link (services/playback.py)
+    playing_poster: str = ""
 
     @rx.event
     @requires_user
@@ -253,9 +256,17 @@ class PlayerState(rx.State):
         row = (await self.get_state(VideosState))._row(video_id)
         if row is None:
             await show_error(self, GONE, "videos")
-        elif row.status == "ready":
-            self.playing_id, self.playing_title = row.id, row.title
+            return
+        if row.status != "ready":
+            return
+        try:
+            links = await call_service(playback.playback_links, user=user, storage=get_storage(), video_id=row.id)
+        except Exception as exc:
+            await show_error(self, user_message(exc), row.id)
+            return
+        self.playing_id, self.playing_title = row.id, row.title
+        self.playing_src, self.playing_poster = links.url, links.poster_url
 
     @rx.event
     def stop_playing(self):
-        self.playing_id = self.playing_title = ""
+        self.playing_id = self.playing_title = self.playing_src = self.playing_poster = ""
