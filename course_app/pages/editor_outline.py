@@ -16,7 +16,7 @@ import reflex as rx
 from course_app.components.elements import BLUR_ON_ENTER
 from course_app.components.layout import error_callout
 from course_app.models import TITLE_MAX
-from course_app.state.editor_store import ChapterRow, VideoRow
+from course_app.state.editor_store import BUCKETS, ChapterRow, VideoRow
 from course_app.state.notice import NoticeState
 from course_app.state.outline import PAGE, PAGES, OutlineState
 from course_app.state.selection import DialogState, SelectionState
@@ -175,11 +175,13 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
 
 
 @rx.memo
-def chapter_videos(chapter_id: rx.Var[str], title: rx.Var[str], count: rx.Var[int]) -> rx.Component:
+def chapter_videos(chapter_id: rx.Var[str], bucket: rx.Var[int], title: rx.Var[str],
+                   count: rx.Var[int]) -> rx.Component:
     """An open chapter's videos. A memo component of its own that reads the videos,
     the selection and the notice itself: a change there re-renders the open chapters'
     lists only, never the chapter rows (whose pages read the outline alone)."""
-    rows = VideosState.by_chapter.get(chapter_id, []).to(list[VideoRow])
+    buckets = rx.Var.create([getattr(VideosState, f"videos_{b}") for b in range(BUCKETS)])
+    rows = buckets.to(list[dict])[bucket].to(dict[str, list[VideoRow]]).get(chapter_id, []).to(list[VideoRow])
     shown = rows.length()
     return rx.el.div(
         rx.cond(
@@ -225,7 +227,7 @@ def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
                 first=index == 0, last=index == OutlineState.chapter_count - 1, saving=chapter.saving.to(bool),
                 notice=rx.cond(NoticeState.error_target == chapter.id, NoticeState.error, ""),
             ),
-            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), title=chapter.title.to(str),
+            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), bucket=chapter.bucket.to(int), title=chapter.title.to(str),
                                              count=chapter.count.to(int))),
             custom_attrs={"data-testid": "chapter-row", "data-chapter-id": chapter.id},
             aria_busy=chapter.saving,
