@@ -86,6 +86,8 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=EMAIL_MAX, unique=True, index=True)
     password_hash: str
     role: str = Field(default="instructor", max_length=20)
+    # The Supabase user (the access token's ``sub``) of an account made by Supabase sign-in.
+    supabase_sub: str | None = Field(default=None, max_length=255, unique=True, index=True)
     created_at: datetime = _timestamp()
 
 

@@ -119,6 +119,10 @@ def app_server(tmp_path_factory):
                                   # speed; the limits are proved on an app of their own
                                   # (tests/security/test_socket_limits.py, test_low_limits.py)
                                   "COURSE_API_RATE_LIMIT": "100000/minute",
+                                  # every test logs in and asks without credentials from 127.0.0.1;
+                                  # the per-address limits are proved in tests/security/test_shared_limits.py
+                                  "COURSE_LOGIN_IP_RATE_LIMIT": "100000/minute",
+                                  "COURSE_ANONYMOUS_RATE_LIMIT": "100000/minute",
                                   "COURSE_SOCKET_EVENT_RATE_LIMIT": "100000/second",
                                   # canaries: the security tests prove these never reach a browser
                                   # (storage stays local; B2 is not used with them)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from course_app.api import auth, chapters, courses, replacements, tokens, trash, upload_sessions, videos
+from course_app.api import auth, chapters, courses, playback, replacements, tokens, trash, upload_sessions, videos
 from course_app.api.editing import Replayed
 from course_app.api.body_limit import BodyLimit
 from course_app.api.errors import domain_error_response, error_response
@@ -71,6 +71,7 @@ def build_api() -> FastAPI:
     api.include_router(chapters.router)
     api.include_router(replacements.router)  # before videos: /api/videos/duplicates is no video id
     api.include_router(videos.router)
+    api.include_router(playback.router)
     api.include_router(upload_sessions.router)
     api.include_router(trash.router)
     return api

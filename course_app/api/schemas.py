@@ -9,8 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel, computed_field
 
-from course_app.models import (DESCRIPTION_MAX, TITLE_MAX, ApiToken, Chapter, Course, User, Video, VideoReplacement,
-                               VideoStatus)
+from course_app.models import (DESCRIPTION_MAX, TITLE_MAX, ApiToken, Chapter, Course, User, Video, VideoReplacement)
 from course_app.services.trash import CourseTrash
 from course_app.services.upload_sessions import FINGERPRINT_MAX, LedgerView
 from course_app.services.videos import stream_url, thumbnail_urls
@@ -21,6 +20,11 @@ from course_app.services.videos import stream_url, thumbnail_urls
 class Credentials(BaseModel):
     email: str
     password: str
+    next: str = ""
+
+
+class SupabaseSignIn(BaseModel):
+    access_token: str
     next: str = ""
 
 

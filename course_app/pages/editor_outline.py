@@ -16,7 +16,7 @@ import reflex as rx
 from course_app.components.elements import BLUR_ON_ENTER
 from course_app.components.layout import error_callout
 from course_app.models import TITLE_MAX
-from course_app.state.editor_store import ChapterRow, VideoRow
+from course_app.state.editor_store import BUCKETS, ChapterRow, VideoRow
 from course_app.state.notice import NoticeState
 from course_app.state.outline import PAGE, PAGES, OutlineState
 from course_app.state.selection import DialogState, SelectionState
@@ -202,16 +202,22 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
     )
 
 
-def _videos(chapter: ChapterRow) -> rx.Component:
-    rows = VideosState.by_chapter.get(chapter.id, []).to(list[VideoRow])
-    count = rows.length()
+@rx.memo
+def chapter_videos(chapter_id: rx.Var[str], bucket: rx.Var[int], title: rx.Var[str],
+                   count: rx.Var[int]) -> rx.Component:
+    """An open chapter's videos. A memo component of its own that reads the videos,
+    the selection and the notice itself: a change there re-renders the open chapters'
+    lists only, never the chapter rows (whose pages read the outline alone)."""
+    buckets = rx.Var.create([getattr(VideosState, f"videos_{b}") for b in range(BUCKETS)])
+    rows = buckets.to(list[dict])[bucket].to(dict[str, list[VideoRow]]).get(chapter_id, []).to(list[VideoRow])
+    shown = rows.length()
     return rx.el.div(
         rx.cond(
-            count > 0,
+            shown > 0,
             rx.fragment(
                 rx.el.div(
-                    rx.button("Select all", on_click=SelectionState.toggle_chapter_videos(chapter.id), size="1",
-                              variant="ghost", aria_label="Select all videos in " + chapter.title),
+                    rx.button("Select all", on_click=SelectionState.toggle_chapter_videos(chapter_id), size="1",
+                              variant="ghost", aria_label="Select all videos in " + title),
                 ),
                 rx.el.ul(
                     rx.foreach(rows, lambda v, i: video_row(
@@ -221,18 +227,18 @@ def _videos(chapter: ChapterRow) -> rx.Component:
                         resolution=v.resolution.to(str), can_retry=v.can_retry.to(bool),
                         replacement=v.replacement.to(str), replacement_failed=v.replacement_failed.to(bool),
                         replacement_can_retry=v.replacement_can_retry.to(bool),
-                        selected=SelectionState.videos.contains(v.id), first=i == 0, last=i == count - 1,
+                        selected=SelectionState.videos.contains(v.id), first=i == 0, last=i == shown - 1,
                         notice=rx.cond(NoticeState.error_target == v.id, NoticeState.error, ""),
                     )),
-                    aria_label="Videos of " + chapter.title,
+                    aria_label="Videos of " + title,
                 ),
             ),
             rx.text(
-                rx.cond(chapter.count > 0, "Loading videos…", "No videos yet. Drop video files here or use Upload."),
+                rx.cond(count > 0, "Loading videos…", "No videos yet. Drop video files here or use Upload."),
                 size="2", color_scheme="gray",
             ),
         ),
-        id="videos-" + chapter.id,
+        id="videos-" + chapter_id,
         class_name="cs-videos",
     )
 
@@ -251,7 +257,8 @@ def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
                 first=index == 0, last=index == OutlineState.chapter_count - 1, saving=chapter.saving.to(bool),
                 notice=rx.cond(NoticeState.error_target == chapter.id, NoticeState.error, ""),
             ),
-            rx.cond(is_open, _videos(chapter)),
+            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), bucket=chapter.bucket.to(int), title=chapter.title.to(str),
+                                             count=chapter.count.to(int))),
             custom_attrs={"data-testid": "chapter-row", "data-chapter-id": chapter.id},
             aria_busy=chapter.saving,
             class_name="cs-chapter",

@@ -35,7 +35,7 @@ from course_app.errors import Conflict, NotFound
 from course_app.models import StorageDeletion, User, Video, VideoReplacement, VideoStatus, utcnow
 from course_app.services import processing
 from course_app.services.live import course_changed
-from course_app.services.ordering import current, lock_course, mark_changed
+from course_app.services.ordering import current, lock_course
 from course_app.services.outbox import enqueue_storage_deletion
 from course_app.settings import get_settings
 from course_app.storage.base import StoredObject, video_key
@@ -154,7 +154,7 @@ def fail_upload(*, session: Session, replacement_id: uuid.UUID, reason: str,
     if replacement is None:
         return None
     try:
-        mark_changed(session, replacement.course_id)
+        course_changed(session, replacement.course_id)
     except NotFound:
         pass
     if remove_row:

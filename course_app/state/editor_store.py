@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,6 +39,13 @@ STAGE_LABELS = {"verifying": "Verifying…", "probing": "Reading the video…", 
 NO_ACCESS = "This course does not exist or you do not have access to it."
 
 
+BUCKETS = 16  # the open chapters' videos reach the browser in this many vars (VideosState)
+
+
+def bucket_of(chapter_id: str) -> int:
+    return zlib.crc32(chapter_id.encode()) % BUCKETS
+
+
 @dataclasses.dataclass
 class ChapterRow:
     id: str
@@ -52,6 +60,10 @@ class ChapterRow:
     duration: str = ""  # "1:02:03"
     summary: str = ""  # "2 uploading, 1 processing, 1 failed"
     saving: bool = False  # shown before the database has given the row its id
+    bucket: int = 0  # which of VideosState's vars carries its videos (set from the id)
+
+    def __post_init__(self) -> None:
+        self.bucket = bucket_of(self.id)
 
 
 @dataclasses.dataclass
@@ -206,7 +218,7 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
         pending = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=course.course_id)
     except Exception as exc:  # the course vanished, is someone else's, or the database is down
         course._clear()
-        chapters._chapters, videos.by_chapter, videos.pending = [], {}, []
+        chapters._chapters, videos._by_chapter, videos.pending = [], {}, []
         course.load_error = NO_ACCESS if isinstance(exc, (NotFound, Forbidden)) or getattr(
             exc, "status_code", 0) == 400 else user_message(exc)
         return False
@@ -215,8 +227,8 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
         await chapters._run_filter(user)
     else:
         shown = await grouped_rows(snapshot.videos)
-        if shown != videos.by_chapter:
-            videos.by_chapter = shown
+        if shown != videos._by_chapter:
+            videos._by_chapter = shown
     unfinished = [pending_row(view) for view in pending if view.session.chapter_id is not None]
     if unfinished != videos.pending:
         videos.pending = unfinished

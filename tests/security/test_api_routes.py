@@ -54,12 +54,17 @@ ROUTES = sorted(api_routes(), key=lambda r: (r[1], r[0]))
 PUBLIC = {
     ("POST", "/api/auth/signup"): "creates a new account; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
     ("POST", "/api/auth/login"): "checks credentials; refused cross-site (test_cross_site) and rate limited (test_low_limits)",
+    ("POST", "/api/auth/supabase"): "trades a Supabase access token it verifies for a session (404 unless configured); "
+                                    "refused cross-site (test_cross_site), bad tokens in test_supabase_sign_in",
     ("POST", "/api/auth/logout"): "ends only the session in the caller's own cookie (test_sessions shows others survive)",
     ("POST", "/api/auth/logout-everywhere"): "ends only the caller's own sessions, 401 without a log-in "
                                              "(test_open_tabs shows another user's session survives)",
     ("GET", "/api/openapi.json"): "the API's public description: routes and schemas, no data",
     ("GET", "/api/docs"): "the API's public description page (Swagger UI), no data",
     ("GET", "/docs/oauth2-redirect"): "a static page of the Swagger UI, no data",
+    ("GET", "/api/media/{video_id}/{kind}/{version}"): "a signed playback link's bytes: no cookie read, the link's "
+                                                        "HMAC and expiry are the permission (403 without them, below "
+                                                        "and in tests/api/test_playback_api.py)",
 }
 
 
@@ -153,6 +158,8 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
         ("GET", "/api/videos/{video_id}/thumbnail/{size}"): [
             Attempt("see A's thumbnail", "GET", f"/api/videos/{video}/thumbnail/small"),
             Attempt("see A's large thumbnail", "GET", f"/api/videos/{video}/thumbnail/large")],
+        ("GET", "/api/videos/{video_id}/playback"): [
+            Attempt("get a signed link to A's draft video", "GET", f"/api/videos/{video}/playback")],
         ("GET", "/api/videos/{video_id}/stream"): [
             Attempt("play A's video", "GET", f"/api/videos/{video}/stream"),
             Attempt("play a range of A's video", "GET", f"/api/videos/{video}/stream", {"headers": {"Range": "bytes=0-99"}}),
@@ -256,8 +263,16 @@ def test_own_things_created_with_someone_elses_ids_in_the_body_belong_to_the_cre
 
 
 def test_the_public_routes_hold_nothing_of_anyones(world, anonymous):
+    video = world.a.videos[world.a.chapters[0]][0]
     for method, path in PUBLIC:
         if method != "GET":
+            continue
+        if "{" in path:  # a signed link's route, asked for A's video with a made-up signature
+            url = path.format(video_id=video, kind="video", version="0" * 16)
+            for query in ({}, {"expires": "99999999999", "signature": "forged"}):
+                response = anonymous.get(url, params=query)
+                assert response.status_code == 403 and response.json()["code"] == "link_invalid", response.text
+                assert find_leaks(response.text, world.secrets_of_a()) == [], path
             continue
         response = anonymous.get(path)
         assert response.status_code == 200, path

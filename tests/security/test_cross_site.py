@@ -31,6 +31,7 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
         ("POST", "/api/auth/signup"): ("/api/auth/signup", {"json": {"email": f"csrf-{a.tag}@example.com",
                                                                     "password": "correct horse battery"}}),
         ("POST", "/api/auth/login"): ("/api/auth/login", {"json": {"email": a.email, "password": "correct horse battery"}}),
+        ("POST", "/api/auth/supabase"): ("/api/auth/supabase", {"json": {"access_token": "a.b.c"}}),
         ("POST", "/api/auth/logout"): ("/api/auth/logout", {"headers": {"accept": "application/json"}}),
         ("POST", "/api/auth/logout-everywhere"): ("/api/auth/logout-everywhere", {"headers": {"accept": "application/json"}}),
         ("POST", "/api/tokens"): ("/api/tokens", {"json": {"name": "csrf"}}),

@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 import course_app.cli
 import course_app.db
-from course_app.models import Chapter, UploadSession, Video
-from course_app.services import courses, reconcile, trash, upload_sessions, videos
+from course_app.models import UploadSession, Video
+from course_app.services import reconcile, trash, upload_sessions, videos
 from course_app.storage.base import Leftover
 from course_app.storage.keys import TEMP_MARKER
 from course_app.storage.local import LocalStorage

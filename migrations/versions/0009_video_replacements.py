@@ -1,7 +1,7 @@
 """video replacements (a new file for a lesson, swapped in once processed) and file fingerprints
 
-Revision ID: 0006_video_replacements
-Revises: 0005_video_processing
+Revision ID: 0007_video_replacements
+Revises: 0006_supabase_sub
 Create Date: 2026-11-29 03:00:00
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0006_video_replacements'
-down_revision = '0005_video_processing'
+revision = '0007_video_replacements'
+down_revision = '0006_supabase_sub'
 branch_labels = None
 depends_on = None
 
