@@ -120,7 +120,7 @@ def engine_of(server: AppServer) -> Iterator[Engine]:
         engine.dispose()
 
 
-def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 60.0) -> dict[str, str]:
+def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 180.0) -> dict[str, str]:
     """Wait until the app's worker is done with these videos (every video, when None):
     none of them is still ``processing``. Returns {video id: status}."""
     import uuid
