@@ -66,8 +66,9 @@ def _table(problems: Iterable[reconcile.Problem]) -> list[str]:
 
 def format_report(report: reconcile.Report) -> str:
     trashed = f" ({report.trashed_rows} in a course trash, files kept until purged)" if report.trashed_rows else ""
+    replacing = f", {report.replacements_checked} replacements on their way" if report.replacements_checked else ""
     lines = [
-        f"Checked {report.rows_checked} video rows{trashed}, {report.objects_checked} stored files and "
+        f"Checked {report.rows_checked} video rows{trashed}{replacing}, {report.objects_checked} stored files and "
         f"{report.unfinished_checked} unfinished uploads"
         + (f" ({report.in_flight} in progress, left alone)." if report.in_flight else ".")
     ]

@@ -15,12 +15,14 @@ from course_app.db import migrate
 from course_app.pages.auth import login_page, signup_page
 from course_app.pages.dashboard import dashboard_page
 from course_app.pages.editor import editor_page
+from course_app.pages.preview import preview_page
 from course_app.pages.settings import settings_page
 from course_app.pages.trash import trash_page
 from course_app.settings import load_settings_or_exit
 from course_app.state.auth_forms import AuthFormState
 from course_app.state.dashboard import DashboardState
 from course_app.state.course import CourseState
+from course_app.state.preview import PreviewState
 from course_app.state.session import IdentityGuard, SessionState
 from course_app.state.settings_page import TokensState
 from course_app.state.trash import TrashState
@@ -126,6 +128,8 @@ app.add_page(dashboard_page, route="/dashboard", title="My courses · Course Stu
              on_load=[SessionState.require_login, DashboardState.load])
 app.add_page(editor_page, route="/courses/[course_id]", title="Course editor · Course Studio",
              on_load=[SessionState.require_login, CourseState.load])
+app.add_page(preview_page, route="/courses/[course_id]/preview", title="Student preview · Course Studio",
+             on_load=[SessionState.require_login, PreviewState.load])
 app.add_page(trash_page, route="/courses/[course_id]/trash", title="Trash · Course Studio",
              on_load=[SessionState.require_login, TrashState.load])
 app.add_page(settings_page, route="/settings", title="Settings · Course Studio",

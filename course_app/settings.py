@@ -63,22 +63,54 @@ class Settings(BaseSettings):
     processing_lease_seconds: float = Field(default=60, ge=1)
     processing_queue_wait_seconds: float = Field(default=600, ge=1)
     processing_max_attempts: int = Field(default=3, ge=1, le=100)
+    # Playback (services/playback.py): how long a signed link to a video or thumbnail
+    # works, and the requests one address may make for media through such links.
+    playback_link_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    media_rate_limit: str = "1200/minute"
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"]
     )
     session_lifetime_hours: int = Field(default=24 * 14, gt=0, le=24 * 365)
     secret_key: str = ""
-    login_rate_limit: str = "10/minute"
+    login_rate_limit: str = "10/minute"  # per client address and e-mail
+    login_ip_rate_limit: str = "30/minute"  # per client address, whatever the e-mail (Supabase sign-ins too)
+    # Requests with missing or invalid credentials (a bogus token, an ended session), per client address.
+    anonymous_rate_limit: str = "60/minute"
     signup_rate_limit: str = "20/hour"
     api_rate_limit: str = "300/minute"
     upload_rate_limit: str = "60/minute"
     part_rate_limit: str = "3000/minute"
+    # Duplicate look-ups (POST /api/videos/duplicates): one per file chosen.
+    lookup_rate_limit: str = "120/minute"
     # Events one socket (one tab's connection) may send, whatever they are.
     socket_event_rate_limit: str = "40/second"
     # Open sockets per client IP (per app process), and how long the States of a tab
     # that never logged in are kept once its socket closed.
     socket_connections_per_ip: int = Field(default=40, gt=0)
     anonymous_state_seconds: float = Field(default=60, gt=0)
+    # Reverse proxies in front of the app whose X-Forwarded-For is believed (0: the
+    # client is the socket peer; 1: one proxy, nginx or a load balancer, ...).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+    # Redis (redis://...): rate limits shared by every app process and machine
+    # (empty: each process counts in its own memory), under this key prefix; also
+    # Reflex's state manager and the upkeep lock under `serve` (below).
+    redis_url: str = ""
+    rate_limit_key_prefix: str = Field(default="course-limits", min_length=1, max_length=100)
+    # Supabase sign-in (auth/supabase.py), off while supabase_url is empty. Access
+    # tokens are verified here: ES256/RS256 against the project's JWKS (default
+    # <url>/auth/v1/.well-known/jwks.json, cached), HS256 only when the legacy JWT
+    # secret is set. A new user's role: supabase_default_role, or the token's
+    # app_metadata.role claim when it names one of ours ("" here: the claim is required).
+    supabase_url: str = ""
+    supabase_jwt_secret: str = ""
+    supabase_jwks_url: str = ""
+    supabase_audience: str = "authenticated"
+    supabase_default_role: Literal["instructor", ""] = "instructor"
+    supabase_jwks_cache_seconds: float = Field(default=600, gt=0)
+    supabase_jwks_cooldown_seconds: float = Field(default=30, ge=0)
+    # The provider of the log-in page's "Continue with ..." button (github, google ...;
+    # empty: no button, tokens arrive from the project's own sign-in page).
+    supabase_provider: str = Field(default="", pattern=r"^[a-z0-9_-]*$", max_length=40)
     # Strict-Transport-Security max-age, sent in production only (0: not sent).
     hsts_max_age_seconds: int = Field(default=2 * 365 * 24 * 3600, ge=0)
     # Production serving (course_app/serve.py): Redis for Reflex's state manager (so a
@@ -87,7 +119,6 @@ class Settings(BaseSettings):
     # reverse proxy's), built into the front end; JSON logs (default: on in production);
     # the bearer token that opens /api/metrics (empty: no metrics route); seconds
     # between two rounds of background upkeep (storage deletions, sweeps).
-    redis_url: str = ""
     web_workers: int = Field(default=1, ge=1, le=64)
     public_url: str = ""
     log_format: Literal["text", "json", ""] = ""
@@ -107,13 +138,6 @@ class Settings(BaseSettings):
         for origin in value:
             if not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an http(s) origin")
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _check_redis_url(cls, value: str) -> str:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be empty or a redis://, rediss:// or unix:// URL")
         return value
 
     @field_validator("public_url")
@@ -138,6 +162,21 @@ class Settings(BaseSettings):
             raise ValueError("must be empty (a SQLite queue in the data folder) or a redis:// URL")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be empty (limits counted in each process) or a redis:// URL")
+        return value
+
+    @field_validator("supabase_url", "supabase_jwks_url")
+    @classmethod
+    def _check_supabase_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// URL (http:// for a local test server)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -148,8 +187,9 @@ class Settings(BaseSettings):
             value = "postgresql://" + value.removeprefix("postgres://")
         return value
 
-    @field_validator("login_rate_limit", "signup_rate_limit", "api_rate_limit", "upload_rate_limit", "part_rate_limit",
-                     "socket_event_rate_limit")
+    @field_validator("login_rate_limit", "login_ip_rate_limit", "anonymous_rate_limit", "signup_rate_limit",
+                     "api_rate_limit", "upload_rate_limit", "part_rate_limit", "socket_event_rate_limit",
+                     "media_rate_limit", "lookup_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many
@@ -166,6 +206,11 @@ class Settings(BaseSettings):
             for name in ("b2_key_id", "b2_application_key", "b2_bucket_name"):
                 if not getattr(self, name):
                     raise SettingsError(f"{ENV_PREFIX}{name.upper()}: required when storage_backend is b2")
+        if (self.supabase_jwt_secret or self.supabase_jwks_url or self.supabase_provider) and not self.supabase_url:
+            raise SettingsError(f"{ENV_PREFIX}SUPABASE_URL: required with the other Supabase settings")
+        if self.supabase_jwt_secret and len(self.supabase_jwt_secret) < MIN_SECRET_LENGTH:
+            raise SettingsError(f"{ENV_PREFIX}SUPABASE_JWT_SECRET: the project's JWT secret is at least "
+                                f"{MIN_SECRET_LENGTH} characters (Project Settings, API)")
         if self.environment == "production":
             if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < MIN_SECRET_LENGTH:
                 raise SettingsError(
@@ -191,6 +236,18 @@ class Settings(BaseSettings):
     @property
     def resolved_queue_path(self) -> Path:
         return (self.data_dir / "queue.db").resolve()
+
+    @property
+    def supabase_enabled(self) -> bool:
+        return bool(self.supabase_url)
+
+    @property
+    def supabase_issuer(self) -> str:
+        return f"{self.supabase_url}/auth/v1"
+
+    @property
+    def resolved_supabase_jwks_url(self) -> str:
+        return self.supabase_jwks_url or f"{self.supabase_issuer}/.well-known/jwks.json"
 
     @property
     def is_production(self) -> bool:

@@ -24,7 +24,7 @@ from course_app.models import User  # noqa: E402
 from course_app.services import users  # noqa: E402
 
 from tests.server import PG_ADMIN_URL  # noqa: E402
-TABLES_IN_DELETE_ORDER = ("idempotent_requests", "upload_parts", "upload_sessions", "storage_deletions", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
+TABLES_IN_DELETE_ORDER = ("idempotent_requests", "upload_parts", "upload_sessions", "storage_deletions", "video_replacements", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
 
 
 def _pg_available() -> bool:
@@ -140,6 +140,10 @@ def _session_app(home, production: dict[str, str]):
                                   # speed; the limits are proved on an app of their own
                                   # (tests/security/test_socket_limits.py, test_low_limits.py)
                                   "COURSE_API_RATE_LIMIT": "100000/minute",
+                                  # every test logs in and asks without credentials from 127.0.0.1;
+                                  # the per-address limits are proved in tests/security/test_shared_limits.py
+                                  "COURSE_LOGIN_IP_RATE_LIMIT": "100000/minute",
+                                  "COURSE_ANONYMOUS_RATE_LIMIT": "100000/minute",
                                   "COURSE_SOCKET_EVENT_RATE_LIMIT": "100000/second",
                                   # canaries: the security tests prove these never reach a browser
                                   # (storage stays local; B2 is not used with them)

@@ -59,7 +59,9 @@ def production_env(database_url: str) -> dict[str, str]:
     """What --production-app adds: PostgreSQL, Redis for page state, two workers,
     JSON logs and metrics behind a token."""
     return {"COURSE_DATABASE_URL": database_url, "COURSE_REDIS_URL": REDIS_URL, "COURSE_WEB_WORKERS": "2",
-            "COURSE_LOG_FORMAT": "json", "COURSE_METRICS_TOKEN": "metrics-" + uuid.uuid4().hex}
+            "COURSE_LOG_FORMAT": "json", "COURSE_METRICS_TOKEN": "metrics-" + uuid.uuid4().hex,
+            # Each app its own rate-limit budgets in the shared Redis.
+            "COURSE_RATE_LIMIT_KEY_PREFIX": "course-test-" + uuid.uuid4().hex[:12]}
 
 
 def free_port() -> int:
@@ -196,7 +198,7 @@ def engine_of(server: AppServer) -> Iterator[Engine]:
         engine.dispose()
 
 
-def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 60.0) -> dict[str, str]:
+def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 180.0) -> dict[str, str]:
     """Wait until the app's worker is done with these videos (every video, when None):
     none of them is still ``processing``. Returns {video id: status}."""
     import uuid

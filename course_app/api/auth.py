@@ -1,4 +1,4 @@
-"""Sign-up, log-in and log-out.
+"""Sign-up, log-in (password, or a Supabase access token) and log-out.
 
 The pages post plain HTML forms here (no JavaScript needed) and get a redirect;
 scripts send JSON and get JSON. Either way the session token travels only in an
@@ -11,14 +11,16 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
 from course_app.api.body_limit import BodyTooLarge
 from course_app.api.deps import CurrentUser, DbSession, check_csrf, client_ip, enforce_rate_limit
-from course_app.api.schemas import Credentials, UserPublic
-from course_app.auth.tokens import SESSION_COOKIE, create_session, end_session, notice_signature, safe_next
+from course_app.api.schemas import Credentials, SupabaseSignIn, UserPublic
+from course_app.auth import supabase
 from course_app.auth.session_events import sessions_ended
 from course_app.auth.tokens import (SESSION_COOKIE, create_session, end_all_sessions, end_session, notice_signature,
                                     safe_next)
-from course_app.errors import DomainError, InvalidInput
+from course_app.errors import DomainError, InvalidInput, NotFound
 from course_app.services import users
 from course_app.settings import get_settings
 
@@ -27,20 +29,28 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 AFTER_LOGIN = "/dashboard"
 
 
-async def _credentials(request: Request) -> tuple[Credentials, bool]:
-    """Read credentials from a form (browser) or JSON (script); returns (creds, is_form)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+def _is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
+async def _body(request: Request, model: type[Credentials] | type[SupabaseSignIn], fields: str):
+    """Read the request's fields from a form (browser) or JSON (script)."""
+    if _is_form(request):
         form = await request.form()
-        fields = {name: form.get(name) for name in ("email", "password", "next")}
-        return Credentials(**{k: v if isinstance(v, str) else "" for k, v in fields.items()}), True
+        return model(**{name: value if isinstance(value := form.get(name), str) else ""
+                        for name in model.model_fields})
     try:
-        body = await request.json()
-        return Credentials.model_validate(body), False
+        return model.model_validate(await request.json())
     except BodyTooLarge:
         raise
     except Exception:
-        raise InvalidInput("Send 'email' and 'password' as JSON or as a form.") from None
+        raise InvalidInput(f"Send {fields} as JSON or as a form.") from None
+
+
+async def _credentials(request: Request) -> tuple[Credentials, bool]:
+    """Read credentials from a form (browser) or JSON (script); returns (creds, is_form)."""
+    return await _body(request, Credentials, "'email' and 'password'"), _is_form(request)
 
 
 def _set_session_cookie(response: Response, token: str) -> None:
@@ -63,9 +73,7 @@ def _form_error(page: str, error: DomainError, email: str, next_path: str) -> Re
 
 async def _enter(request: Request, db: DbSession, *, signup: bool) -> Response:
     settings = get_settings()
-    is_form = request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    )
+    is_form = _is_form(request)
     page = "/signup" if signup else "/login"
     email_for_form = next_path = ""
     try:
@@ -77,20 +85,27 @@ async def _enter(request: Request, db: DbSession, *, signup: bool) -> Response:
             enforce_rate_limit(settings.signup_rate_limit, client_ip(request), what="sign-up")
             user = users.create_user(session=db, email=creds.email, password=creds.password)
         else:
+            # Per address (whatever the e-mail), then per address and e-mail.
+            enforce_rate_limit(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
             enforce_rate_limit(
                 settings.login_rate_limit, client_ip(request), creds.email.strip().lower()[:254], what="log-in"
             )
             user = users.authenticate(session=db, email=creds.email, password=creds.password)
-        token, _ = create_session(session=db, user=user)
-        db.commit()
+        return _signed_in(db, user, is_form=is_form, next_path=next_path, status_code=201 if signup else 200)
     except DomainError as error:
         if is_form:
             return _form_error(page, error, email_for_form, next_path)
         raise
+
+
+def _signed_in(db: DbSession, user, *, is_form: bool, next_path: str, status_code: int = 200) -> Response:
+    """Start a browser session for the user: the redirect (forms) or the user (JSON), with its cookie."""
+    token, _ = create_session(session=db, user=user)
+    db.commit()
     if is_form:
         response: Response = RedirectResponse(next_path or AFTER_LOGIN, status_code=303)
     else:
-        response = JSONResponse(UserPublic.of(user).model_dump(), status_code=201 if signup else 200)
+        response = JSONResponse(UserPublic.of(user).model_dump(), status_code=status_code)
     _set_session_cookie(response, token)
     return response
 
@@ -103,6 +118,30 @@ async def signup(request: Request, db: DbSession) -> Response:
 @router.post("/login", summary="Log in with e-mail and password")
 async def login(request: Request, db: DbSession) -> Response:
     return await _enter(request, db, signup=False)
+
+
+@router.post("/supabase", summary="Log in with a Supabase access token")
+async def supabase_sign_in(request: Request, db: DbSession) -> Response:
+    """The log-in page posts the access token Supabase's hosted sign-in returned (a
+    form, answered with a redirect); scripts send ``{"access_token": ...}`` as JSON.
+    Either way the answer carries our own session cookie, as a password log-in does."""
+    settings = get_settings()
+    is_form = _is_form(request)
+    next_path = ""
+    try:
+        check_csrf(request)
+        if not settings.supabase_enabled:
+            raise NotFound("Supabase sign-in is not configured on this server.")
+        enforce_rate_limit(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
+        body = await _body(request, SupabaseSignIn, "'access_token'")
+        next_path = safe_next(body.next)
+        claims = await run_in_threadpool(supabase.verify_access_token, body.access_token)
+        user = supabase.user_for_claims(session=db, claims=claims)
+        return _signed_in(db, user, is_form=is_form, next_path=next_path)
+    except DomainError as error:
+        if is_form:
+            return _form_error("/login", error, "", next_path)
+        raise
 
 
 def _logged_out(request: Request) -> Response:

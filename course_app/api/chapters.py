@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from course_app.api.editing import EditDep, apply_edit
+from course_app.api.editing import EDIT_HEADERS, EditDep, apply_edit
 from course_app.api.schemas import ChapterPublic, ChapterUpdate, VideoList, VideoOrder
 from course_app.services import courses, outbox, trash, videos
 
 router = APIRouter(prefix="/api/chapters", tags=["chapters"])
-EDIT_HEADERS = "Send `If-Match` with the course's ETag to refuse the edit (412) if the course changed since."
 
 
 @router.patch("/{chapter_id}", response_model=ChapterPublic, summary="Rename a chapter", description=EDIT_HEADERS)

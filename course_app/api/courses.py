@@ -7,17 +7,15 @@ from fastapi import APIRouter, Response
 from sqlmodel import Session
 
 from course_app.api.deps import CurrentUser, DbSession
-from course_app.api.editing import EditDep, apply_edit
+from course_app.api.editing import EDIT_HEADERS, EditDep, apply_edit
 from course_app.api.schemas import (
     ChapterCreate, ChapterList, ChapterOrder, ChapterPublic, CourseCreate, CoursePublic, CourseSummaryPublic, CourseUpdate,
 )
 from course_app.errors import InvalidInput
 from course_app.models import Course, User
-from course_app.services import courses, outbox, videos
-from course_app.services.ordering import REVISION
+from course_app.services import courses, ordering, outbox, videos
 
 router = APIRouter(prefix="/api/courses", tags=["courses"])
-EDIT_HEADERS = "Send `If-Match` with the course's ETag to refuse the edit (412) if the course changed since."
 
 
 @router.get("", summary="Your courses with their chapter and video counts")
@@ -57,7 +55,7 @@ def _update_course(*, session: Session, user: User, revision: int | None, course
     if body.title is not None or body.description is not None:
         course = courses.update_course(session=session, user=user, course_id=course_id, title=body.title,
                                        description=body.description, revision=revision)
-        revision = session.info[REVISION] if revision is not None else None
+        revision = ordering.then(session, revision)
     if body.status is not None:
         course = courses.set_course_status(session=session, user=user, course_id=course_id, status=body.status,
                                            revision=revision)

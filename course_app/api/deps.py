@@ -1,24 +1,24 @@
 """What every API route needs: a database session, the storage, the current user
-(session cookie or bearer token), rate limits and the cross-site request check."""
+(session cookie, or a bearer token: ours or a Supabase access token), rate limits
+and the cross-site request check."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from sqlmodel import Session
 
-from course_app.auth.tokens import SESSION_COOKIE, user_for_api_token, user_for_session_token
+from course_app.api.client_address import client_address
+from course_app.auth import supabase
+from course_app.auth.tokens import API_TOKEN_PREFIX, SESSION_COOKIE, user_for_api_token, user_for_session_token
 from course_app.db import session_scope
-from course_app.errors import Forbidden, RateLimited, Unauthorized
+from course_app.errors import Forbidden, Unauthorized
 from course_app.models import User
+from course_app.rate_limits import enforce_rate_limit  # noqa: F401  (the routes import their limits from here)
+from course_app.rate_limits import enforce_anonymous_rate_limit, enforce_user_rate_limit
 from course_app.settings import get_settings
 from course_app.storage import Storage, get_storage
 
@@ -42,35 +42,11 @@ def current_storage() -> Storage:
 StorageDep = Annotated[Storage, Depends(current_storage)]
 
 
-# Rate limits ----------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _limiter() -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(MemoryStorage())
-
-
-@lru_cache(maxsize=32)
-def _items(spec: str) -> tuple[RateLimitItem, ...]:
-    return tuple(parse_many(spec))
+# Rate limits (course_app/rate_limits.py: one limiter for both doors) ---------
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def enforce_rate_limit(spec: str, *keys: str, what: str) -> None:
-    """Raise RateLimited when any of the limits in ``spec`` is spent for ``keys``."""
-    limiter = _limiter()
-    for item in _items(spec):
-        if not limiter.hit(item, what, *keys):
-            retry_after = max(1, int(limiter.get_window_stats(item, what, *keys).reset_time - time.time()))
-            raise RateLimited(f"Too many {what} attempts. Wait {retry_after} seconds and try again.", retry_after)
-
-
-def enforce_user_rate_limit(user_id: int) -> None:
-    """The per-user limit of both doors, API routes and State handlers: one budget, one message."""
-    enforce_rate_limit(get_settings().api_rate_limit, f"user:{user_id}", what="API")
+    return client_address(request.scope)
 
 
 # Cross-site requests --------------------------------------------------------
@@ -105,16 +81,29 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def _bearer_user(db: Session, token: str) -> User:
+    """The user of a bearer token: one of our API tokens or, with Supabase sign-in on,
+    a Supabase access token (the user is made on first use, as on the log-in page)."""
+    if not token.startswith(API_TOKEN_PREFIX) and get_settings().supabase_enabled and supabase.looks_like_jwt(token):
+        return supabase.user_for_access_token(session=db, token=token)
+    user = user_for_api_token(session=db, token=token)
+    if user is None:
+        raise Unauthorized("That API token is not valid. Create a new one on the settings page.")
+    return user
+
+
 def optional_user(request: Request) -> User | None:
     """The user behind the bearer token or session cookie. Uses its own short
-    transaction, so a long upload does not hold a database connection."""
+    transaction, so a long upload does not hold a database connection. Bad
+    credentials count against the client's address (``anonymous_rate_limit``)."""
     bearer = _bearer(request)
     with session_scope() as db:
         if bearer is not None:
-            user = user_for_api_token(session=db, token=bearer)
-            if user is None:
-                raise Unauthorized("That API token is not valid. Create a new one on the settings page.")
-            return user
+            try:
+                return _bearer_user(db, bearer)
+            except (Unauthorized, Forbidden):
+                enforce_anonymous_rate_limit(client_ip(request))
+                raise
         user = user_for_session_token(session=db, token=request.cookies.get(SESSION_COOKIE))
     if user is not None:
         check_csrf(request)
@@ -123,6 +112,7 @@ def optional_user(request: Request) -> User | None:
 
 def current_user(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
+        enforce_anonymous_rate_limit(client_ip(request))
         raise Unauthorized("Log in, or send an API token as 'Authorization: Bearer <token>'.")
     enforce_user_rate_limit(user.id)
     return user

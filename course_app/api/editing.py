@@ -32,6 +32,7 @@ from course_app.models import User
 from course_app.services import idempotency
 from course_app.services.ordering import REVISION
 
+EDIT_HEADERS = "Send `If-Match` with the course's ETag to refuse the edit (412) if the course changed since."
 IF_MATCH_RE = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
 

@@ -13,7 +13,8 @@ The Content-Security-Policy allows only what the app needs:
   <style> elements and style attributes at run time, which no hash can name;
 - the socket (ws/wss to the page's own host) and the API (same origin);
 - images and fonts from the app and data: URLs (icons), video from the app, blob:
-  and, with B2 storage, the short-lived download links B2 serves;
+  and, with B2 storage, the short-lived download links B2 serves (videos, and
+  thumbnails as posters);
 - no frames of it anywhere (frame-ancestors 'none'), no plugins, forms and <base>
   only to the app itself.
 The Swagger UI page (/api/docs) loads its script and styles from its CDN and
@@ -73,12 +74,13 @@ def inline_script_hashes() -> tuple[str, ...]:
 
 def content_security_policy(host: str) -> str:
     socket = f"ws://{host} wss://{host}" if host else ""
-    media = "'self' blob:" + (f" {B2_DOWNLOADS}" if get_settings().storage_backend == "b2" else "")
+    b2 = f" {B2_DOWNLOADS}" if get_settings().storage_backend == "b2" else ""  # signed links and posters
+    media = "'self' blob:" + b2
     directives = {
         "default-src": "'self'",
         "script-src": " ".join(["'self'", *inline_script_hashes()]),
         "style-src": "'self' 'unsafe-inline'",
-        "img-src": "'self' data: blob:",
+        "img-src": "'self' data: blob:" + b2,
         "font-src": "'self' data:",
         "media-src": media,
         "connect-src": f"'self' {socket}".strip(),

@@ -2,7 +2,7 @@
 before Reflex sees the connection:
 
 - at most ``socket_connections_per_ip`` open sockets per client IP in this process
-  (the address behind ``trusted_proxy_hops`` reverse proxies, as Reflex reads it);
+  (the address behind ``COURSE_TRUSTED_PROXY_HOPS`` reverse proxies: api/client_address.py);
   one more is refused at the handshake;
 - only the WebSocket transport: the app's front end never polls, and an engine.io
   polling session would be a socket this count does not see.
@@ -18,27 +18,11 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from course_app.api.client_address import client_address
 from course_app.settings import get_settings
 from course_app.socket_tabs import tab_connected
 
 SOCKET_PATH = "/_event"
-
-
-def client_ip(scope: Scope) -> str:
-    """The client's address; behind trusted proxies, the one they forwarded."""
-    from reflex_base.config import get_config
-
-    ip = (scope.get("client") or ("unknown",))[0]
-    hops = get_config().trusted_proxy_hops
-    if hops:
-        forwarded = ""
-        for name, value in scope.get("headers", []):
-            if name == b"x-forwarded-for":
-                forwarded = value.decode("latin-1")
-        chain = [part.strip() for part in forwarded.split(",") if part.strip()]
-        if len(chain) >= hops:
-            ip = chain[-hops]
-    return ip
 
 
 class SocketGuard:
@@ -57,7 +41,7 @@ class SocketGuard:
                 return
             await self.app(scope, receive, send)
             return
-        ip = client_ip(scope)
+        ip = client_address(scope)
         if self.open[ip] >= get_settings().socket_connections_per_ip:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused

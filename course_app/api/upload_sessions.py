@@ -45,6 +45,7 @@ async def create_upload(body: UploadCreate, user: CurrentUser, storage: StorageD
         session_factory=session_scope, storage=storage, user=user, course_id=body.course_id,
         chapter_id=body.chapter_id, filename=body.filename, size=body.size, fingerprint=body.fingerprint,
         head=_decode_head(body.head), title=body.title, sha1=body.sha1, max_bytes=settings.max_upload_bytes,
+        replaces_video_id=body.replaces_video_id,
         quota_bytes=settings.quota_bytes, configured_part_size=settings.upload_chunk_bytes,
     )
     return JSONResponse(UploadPublic.of(view).model_dump(mode="json"), status_code=201 if created else 200)

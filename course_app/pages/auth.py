@@ -6,6 +6,7 @@ import reflex as rx
 
 from course_app.components.elements import post_form
 from course_app.components.layout import error_callout, page
+from course_app.components.supabase import supabase_sign_in
 from course_app.services.users import PASSWORD_MIN
 from course_app.state.auth_forms import AuthFormState
 
@@ -19,7 +20,13 @@ def _field(label: str, name: str, **props) -> rx.Component:
     )
 
 
-def _auth_form(*, heading: str, action: str, submit: str, password_hint: str, footer: rx.Component) -> rx.Component:
+def _supabase_door() -> rx.Component:
+    return rx.cond(AuthFormState.supabase_url != "",
+                   supabase_sign_in(supabase_url=AuthFormState.supabase_url, provider=AuthFormState.supabase_provider))
+
+
+def _auth_form(*, heading: str, action: str, submit: str, password_hint: str, footer: rx.Component,
+               extra: rx.Component | None = None) -> rx.Component:
     return page(
         rx.center(
             rx.card(
@@ -40,6 +47,7 @@ def _auth_form(*, heading: str, action: str, submit: str, password_hint: str, fo
                         action=action,
                         method="post",
                     ),
+                    extra if extra is not None else rx.fragment(),
                     footer,
                     spacing="4",
                     width="100%",
@@ -60,6 +68,7 @@ def login_page() -> rx.Component:
         submit="Log in",
         password_hint="current-password",
         footer=rx.text("New here? ", rx.link("Create an account", href="/signup"), size="2"),
+        extra=_supabase_door(),
     )
 
 

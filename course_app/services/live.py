@@ -1,7 +1,7 @@
 """Live sync: which courses changed, for the editors open in this process.
 
 Every change an open editor should show advances its course's ``pulse`` in the
-change's own transaction (``ordering.lock_course`` / ``mark_changed``), whoever
+change's own transaction (``ordering.lock_course``, or ``course_changed`` below for a status change), whoever
 made it: another tab, another device, the JSON API, a worker, another app
 process or machine. The database is the one place they all write, so it is also
 where this looks: one ``CourseWatch`` per process polls the pulses of the courses
@@ -110,6 +110,6 @@ def course_watch() -> CourseWatch:
 def course_changed(session, course_id: uuid.UUID) -> None:
     """Tell the course's open editors to reload (a status change nobody edited, such
     as processing progress): advances its pulse in the caller's transaction."""
-    from course_app.services.ordering import mark_changed
+    from course_app.services.ordering import lock_course
 
-    mark_changed(session, course_id)
+    lock_course(session, course_id, edit=False)

@@ -58,20 +58,21 @@ def lock_course(session: Session, course_id: uuid.UUID, *, revision: int | None 
         values["revision"] = Course.revision + 1
         if revision is not None:
             condition = condition & (Course.revision == revision)
-    result = session.exec(update(Course).where(condition).values(**values))  # type: ignore[arg-type]
-    if result.rowcount != 1:
+    statement = update(Course).where(condition).values(**values).returning(Course.revision, Course.pulse)
+    changed = session.execute(statement).one_or_none()
+    if changed is None:
         now = session.scalar(select(Course.revision).where(Course.id == course_id))
         if now is None:
             raise NotFound("That course does not exist.")
         raise Stale(revision=now)
-    new, pulse = session.execute(select(Course.revision, Course.pulse).where(Course.id == course_id)).one()
-    session.info[REVISION], session.info[PULSE] = new, pulse
-    return new
+    session.info[REVISION], session.info[PULSE] = changed
+    return changed[0]
 
 
-def mark_changed(session: Session, course_id: uuid.UUID) -> None:
-    """A status change open editors should show (no revision: nobody edited)."""
-    lock_course(session, course_id, edit=False)
+def then(session: Session, revision: int | None) -> int | None:
+    """The revision the next step of one edit is checked against: what the previous
+    step produced (or no check, when the edit came without one)."""
+    return session.info[REVISION] if revision is not None else None
 
 
 def current(session: Session, row: R, *, gone: str) -> R:

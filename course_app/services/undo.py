@@ -9,23 +9,21 @@ revision like every edit.
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from course_app.models import User, Video
+from course_app.models import User
 from course_app.services import trash
 from course_app.services.courses import ordered_chapters, owned_course
 from course_app.services.ordering import lock_course, renumber
 from course_app.services.validation import parse_uuid
-from course_app.services.video_layout import Layout, read_layout, restore_layout
+from course_app.services.video_layout import Layout, layout_of, restore_layout
 
 
 def trash_videos_recording_layout(
     *, session: Session, user: User, video_ids: object, revision: int | None = None
 ) -> tuple[list[int], Layout]:
     """``trash.trash_videos``, returning also the order their chapters had before."""
-    ids = [parse_uuid(i, what="video") for i in video_ids] if isinstance(video_ids, list) else []
-    chapters = set(session.exec(select(Video.chapter_id).where(Video.id.in_(ids)))) if ids else set()  # type: ignore[attr-defined]
-    layout = read_layout(session=session, chapter_ids=chapters) if chapters else {}
+    layout = layout_of(session=session, video_ids=video_ids)
     return trash.trash_videos(session=session, user=user, video_ids=video_ids, revision=revision), layout
 
 

@@ -33,6 +33,14 @@ def read_layout(*, session: Session, chapter_ids: set[uuid.UUID]) -> Layout:
     return layout
 
 
+def layout_of(*, session: Session, video_ids: object, also: set[uuid.UUID] = frozenset()) -> Layout:
+    """The order of the chapters holding ``video_ids`` (and of the chapters ``also``)."""
+    ids = [parse_uuid(i, what="video") for i in video_ids] if isinstance(video_ids, list) else []
+    chapters = set(session.exec(select(Video.chapter_id).where(Video.id.in_(ids)))) if ids else set()  # type: ignore[attr-defined]
+    chapters |= also
+    return read_layout(session=session, chapter_ids=chapters) if chapters else {}
+
+
 def move_recording_layout(
     *, session: Session, user: User, video_ids: object, chapter_id: object, before_id: object = None,
     revision: int | None = None,
@@ -41,10 +49,7 @@ def move_recording_layout(
     The order is read just before the move's lock: an edit committed in between
     makes the move itself refused (its revision is checked), and an upload that
     lands in between is kept by ``restore_layout``."""
-    ids = [parse_uuid(i, what="video") for i in video_ids] if isinstance(video_ids, list) else []
-    sources = set(session.exec(select(Video.chapter_id).where(Video.id.in_(ids)))) if ids else set()  # type: ignore[attr-defined]
-    chapters = sources | {parse_uuid(chapter_id, what="chapter")}
-    layout = read_layout(session=session, chapter_ids=chapters)
+    layout = layout_of(session=session, video_ids=video_ids, also={parse_uuid(chapter_id, what="chapter")})
     move_videos(session=session, user=user, video_ids=video_ids, chapter_id=chapter_id, before_id=before_id,
                 revision=revision)
     return layout

@@ -22,9 +22,9 @@ from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from course_app.models import TITLE_MAX, Chapter, StorageDeletion, User, Video, utcnow
 from course_app.services.courses import MAX_BATCH, owned_chapter, owned_course
 from course_app.services.ordering import (
-    current, in_requested_order, lock_course, mark_changed, parse_id_list, renumber,
+    current, in_requested_order, lock_course, parse_id_list, renumber,
 )
-from course_app.services import processing
+from course_app.services import live, processing
 from course_app.services.outbox import enqueue_storage_deletion, remove_video_row
 from course_app.services.validation import clean_text, parse_uuid
 from course_app.settings import get_settings
@@ -239,6 +239,7 @@ def begin_upload(
     content_type: str,
     declared_size: int | None,
     max_bytes: int,
+    fingerprint: str | None = None,
 ) -> Video:
     """Write the row first (status ``uploading``), before any byte is stored."""
     chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id, course_id=course_id)
@@ -261,6 +262,7 @@ def begin_upload(
         content_type=content_type,
         status="uploading",
         position=next_position(session, chapter.id),
+        fingerprint=fingerprint,
     )
     session.add(video)
     session.flush()
@@ -311,7 +313,7 @@ def fail_upload(*, session: Session, video_id: uuid.UUID, reason: str, remove_ro
     video.updated_at = utcnow()
     session.add(video)
     try:
-        mark_changed(session, video.course_id)
+        live.course_changed(session, video.course_id)
     except NotFound:  # the course went meanwhile; the outbox still cleans up
         pass
     # Nothing usable is stored, but a partial object may be: clean it through the outbox.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from course_app.auth.tokens import notice_is_authentic, safe_next
+from course_app.settings import get_settings
 
 LOGIN_REQUIRED = "Log in to continue."
 
@@ -14,6 +15,9 @@ class AuthFormState(rx.State):
     message: str = ""
     email: str = ""
     next_path: str = ""
+    # Supabase sign-in (public values: the project's URL and the hosted sign-in's provider).
+    supabase_url: str = ""
+    supabase_provider: str = ""
 
     @rx.event
     def load(self):
@@ -24,3 +28,6 @@ class AuthFormState(rx.State):
             self.message = LOGIN_REQUIRED
         self.email = params.get("email", "")[:254]
         self.next_path = safe_next(params.get("next", ""))
+        settings = get_settings()
+        self.supabase_url = settings.supabase_url
+        self.supabase_provider = settings.supabase_provider

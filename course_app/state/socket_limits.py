@@ -14,7 +14,7 @@ from reflex.istate.proxy import StateProxy
 from reflex.middleware import Middleware
 from reflex.state import StateUpdate
 
-from course_app.api.deps import enforce_rate_limit, enforce_user_rate_limit
+from course_app.rate_limits import enforce_rate_limit, enforce_user_rate_limit
 from course_app.errors import RateLimited
 from course_app.settings import get_settings
 

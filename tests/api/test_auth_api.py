@@ -153,6 +153,13 @@ def test_me_without_a_session_is_401_json(new_client):
     assert_json_error(new_client().get("/api/auth/me", headers={"Cookie": "cs_session=made-up-token"}), 401)
 
 
+def test_supabase_sign_in_is_404_when_not_configured(new_client):
+    """No COURSE_SUPABASE_URL: the route answers that it is off (tests/security/test_supabase_sign_in.py: on)."""
+    response = new_client().post("/api/auth/supabase", json={"access_token": "a.b.c"})
+    assert "not configured" in assert_json_error(response, 404)
+    assert not has_set_cookie(response)
+
+
 def test_logout_clears_the_cookie_and_ends_the_session_on_the_server(login_as, make_account, new_client, server_engine):
     account = make_account()
     http = login_as(account)

@@ -31,6 +31,7 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
         ("POST", "/api/auth/signup"): ("/api/auth/signup", {"json": {"email": f"csrf-{a.tag}@example.com",
                                                                     "password": "correct horse battery"}}),
         ("POST", "/api/auth/login"): ("/api/auth/login", {"json": {"email": a.email, "password": "correct horse battery"}}),
+        ("POST", "/api/auth/supabase"): ("/api/auth/supabase", {"json": {"access_token": "a.b.c"}}),
         ("POST", "/api/auth/logout"): ("/api/auth/logout", {"headers": {"accept": "application/json"}}),
         ("POST", "/api/auth/logout-everywhere"): ("/api/auth/logout-everywhere", {"headers": {"accept": "application/json"}}),
         ("POST", "/api/tokens"): ("/api/tokens", {"json": {"name": "csrf"}}),
@@ -42,6 +43,9 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
             "headers": {"content-type": MULTIPART}}),
         ("DELETE", "/api/videos/{video_id}"): (f"/api/videos/{video}", {}),
         ("POST", "/api/videos/{video_id}/retry"): (f"/api/videos/{video}/retry", {}),
+        ("POST", "/api/videos/duplicates"): ("/api/videos/duplicates", {"json": {"sha1s": [hashlib.sha1(clip).hexdigest()]}}),
+        ("POST", "/api/videos/{video_id}/replacement/retry"): (f"/api/videos/{video}/replacement/retry", {}),
+        ("DELETE", "/api/videos/{video_id}/replacement"): (f"/api/videos/{video}/replacement", {}),
         ("POST", "/api/uploads"): ("/api/uploads", {"json": {
             "course_id": a.course, "chapter_id": a.chapters[1], "filename": "csrf.mp4", "size": len(data),
             "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode()}}),

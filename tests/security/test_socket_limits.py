@@ -24,7 +24,6 @@ from tests.api.support import PASSWORD, assert_json_error
 from course_app.state.forget_states import all_state_classes
 from tests.security.support import SocketRefused, Tab, redirects, run
 from tests.security.test_state_handlers import full_name
-from tests import server as servers
 from tests.server import engine_of, separate_app
 
 USER_LIMIT = 6  # requests a minute, API routes and State handlers together
@@ -33,12 +32,6 @@ SOCKETS_PER_IP = 3
 ANONYMOUS_STATE_SECONDS = 1
 MESSAGE = "Too many API attempts"
 LIMIT_VAR = "message_rx_state_"
-# With --production-app (two workers) an HTTP request and a socket event may reach
-# different processes, each with its own budget in memory.
-PER_PROCESS_LIMITS = pytest.mark.xfail(
-    servers.PRODUCTION, strict=False,
-    reason="rate limits live in each process's memory: with two workers the HTTP requests and the socket may "
-           "spend two budgets (shared limits in Redis: issue 14, item 2)")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +93,6 @@ def test_a_burst_of_handler_calls_stops_at_the_users_limit(limited, instructor):
     assert MESSAGE in assert_json_error(http.get("/api/courses"), 429)
 
 
-@PER_PROCESS_LIMITS
 def test_api_requests_spend_the_budget_handlers_use(limited, instructor):
     server, engine = limited
     user_id, http = instructor
@@ -121,7 +113,6 @@ def test_api_requests_spend_the_budget_handlers_use(limited, instructor):
     assert "One more" not in json.dumps(everything)
 
 
-@PER_PROCESS_LIMITS
 def test_a_background_handler_past_the_limit_says_so_too(limited, instructor):
     """LiveState.follow runs in the background (its State is changed under a lock of
     its own): refused past the limit with the same message, nothing else happens."""

@@ -81,7 +81,11 @@ def test_a_full_queue_wakes_the_loop_as_soon_as_the_thread_takes_a_batch():
 def test_a_thread_that_fails_while_the_loop_waits_for_room_ends_the_upload():
     def work(source):
         next(iter(source))
-        time.sleep(0.05)  # the loop fills the queue and waits
+        feed = source.gi_frame.f_locals["self"]  # the generator's _Feed
+        deadline = time.monotonic() + 10
+        while not feed._waiting and time.monotonic() < deadline:  # the loop fills the queue and waits
+            time.sleep(0.001)
+        assert feed._waiting, "the loop never waited for room"
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):

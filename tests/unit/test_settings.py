@@ -111,7 +111,8 @@ def test_unsupported_database_url_is_refused_naming_the_setting(env, url):
 # Other refusals ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["COURSE_LOGIN_RATE_LIMIT", "COURSE_SIGNUP_RATE_LIMIT", "COURSE_API_RATE_LIMIT"])
+@pytest.mark.parametrize("name", ["COURSE_LOGIN_RATE_LIMIT", "COURSE_SIGNUP_RATE_LIMIT", "COURSE_API_RATE_LIMIT",
+                                  "COURSE_LOGIN_IP_RATE_LIMIT", "COURSE_ANONYMOUS_RATE_LIMIT"])
 @pytest.mark.parametrize("value", ["lots", "10/fortnight", ""])
 def test_bad_rate_limit_is_refused_naming_the_setting(env, name, value):
     env.setenv(name, value)
@@ -126,6 +127,31 @@ def test_rate_limits_accept_several_windows(env):
     env.setenv("COURSE_LOGIN_RATE_LIMIT", "5/minute;100/hour")
 
     assert get_settings().login_rate_limit == "5/minute;100/hour"
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("COURSE_REDIS_URL", "http://redis:6379", "redis://"),
+    ("COURSE_TRUSTED_PROXY_HOPS", "-1", "greater than or equal"),
+    ("COURSE_SUPABASE_URL", "project.supabase.co", "https://"),
+    ("COURSE_SUPABASE_DEFAULT_ROLE", "admin", "instructor"),
+])
+def test_bad_production_settings_are_refused_naming_them(env, name, value, words):
+    env.setenv(name, value)
+    message = refusal()
+    assert message.startswith(f"{name}:") and words in message
+
+
+def test_supabase_settings_need_the_project_url_and_a_real_secret(env):
+    env.setenv("COURSE_SUPABASE_JWT_SECRET", "s" * 40)
+    assert refusal().startswith("COURSE_SUPABASE_URL: required")
+    env.setenv("COURSE_SUPABASE_URL", "https://abc.supabase.co/")
+    env.setenv("COURSE_SUPABASE_JWT_SECRET", "short")
+    assert refusal().startswith("COURSE_SUPABASE_JWT_SECRET:")
+    env.setenv("COURSE_SUPABASE_JWT_SECRET", "s" * 40)
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert settings.supabase_issuer == "https://abc.supabase.co/auth/v1"
+    assert settings.resolved_supabase_jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
 
 
 def test_allowed_origins_are_split_and_trailing_slashes_dropped(env):
