@@ -1,9 +1,10 @@
 """What an anonymous visitor can cost through Reflex's socket (/_event), capped
 before Reflex sees the connection:
 
-- at most ``socket_connections_per_ip`` open sockets per client IP in this process
-  (the address behind ``COURSE_TRUSTED_PROXY_HOPS`` reverse proxies: api/client_address.py);
-  one more is refused at the handshake;
+- at most ``socket_connections_per_ip`` open sockets per client IP, counted in Redis
+  across every app process when ``COURSE_REDIS_URL`` is set, else in this process
+  (api/socket_counts.py; the address is the one behind ``COURSE_TRUSTED_PROXY_HOPS``
+  reverse proxies: api/client_address.py); one more is refused at the handshake;
 - only the WebSocket transport: the app's front end never polls, and an engine.io
   polling session would be a socket this count does not see.
 
@@ -13,13 +14,12 @@ part (States that never logged in are forgotten soon after)."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from course_app.api.client_address import client_address
-from course_app.settings import get_settings
+from course_app.api.socket_counts import SocketCounts
 from course_app.socket_tabs import tab_connected
 
 SOCKET_PATH = "/_event"
@@ -28,7 +28,7 @@ SOCKET_PATH = "/_event"
 class SocketGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.open: Counter[str] = Counter()  # client IP -> open sockets in this process
+        self.counts = SocketCounts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not scope.get("path", "").startswith(SOCKET_PATH):
@@ -41,19 +41,16 @@ class SocketGuard:
                 return
             await self.app(scope, receive, send)
             return
-        ip = client_address(scope)
-        if self.open[ip] >= get_settings().socket_connections_per_ip:
+        place = await self.counts.take(client_address(scope))
+        if place is None:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused
             return
-        self.open[ip] += 1
         tab_connected((parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0])
         try:
             await self.app(scope, receive, send)
         finally:
-            self.open[ip] -= 1
-            if self.open[ip] <= 0:
-                del self.open[ip]
+            await self.counts.give_back(place)
 
 
 async def _refuse_polling(send: Send) -> None:
