@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from course_app.loop_local import LoopLocal
 from course_app.rate_limits import REDIS_RETRY_SECONDS, REDIS_TIMEOUT_SECONDS
 from course_app.settings import get_settings
 
@@ -68,22 +69,16 @@ class SocketCounts:
     def __init__(self) -> None:
         self.memory: Counter[str] = Counter()
         self.claims: set[Place] = set()  # this process's places in Redis, renewed
-        self._redis: aioredis.Redis | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._redis = LoopLocal(lambda: aioredis.Redis.from_url(
+            get_settings().redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS))
         self._renewer: asyncio.Task | None = None
         self.redis_down_until = 0.0
 
     def _client(self) -> aioredis.Redis | None:
-        """The Redis client of the running event loop (a client's connections belong to one loop)."""
-        url = get_settings().redis_url
-        if not url or time.monotonic() < self.redis_down_until:
+        if not get_settings().redis_url or time.monotonic() < self.redis_down_until:
             return None
-        loop = asyncio.get_running_loop()
-        if self._redis is None or self._loop is not loop:
-            self._redis = aioredis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                                  socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
-            self._loop, self._renewer = loop, None
-        return self._redis
+        return self._redis.get()
 
     def _redis_failed(self) -> None:
         self.redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
@@ -128,8 +123,9 @@ class SocketCounts:
             self._redis_failed()
 
     def _renew_while_open(self) -> None:
-        if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.get_running_loop().create_task(self._renew())
+        loop = asyncio.get_running_loop()
+        if self._renewer is None or self._renewer.done() or self._renewer.get_loop() is not loop:
+            self._renewer = loop.create_task(self._renew())
 
     async def _renew(self) -> None:
         """Every third of a claim's lifetime, renew the claims of the sockets still open."""

@@ -30,7 +30,7 @@ from course_app.services import users
 from tests.api.support import PASSWORD, assert_json_error
 from tests.security.support import SocketRefused, Tab, run
 from tests.server import engine_of, separate_app
-from tests.unit.test_rate_limits import REDIS_URL
+from tests.unit.conftest import REDIS_URL
 
 ANONYMOUS_PER_MINUTE = 5
 LOGINS_PER_IP_PER_MINUTE = 4

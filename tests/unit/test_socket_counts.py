@@ -13,7 +13,7 @@ import uuid
 import redis
 
 from course_app.api.socket_counts import SocketCounts
-from tests.unit.test_rate_limits import REDIS_URL, configure, redis_prefix  # noqa: F401  (fixtures)
+from tests.unit.conftest import REDIS_URL
 
 
 def _address() -> str:
