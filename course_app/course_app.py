@@ -7,7 +7,6 @@ import time
 import reflex as rx
 
 from course_app.api import build_api
-from course_app.api.security_headers import with_security_headers
 from course_app.api.socket_guard import with_socket_guard
 from course_app.db import migrate
 from course_app.pages.auth import login_page, signup_page
@@ -15,6 +14,7 @@ from course_app.pages.dashboard import dashboard_page
 from course_app.pages.editor import editor_page
 from course_app.pages.settings import settings_page
 from course_app.pages.trash import trash_page
+from course_app.secured_app import SecuredApp
 from course_app.settings import load_settings_or_exit
 from course_app.state.auth_forms import AuthFormState
 from course_app.state.dashboard import DashboardState
@@ -72,9 +72,9 @@ def index() -> rx.Component:
     return rx.fragment()
 
 
-app = rx.App(
-    # The API under the app's routes, the socket's caps, then security headers around all of it.
-    api_transformer=[build_api(), with_socket_guard, with_security_headers],
+app = SecuredApp(
+    # The API under the app's routes and the socket's caps (security headers: around all, SecuredApp).
+    api_transformer=[build_api(), with_socket_guard],
     stylesheets=["/editor.css"],
 )
 app.add_middleware(SocketEventLimit())  # first: a flood costs no database query

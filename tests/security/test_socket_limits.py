@@ -22,7 +22,7 @@ from course_app.db import session_scope
 from course_app.services import users
 from tests.api.support import PASSWORD, assert_json_error
 from course_app.state.forget_states import all_state_classes
-from tests.security.support import SocketRefused, Tab, redirects, run
+from tests.security.support import SocketRefused, Tab, redirects, run, socket_handshake
 from tests.security.test_state_handlers import full_name
 from tests.server import engine_of, separate_app
 
@@ -177,6 +177,7 @@ def test_one_ip_holds_at_most_so_many_open_sockets(limited):
             one_more = "connected"
         except SocketRefused:
             one_more = "refused"
+        answer = await asyncio.to_thread(socket_handshake, server.base_url)
         await tabs[0].close()
         again = Tab(server.base_url)
         for _ in range(40):  # the server notices the closed socket
@@ -189,11 +190,14 @@ def test_one_ip_holds_at_most_so_many_open_sockets(limited):
         reconnected = again.sio.connected
         for tab in [*tabs[1:], again, refused]:
             await tab.close()
-        return one_more, reconnected
+        return one_more, reconnected, answer
 
-    one_more, reconnected = run(scenario())
+    one_more, reconnected, (status, headers, body) = run(scenario())
 
     assert one_more == "refused"
+    assert status == 429 and json.loads(body)["code"] == "rate_limited", (status, body)
+    assert "Too many open connections" in json.loads(body)["error"]
+    assert headers["x-content-type-options"] == "nosniff" and "frame-ancestors 'none'" in headers["content-security-policy"]
     assert reconnected, "a socket that closes frees its place"
 
 
