@@ -18,12 +18,15 @@ done. Two ways, each in a loop of its own:
 Each request's latency is from the start of the burst to its check's end (p50,
 p95, max), and "loop stall" is the longest the loop went without running a 1 ms
 ticker. ``--delays`` adds that many milliseconds each way between the limiter and
-Redis (a local proxy), standing in for Redis on another machine."""
+Redis (a local proxy in this process, so its own work slows both ways a little),
+standing in for Redis on another machine. Writes JSON to
+``benchmarks/results/rate_limit_latency.json`` (``--output``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -86,6 +89,7 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--delays", type=float, nargs="+", default=[0, 2], help="milliseconds added each way")
     parser.add_argument("--rounds", type=int, default=3, help="best p95 of this many bursts per row")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/rate_limit_latency.json"))
     args = parser.parse_args()
 
     import redis
@@ -97,6 +101,7 @@ def main() -> None:
     host, port = redis.Redis.from_url(REDIS_URL).connection_pool.connection_kwargs["host"], \
         redis.Redis.from_url(REDIS_URL).connection_pool.connection_kwargs["port"]
     print(f"{args.concurrent} concurrent checks on one loop, Redis {REDIS_URL}")
+    results = []
     print(f"{'added delay':>12} {'way':>9} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'loop stall ms':>14}")
     try:
         for delay in args.delays:
@@ -108,10 +113,13 @@ def main() -> None:
             for blocking in (True, False):
                 rows = [asyncio.run(burst(args.concurrent, blocking=blocking)) for _ in range(args.rounds)]
                 row = min(rows, key=lambda r: r["p95_ms"])
+                results.append({"added_delay_ms": delay, "way": "blocking" if blocking else "async", **row})
                 print(f"{delay:>10.1f}ms {'blocking' if blocking else 'async':>9} {row['p50_ms']:>8.1f} "
                       f"{row['p95_ms']:>8.1f} {row['max_ms']:>8.1f} {row['loop_stall_ms']:>14.1f}")
             if proxy:
                 proxy.close()
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"concurrent": args.concurrent, "rows": results}, indent=2))
     finally:
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(f"{prefix}*"):
