@@ -9,7 +9,6 @@ import reflex as rx
 from course_app import logs
 from course_app.api import build_api
 from course_app.api.request_log import with_request_log
-from course_app.api.security_headers import with_security_headers
 from course_app.api.socket_guard import with_socket_guard
 from course_app.db import migrate
 from course_app.pages.auth import login_page, signup_page
@@ -18,6 +17,7 @@ from course_app.pages.editor import editor_page
 from course_app.pages.preview import preview_page
 from course_app.pages.settings import settings_page
 from course_app.pages.trash import trash_page
+from course_app.secured_app import SecuredApp
 from course_app.settings import load_settings_or_exit
 from course_app.state.auth_forms import AuthFormState
 from course_app.state.dashboard import DashboardState
@@ -107,10 +107,10 @@ def index() -> rx.Component:
     return rx.fragment()
 
 
-app = rx.App(
-    # The API under the app's routes, the socket's caps, security headers around all of it,
-    # and outermost the request id, log line and metrics of every request.
-    api_transformer=[build_api(), with_socket_guard, with_security_headers, with_request_log],
+app = SecuredApp(
+    # The API under the app's routes, the socket's caps, and around them the request id,
+    # log line and metrics of every request (security headers: around all, SecuredApp).
+    api_transformer=[build_api(), with_socket_guard, with_request_log],
     stylesheets=["/editor.css"],
 )
 app.add_middleware(SocketEventLimit())  # first: a flood costs no database query

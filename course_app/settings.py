@@ -84,9 +84,13 @@ class Settings(BaseSettings):
     lookup_rate_limit: str = "120/minute"
     # Events one socket (one tab's connection) may send, whatever they are.
     socket_event_rate_limit: str = "40/second"
-    # Open sockets per client IP (per app process), and how long the States of a tab
-    # that never logged in are kept once its socket closed.
+    # Open sockets per client IP (in every app process together when redis_url is set,
+    # else per process), and how long the States of a tab that never logged in are
+    # kept once its socket closed.
     socket_connections_per_ip: int = Field(default=40, gt=0)
+    # With Redis: how long an open socket's place in its IP's count lasts unless its
+    # process renews it (a process that died frees its places within this time).
+    socket_claim_seconds: float = Field(default=30, ge=1, le=3600)
     anonymous_state_seconds: float = Field(default=60, gt=0)
     # Reverse proxies in front of the app whose X-Forwarded-For is believed (0: the
     # client is the socket peer; 1: one proxy, nginx or a load balancer, ...).

@@ -10,7 +10,8 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
-from course_app.api.deps import CurrentUser, DbSession, StorageDep, enforce_rate_limit
+from course_app.api.deps import CurrentUser, DbSession, StorageDep, enforce_rate_limit, enforce_rate_limit_async
+from course_app.api.errors import error_response
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
 from course_app.api.editing import EDIT_HEADERS, EditDep, apply_edit
 from course_app.api.schemas import VideoPublic, VideoUpdate
@@ -49,7 +50,7 @@ def _declared_size(value: str | None) -> int | None:
 )
 async def upload_video(request: Request, user: CurrentUser, storage: StorageDep) -> VideoPublic:
     settings = get_settings()
-    enforce_rate_limit(settings.upload_rate_limit, f"user:{user.id}", what="upload")
+    await enforce_rate_limit_async(settings.upload_rate_limit, f"user:{user.id}", what="upload")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes + FORM_OVERHEAD:
         raise TooLarge(f"The file is larger than the {videos.format_size(settings.max_upload_bytes)} limit.")

@@ -22,7 +22,7 @@ from course_app.db import session_scope
 from course_app.services import users
 from tests.api.support import PASSWORD, assert_json_error
 from course_app.state.forget_states import all_state_classes
-from tests.security.support import SocketRefused, Tab, redirects, run
+from tests.security.support import SocketRefused, Tab, redirects, run, socket_handshake
 from tests.security.test_state_handlers import full_name
 from tests.server import engine_of, separate_app
 
@@ -165,22 +165,21 @@ def test_a_connection_flooding_events_has_the_surplus_refused(limited):
 
 
 def test_one_ip_holds_at_most_so_many_open_sockets(limited):
-    """The cap is per app process: with W workers (the kernel hands each new
-    connection to one of them) the first refusal comes once some worker holds the
-    cap, and at the latest when every worker does."""
+    """One cap per address for the whole deployment (counted in Redis when it is
+    configured, as under --production-app with two workers; else in the process)."""
     server, _ = limited
-    workers = int(server.env.get("COURSE_WEB_WORKERS", "1"))
 
     async def scenario():
-        tabs, refused_at = [], None
-        for number in range(1, SOCKETS_PER_IP * workers + 2):
-            tab = Tab(server.base_url)
-            try:
-                await tab.connect("/login")
-                tabs.append(tab)
-            except SocketRefused:
-                refused_at = number
-                break
+        tabs = [Tab(server.base_url) for _ in range(SOCKETS_PER_IP)]
+        for tab in tabs:
+            await tab.connect("/login")
+        refused = Tab(server.base_url)
+        try:
+            await refused.connect("/login")
+            one_more = "connected"
+        except SocketRefused:
+            one_more = "refused"
+        answer = await asyncio.to_thread(socket_handshake, server.base_url)
         await tabs[0].close()
         again = Tab(server.base_url)
         for _ in range(40):  # the server notices the closed socket
@@ -193,11 +192,14 @@ def test_one_ip_holds_at_most_so_many_open_sockets(limited):
         reconnected = again.sio.connected
         for tab in [*tabs[1:], again]:
             await tab.close()
-        return refused_at, reconnected
+        return one_more, reconnected, answer
 
-    refused_at, reconnected = run(scenario())
+    one_more, reconnected, (status, headers, body) = run(scenario())
 
-    assert refused_at is not None and SOCKETS_PER_IP < refused_at <= SOCKETS_PER_IP * workers + 1, refused_at
+    assert one_more == "refused"
+    assert status == 429 and json.loads(body)["code"] == "rate_limited", (status, body)
+    assert "Too many open connections" in json.loads(body)["error"]
+    assert headers["x-content-type-options"] == "nosniff" and "frame-ancestors 'none'" in headers["content-security-policy"]
     assert reconnected, "a socket that closes frees its place"
 
 
