@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
 from course_app.api.deps import CurrentUser, DbSession, StorageDep, enforce_rate_limit, enforce_rate_limit_async
-from course_app.api.errors import error_response
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
 from course_app.api.editing import EDIT_HEADERS, EditDep, apply_edit
 from course_app.api.schemas import VideoPublic, VideoUpdate
