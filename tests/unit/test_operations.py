@@ -16,8 +16,8 @@ from fastapi import FastAPI, Request
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
-from course_app import logs, metrics
-from course_app.api import build_api, deps, health
+from course_app import logs, metrics, rate_limits
+from course_app.api import build_api, health
 from course_app.api.request_log import route_name, with_request_log
 from course_app.settings import Settings
 
@@ -43,9 +43,9 @@ def settings(monkeypatch, tmp_path):
 
     for module in ("course_app.api.health", "course_app.api.metrics_route", "course_app.api.request_log"):
         monkeypatch.setattr(f"{module}.get_settings", lambda: current["value"])
-    deps._limiter.cache_clear()
+    rate_limits.limiter.cache_clear()
     yield use
-    deps._limiter.cache_clear()
+    rate_limits.limiter.cache_clear()
 
 
 @pytest.fixture
