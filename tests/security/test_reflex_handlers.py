@@ -30,6 +30,7 @@ import reflex as rx
 import sqlalchemy as sa
 
 from course_app.state.outline import PAGES
+from course_app.state.editor_store import BUCKETS
 from tests.security.support import ROOT_STATE, Tab, find_leaks, run
 from tests.security.test_state_handlers import STATES as APP_STATES
 
@@ -151,7 +152,8 @@ def storage_updates(world, sandbox: Sandbox) -> dict[str, object]:
         var_key("SessionState", "user_email"): aimed["user_email"],
         var_key("SessionState", "_identity"): aimed["_identity"],
         var_key("OutlineState", "open_ids"): aimed["open_ids"],
-        var_key("VideosState", "by_chapter"): aimed["by_chapter"],
+        var_key("VideosState", "_by_chapter"): aimed["_by_chapter"],
+        var_key("VideosState", "videos_0"): aimed["videos_0"],
         var_key("State", "rx_router_headers"): aimed["rx_router_headers"],
         var_key("State", "is_hydrated"): aimed["is_hydrated"],
     }
@@ -243,7 +245,8 @@ def watched(state: dict[str, dict]) -> dict[str, object]:
         # which chapters are open is this browser's own preference (its storage var):
         # it may change, but only ever among B's chapters
         "chapters open": sorted(state["OutlineState"]["open_ids"]),
-        "chapters with videos loaded": sorted(state["VideosState"]["by_chapter"]),
+        "chapters with videos loaded": sorted(chapter for b in range(BUCKETS)
+                                              for chapter in state["VideosState"].get(f"videos_{b}", {})),
     }
 
 
