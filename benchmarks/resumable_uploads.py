@@ -106,6 +106,7 @@ BLOCK = MIB
 POOL_BLOCKS = 8
 SEED = 7
 WARMUP_BYTES = 4 * MIB
+UPLOADED = ("processing", "ready")  # what a finished upload answers (processing waits for a worker)
 RSS_BUDGET_MIB = 16  # issue 11: P2 <= 16 MiB for chunked and single uploads
 P1_GOAL = 0.90
 P3_GOAL = 0.80
@@ -335,7 +336,7 @@ def concurrently(jobs: list[Callable[[], object]]) -> tuple[float, list]:
 class App:
     """The real app (prod build) with a signed-up user, a course and a chapter."""
 
-    def __init__(self, work: Path, web_dir: Path, *, max_bytes: int, chunk_size: int) -> None:
+    def __init__(self, work: Path, web_dir: Path, *, max_bytes: int, chunk_size: int, app_default: bool) -> None:
         from tests.server import AppServer
 
         self.work = work
@@ -348,11 +349,15 @@ class App:
                                      os.environ.get("PATH", "")]),
             "COURSE_MAX_UPLOAD_BYTES": str(max_bytes),
             "COURSE_QUOTA_BYTES": str(4 * max_bytes),
-            "COURSE_UPLOAD_CHUNK_BYTES": str(chunk_size),
             "COURSE_PART_RATE_LIMIT": limit,
             "COURSE_UPLOAD_RATE_LIMIT": limit,
             "COURSE_API_RATE_LIMIT": limit,
+            # No processing worker: it would transcode the uploads while the next path is
+            # measured; a finished upload stays "processing" (see verify_and_delete).
+            "COURSE_EMBEDDED_WORKERS": "0",
         }
+        if not app_default:  # else the part size the app picks itself, as the browser gets it
+            env["COURSE_UPLOAD_CHUNK_BYTES"] = str(chunk_size)
         self.server = AppServer(data_dir=self.data_dir, log_path=work / "server.log", extra_env=env)
         self.chunk_size = chunk_size
         self.cookies = None
@@ -494,7 +499,7 @@ class App:
         file; then every video is deleted and storage must become empty."""
         stored_sha1s, stored_sizes = [], []
         for video, file in zip(videos, files, strict=True):
-            check(video.get("status") == "ready", f"[{label}] the video is {video.get('status')!r}, not 'ready'")
+            check(video.get("status") in UPLOADED, f"[{label}] the video is {video.get('status')!r}, not uploaded")
             check(video.get("size_bytes") == file.size,
                   f"[{label}] size_bytes {video.get('size_bytes')} != {file.size}")
             check(video.get("sha1") == file.sha1, f"[{label}] server sha1 {video.get('sha1')} != client {file.sha1}")
@@ -506,9 +511,10 @@ class App:
                 check(disk_sha1 == file.sha1, f"[{label}] the stored file's sha1 {disk_sha1} != client {file.sha1}")
             stored_sha1s.append(disk_sha1)
             stored_sizes.append(stored_size)
-        for video in videos:
-            reply = self.client.delete(f"/api/videos/{video['id']}")
-            check(reply.status_code == 204, f"[{label}] deleting the video answered {reply.status_code}")
+        for video in videos:  # to the trash, then out of it: its file goes
+            for url in (f"/api/videos/{video['id']}", f"/api/trash/videos/{video['id']}"):
+                reply = self.client.delete(url)
+                check(reply.status_code == 204, f"[{label}] DELETE {url} answered {reply.status_code}")
         deadline = time.monotonic() + 10
         while (leftovers := [p for p in (self.data_dir / "storage").rglob("*") if p.is_file()]) and \
                 time.monotonic() < deadline:
@@ -1001,8 +1007,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrencies to measure every path at, comma-separated (default 1,3)")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "resumable_uploads.json",
                         help="JSON results (default benchmarks/results/resumable_uploads.json)")
-    parser.add_argument("--chunk-size", type=um.parse_size, default=um.parse_size("64M"),
-                        help="part size of the chunked path (COURSE_UPLOAD_CHUNK_BYTES; default 64M)")
+    parser.add_argument("--chunk-size", type=um.parse_size, default=None,
+                        help="part size of the chunked path (sets COURSE_UPLOAD_CHUNK_BYTES; default: the app's own "
+                             "choice for local storage, the size the browser uploads in)")
     parser.add_argument("--b2-size", type=um.parse_size, default=um.parse_size("256M"),
                         help="P3 file size (kept in memory by the simulator; default 256M)")
     parser.add_argument("--b2-part-size", type=um.parse_size, default=um.parse_size("16M"),
@@ -1020,6 +1027,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-dir", type=Path, default=HERE / "results" / ".web-bench",
                         help="REFLEX_WEB_WORKDIR (default benchmarks/results/.web-bench)")
     args = parser.parse_args(argv)
+    app_default_part_size = args.chunk_size is None
+    if app_default_part_size:
+        from course_app.storage.local_multipart import RECOMMENDED_PART_SIZE
+
+        args.chunk_size = RECOMMENDED_PART_SIZE  # App.chunked checks that the app chose it
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.chunk_size < 64 * 1024 or args.huge_chunk_size < 64 * 1024:
@@ -1065,7 +1077,8 @@ def main(argv: list[str] | None = None) -> int:
         # P1/P2: the app and the bare server both up; in each round every path at every
         # concurrency once, the paths in a rotating order
         app = App(work / "app", args.web_dir.resolve(), max_bytes=max(args.size, args.huge_size if args.huge else 0,
-                                                                      5 * GIB), chunk_size=args.chunk_size)
+                                                                      5 * GIB), chunk_size=args.chunk_size,
+                  app_default=app_default_part_size)
         app.start()
         app.warm_up(max(args.streams))
         bare = Bare(work / "bare")
