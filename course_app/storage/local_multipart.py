@@ -64,7 +64,17 @@ from course_app.storage.local_parts import DATA_FILE
 
 logger = logging.getLogger(__name__)
 
-RECOMMENDED_PART_SIZE = 8 * 1024 * 1024
+# The part size the app (and so the browser) uses on local disk unless
+# COURSE_UPLOAD_CHUNK_BYTES says otherwise. A part costs a fixed price whatever its
+# size: a request (authenticated, rate-limited, checked against the ledger), an
+# fdatasync of its bytes and a database commit, about 10-20 ms here, paid while a
+# client with one part in flight waits. At 8 MiB that price is paid 128 times a GiB
+# and the upload ran at 0.58 x a bare route's speed with one stream; at 64 MiB, 16
+# times, and it keeps pace (benchmarks/resumable_uploads.py). What a larger part
+# costs: a connection lost mid-part sends that part again (at most PARTS_IN_FLIGHT
+# = 3 parts of a file, 192 MiB, in manager.js), and the browser holds one part per
+# file in memory while it hashes it. B2 already uses b2sdk's recommendation, 100 MB.
+RECOMMENDED_PART_SIZE = 64 * 1024 * 1024
 UPLOAD_META = "meta.json"
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 CHECKSUM_MISMATCH = "The uploaded file does not match the checksum given when the upload started."
