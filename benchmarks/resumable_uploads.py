@@ -287,6 +287,7 @@ def summarize(runs: list[dict]) -> dict:
         "worker_rss_growth_mib": worst["worker_rss_growth_mib"],
         "mb_s": round(statistics.median(r["mb_s"] for r in runs), 1),
         "mb_s_all": [r["mb_s"] for r in runs],
+        "server_cpu_seconds": round(statistics.median(r["worker_cpu_seconds"] for r in runs), 2),
         "load_max": max(max(r["loadavg_before_after"]) for r in runs),
         "foreign_cpu_seconds_max": max(r["foreign_cpu_seconds"] for r in runs),
         "foreign_cpu_seconds_all": [r["foreign_cpu_seconds"] for r in runs],
@@ -876,6 +877,7 @@ def row(path: str, streams: int | None, size: int | None, seconds: float | None,
     """``measured``: the summary whose load and foreign CPU time the row shows."""
     return {"key": key, "path": path, "streams": streams, "size_bytes": size, "seconds": seconds, "mb_s": mb_s,
             "ratio": None if ratio is None else round(ratio, 3), "rss_growth_mib": rss,
+            "server_cpu_seconds": measured.get("server_cpu_seconds") if measured else None,
             "load_max": measured.get("load_max") if measured else None,
             "foreign_cpu_seconds_max": measured.get("foreign_cpu_seconds_max") if measured else None,
             "goal": goal, "met": met}
@@ -941,8 +943,8 @@ def build_rows(results: dict, args) -> list[dict]:
 
 
 def render(rows: list[dict]) -> str:
-    headers = ["path", "streams", "size", "seconds", "MB/s", "ratio", "RSS growth MiB", "load", "other CPU s", "goal",
-               "met?"]
+    headers = ["path", "streams", "size", "seconds", "MB/s", "ratio", "RSS growth MiB", "server CPU s", "load",
+               "other CPU s", "goal", "met?"]
 
     def fmt(r: dict) -> list[str]:
         return [
@@ -953,6 +955,7 @@ def render(rows: list[dict]) -> str:
             f"{r['mb_s']:.1f}" if r["mb_s"] is not None else "-",
             f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
             f"{r['rss_growth_mib']:+.1f}" if r["rss_growth_mib"] is not None else "-",
+            f"{r['server_cpu_seconds']:.2f}" if r.get("server_cpu_seconds") is not None else "-",
             f"{r['load_max']:.2f}" if r["load_max"] is not None else "-",
             f"{r['foreign_cpu_seconds_max']:.2f}" if r["foreign_cpu_seconds_max"] is not None else "-",
             r["goal"],
@@ -963,7 +966,7 @@ def render(rows: list[dict]) -> str:
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
     lines = []
     for index, line in enumerate(cells):
-        lines.append("  ".join(cell.ljust(w) if i in (0, 9) else cell.rjust(w)
+        lines.append("  ".join(cell.ljust(w) if i in (0, 10) else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
         if index == 0:
             lines.append("-" * len(lines[0]))
@@ -975,7 +978,9 @@ def describe(args, file: GeneratedFile, share_sets: dict[int, list[GeneratedFile
     lines = [f"{human(file.size)} per path and concurrency; {args.repeat} round(s), median MB/s, ratio = median of "
              "the per-round ratios to bare at the same streams.",
              "load: the highest 1-minute load average around the row's runs (this benchmark's own processes "
-             "included); other CPU s: the most CPU seconds other processes used during one of them."]
+             "included); other CPU s: the most CPU seconds other processes used during one of them; server CPU s: "
+             "the median CPU seconds of the server's processes for the row's bytes (the chunked path hashes every "
+             "byte twice, for its part's SHA1 and the whole file's; bare and single once)."]
     for streams, shares in share_sets.items():
         sizes = ", ".join(human(share.size) for share in shares)
         lines.append(f"  {streams} stream(s): bare, single and tus send {len(shares)} file(s) at once ({sizes}); "
