@@ -4,6 +4,12 @@ from reflex.plugins.sitemap import SitemapPlugin
 from course_app.settings import load_settings_or_exit
 
 settings = load_settings_or_exit()
+# Redis (COURSE_REDIS_URL) makes Reflex keep each tab's state there, so any backend
+# worker on any machine can serve a reconnecting socket; the public URL (the reverse
+# proxy's) is where the built front end finds the backend.
+production = {"redis_url": settings.redis_url} if settings.redis_url else {}
+if settings.public_url:
+    production |= {"api_url": settings.public_url, "deploy_url": settings.public_url}
 
 config = rx.Config(
     app_name="course_app",
@@ -15,4 +21,5 @@ config = rx.Config(
     show_built_with_reflex=False,
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     disable_plugins=[SitemapPlugin],
+    **production,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 
@@ -65,8 +66,9 @@ def _table(problems: Iterable[reconcile.Problem]) -> list[str]:
 
 def format_report(report: reconcile.Report) -> str:
     trashed = f" ({report.trashed_rows} in a course trash, files kept until purged)" if report.trashed_rows else ""
+    replacing = f", {report.replacements_checked} replacements on their way" if report.replacements_checked else ""
     lines = [
-        f"Checked {report.rows_checked} video rows{trashed}, {report.objects_checked} stored files and "
+        f"Checked {report.rows_checked} video rows{trashed}{replacing}, {report.objects_checked} stored files and "
         f"{report.unfinished_checked} unfinished uploads"
         + (f" ({report.in_flight} in progress, left alone)." if report.in_flight else ".")
     ]
@@ -159,6 +161,12 @@ def _retry_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from course_app import serve
+
+    return serve.run(port=args.port, host=args.host, workers=args.workers)
+
+
 def _migrate(_: argparse.Namespace) -> int:
     migrate()
     print("Database schema is up to date.")
@@ -226,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("video_id")
     retry.add_argument("--force", action="store_true", help="also when the failure said a retry cannot help")
     retry.set_defaults(handler=_retry_video)
+
+    serve = commands.add_parser("serve", help="serve the production build (migrations first, then N backend workers)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")),
+                       help="the one port of pages, API and socket (default: $PORT or 3000)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    serve.add_argument("--workers", type=int, default=None, help="backend worker processes (default: "
+                       "COURSE_WEB_WORKERS; more than one needs COURSE_REDIS_URL)")
+    serve.set_defaults(handler=_serve)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     return parser

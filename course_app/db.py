@@ -61,14 +61,24 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 
 
 def migrate(url: str | None = None) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+    """Bring the schema to the newest Alembic revision (idempotent). Several processes
+    starting together take turns (a PostgreSQL advisory lock, or a file lock beside the
+    SQLite file): the first applies what is missing, the others find it done."""
     from alembic import command
     from alembic.config import Config
 
+    from course_app.locks import database_lock
+
+    url = url or get_settings().resolved_database_url
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", (url or get_settings().resolved_database_url).replace("%", "%%"))
-    command.upgrade(config, "head")
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    lock = database_lock("migrate", url)
+    lock.acquire(blocking=True)
+    try:
+        command.upgrade(config, "head")
+    finally:
+        lock.release()
 
 
 def _call_in_session(fn, kwargs):

@@ -198,6 +198,52 @@ class Video(SQLModel, table=True):
     bitrate: int | None = Field(default=None, sa_type=BigInteger)
     thumbnail_small_key: str | None = Field(default=None, max_length=600)
     thumbnail_large_key: str | None = Field(default=None, max_length=600)
+    # The uploader's fingerprint of the file ("v1:<size>:<SHA1 of its first and last
+    # MiB>", components/uploads/hash.js): what the duplicate warning matches before a
+    # byte is sent (services/duplicates.py). Set by resumable uploads and by verifying.
+    fingerprint: str | None = Field(default=None, max_length=200, index=True)
+
+
+class VideoReplacement(SQLModel, table=True):
+    """A new file on its way to replace a lesson's video in place
+    (services/replacements.py). The lesson keeps playing its old file meanwhile;
+    this row goes through the same processing as a video (uploading → processing:
+    verifying | probing | thumbnail → swapped into the video in one transaction, or
+    failed, shown on the lesson's row until retried or dismissed). Never listed in
+    the outline: at most one per video."""
+
+    __tablename__ = "video_replacements"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    video_id: uuid.UUID = Field(foreign_key="videos.id", unique=True, ondelete="CASCADE")
+    course_id: uuid.UUID = Field(foreign_key="courses.id", index=True, ondelete="CASCADE")
+    filename: str = Field(max_length=1024)
+    backblaze_file_id: str | None = Field(default=None, max_length=200)
+    storage_key: str = Field(max_length=512, unique=True)
+    size_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    sha1: str | None = Field(default=None, max_length=40)
+    fingerprint: str | None = Field(default=None, max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+    status: str = Field(default=VideoStatus.UPLOADING, max_length=20)  # uploading | processing | failed
+    error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    # Processing, as on Video (services/processing.py handles both tables).
+    stage: str | None = Field(default=None, max_length=20)
+    failure_code: str | None = Field(default=None, max_length=40)
+    retryable: bool | None = None
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UtcDateTime())
+    attempts: int = 0
+    duration_seconds: float | None = None
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = Field(default=None, max_length=40)
+    audio_codec: str | None = Field(default=None, max_length=40)
+    bitrate: int | None = Field(default=None, sa_type=BigInteger)
+    thumbnail_small_key: str | None = Field(default=None, max_length=600)
+    thumbnail_large_key: str | None = Field(default=None, max_length=600)
 
 
 class StorageDeletion(SQLModel, table=True):
@@ -239,6 +285,11 @@ class UploadSession(SQLModel, table=True):
     storage_key: str = Field(max_length=512)
     storage_upload_id: str | None = Field(default=None, max_length=200, index=True)
     sha1: str | None = Field(default=None, max_length=40)  # the whole file's, when the client declared it
+    # A replacement of an existing video's file (services/replacements.py): the video
+    # it replaces and the pending replacement row (``video_id`` stays empty then).
+    replaces_video_id: uuid.UUID | None = Field(default=None, foreign_key="videos.id", index=True, ondelete="SET NULL")
+    replacement_id: uuid.UUID | None = Field(default=None, foreign_key="video_replacements.id", index=True,
+                                             ondelete="SET NULL")
     status: str = Field(default=UploadStatus.ACTIVE, max_length=20, index=True)
     error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _timestamp()
@@ -259,7 +310,7 @@ class UploadPart(SQLModel, table=True):
     created_at: datetime = _timestamp()
 
 
-__all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "StorageDeletion", "UploadSession", "UploadPart", "utcnow"]
+__all__ = ["User", "AuthSession", "ApiToken", "Course", "Chapter", "Video", "VideoReplacement", "StorageDeletion", "UploadSession", "UploadPart", "utcnow"]
 
 
 class IdempotentRequest(SQLModel, table=True):

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     processing_lease_seconds: float = Field(default=60, ge=1)
     processing_queue_wait_seconds: float = Field(default=600, ge=1)
     processing_max_attempts: int = Field(default=3, ge=1, le=100)
+    # Playback (services/playback.py): how long a signed link to a video or thumbnail
+    # works, and the requests one address may make for media through such links.
+    playback_link_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    media_rate_limit: str = "1200/minute"
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"]
     )
@@ -76,17 +80,24 @@ class Settings(BaseSettings):
     api_rate_limit: str = "300/minute"
     upload_rate_limit: str = "60/minute"
     part_rate_limit: str = "3000/minute"
+    # Duplicate look-ups (POST /api/videos/duplicates): one per file chosen.
+    lookup_rate_limit: str = "120/minute"
     # Events one socket (one tab's connection) may send, whatever they are.
     socket_event_rate_limit: str = "40/second"
-    # Open sockets per client IP (per app process), and how long the States of a tab
-    # that never logged in are kept once its socket closed.
+    # Open sockets per client IP (in every app process together when redis_url is set,
+    # else per process), and how long the States of a tab that never logged in are
+    # kept once its socket closed.
     socket_connections_per_ip: int = Field(default=40, gt=0)
+    # With Redis: how long an open socket's place in its IP's count lasts unless its
+    # process renews it (a process that died frees its places within this time).
+    socket_claim_seconds: float = Field(default=30, ge=1, le=3600)
     anonymous_state_seconds: float = Field(default=60, gt=0)
     # Reverse proxies in front of the app whose X-Forwarded-For is believed (0: the
     # client is the socket peer; 1: one proxy, nginx or a load balancer, ...).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
     # Redis (redis://...): rate limits shared by every app process and machine
-    # (empty: each process counts in its own memory), under this key prefix.
+    # (empty: each process counts in its own memory), under this key prefix; also
+    # Reflex's state manager and the upkeep lock under `serve` (below).
     redis_url: str = ""
     rate_limit_key_prefix: str = Field(default="course-limits", min_length=1, max_length=100)
     # Supabase sign-in (auth/supabase.py), off while supabase_url is empty. Access
@@ -106,6 +117,17 @@ class Settings(BaseSettings):
     supabase_provider: str = Field(default="", pattern=r"^[a-z0-9_-]*$", max_length=40)
     # Strict-Transport-Security max-age, sent in production only (0: not sent).
     hsts_max_age_seconds: int = Field(default=2 * 365 * 24 * 3600, ge=0)
+    # Production serving (course_app/serve.py): Redis for Reflex's state manager (so a
+    # socket may reconnect to any worker or machine) and the upkeep lock; backend worker
+    # processes per machine (more than one needs Redis); the address browsers use (the
+    # reverse proxy's), built into the front end; JSON logs (default: on in production);
+    # the bearer token that opens /api/metrics (empty: no metrics route); seconds
+    # between two rounds of background upkeep (storage deletions, sweeps).
+    web_workers: int = Field(default=1, ge=1, le=64)
+    public_url: str = ""
+    log_format: Literal["text", "json", ""] = ""
+    metrics_token: str = ""
+    upkeep_interval_seconds: float = Field(default=30, gt=0, le=3600)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -120,6 +142,21 @@ class Settings(BaseSettings):
         for origin in value:
             if not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an http(s) origin")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str) -> str:
+        if value and (len(value) < 16 or value.strip().lower() in PLACEHOLDER_SECRETS):
+            raise ValueError("set a random value of at least 16 characters, or leave it empty (no metrics)")
         return value
 
     @field_validator("queue_url")
@@ -155,7 +192,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("login_rate_limit", "login_ip_rate_limit", "anonymous_rate_limit", "signup_rate_limit",
-                     "api_rate_limit", "upload_rate_limit", "part_rate_limit", "socket_event_rate_limit")
+                     "api_rate_limit", "upload_rate_limit", "part_rate_limit", "socket_event_rate_limit",
+                     "media_rate_limit", "lookup_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many
@@ -184,6 +222,9 @@ class Settings(BaseSettings):
                 )
             if not self.database_url:
                 raise SettingsError(f"{ENV_PREFIX}DATABASE_URL: required in production")
+        if self.web_workers > 1 and not self.redis_url:
+            raise SettingsError(f"{ENV_PREFIX}WEB_WORKERS: more than one worker needs {ENV_PREFIX}REDIS_URL "
+                                "(a tab's state must be reachable from every worker)")
         return self
 
     # Derived values -------------------------------------------------------
@@ -215,6 +256,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (not self.log_format and self.is_production)
 
     def resolved_secret_key(self) -> str:
         """The configured secret, or (development only) one generated once and

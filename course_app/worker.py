@@ -43,7 +43,13 @@ def run(*, workers: int, parent: int | None = None) -> int:
     from course_app.jobs import huey
     from course_app.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
+    from course_app import logs
+
+    if get_settings().json_logs:
+        logs.configure(get_settings(), logger_name="")  # every logger of the worker (Huey's too)
+        logging.getLogger().setLevel(logging.INFO)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     interval = min(30.0, max(0.5, get_settings().processing_lease_seconds / 2))
     threading.Thread(target=_reap_forever, args=(stop, interval), name="reaper", daemon=True).start()

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Install what is missing (test extras, Chromium), then run the whole test suite.
-# Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -x
+# Install what is missing (test extras, Chromium), then run the whole test suite:
+# everything against the app on SQLite, then the API and security suites again
+# against the production-mode app (course-app serve: PostgreSQL, Redis state and
+# limits, two workers; see tests/conftest.py --production-app).
+# Extra arguments go to one pytest run instead, e.g. scripts/test.sh tests/unit -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --for-tests
 source scripts/env.sh
-exec python -m pytest "$@"
+if [ $# -gt 0 ]; then
+  exec python -m pytest "$@"
+fi
+status=0
+python -m pytest || status=$?
+python -m pytest --production-app tests/api tests/security || status=$?
+exit $status

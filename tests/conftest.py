@@ -3,6 +3,7 @@ one production build of the app per test session."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -22,8 +23,8 @@ from course_app.db import make_engine, migrate  # noqa: E402
 from course_app.models import User  # noqa: E402
 from course_app.services import users  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("COURSE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES_IN_DELETE_ORDER = ("idempotent_requests", "upload_parts", "upload_sessions", "storage_deletions", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
+from tests.server import PG_ADMIN_URL  # noqa: E402
+TABLES_IN_DELETE_ORDER = ("idempotent_requests", "upload_parts", "upload_sessions", "storage_deletions", "video_replacements", "videos", "chapters", "courses", "api_tokens", "auth_sessions", "users")
 
 
 def _pg_available() -> bool:
@@ -47,20 +48,15 @@ def sqlite_url(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A fresh database on the local server, migrated once, dropped at the end."""
+    from tests.server import fresh_postgres
+
     if not _pg_available():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
         pytest.skip("PostgreSQL is not running here")
-    name = f"course_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres() as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -103,15 +99,40 @@ def make_user(session):
 # The running app ---------------------------------------------------------------
 
 
+def pytest_addoption(parser):
+    parser.addoption("--production-app", action="store_true", default=False,
+                     help="run the session's app (and separate apps) as `course-app serve` on a fresh PostgreSQL "
+                          "database with the Redis state manager and two workers")
+
+
+def pytest_configure(config):
+    import tests.server
+
+    tests.server.PRODUCTION = config.getoption("--production-app")
+
+
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """One production build of the app for the whole session (SQLite, local disk)."""
-    from tests.server import AppServer
+    """One production build of the app for the whole session: SQLite, local disk,
+    one worker; with --production-app, PostgreSQL, Redis state and two workers."""
+    from tests import server as servers
 
     home = tmp_path_factory.mktemp("app")
+    with servers.fresh_postgres() if servers.PRODUCTION else contextlib.nullcontext() as database_url:
+        production = servers.production_env(database_url) if servers.PRODUCTION else {}
+        yield from _session_app(home, production)
+
+
+def _session_app(home, production: dict[str, str]):
+    from tests.server import AppServer
+
     # Small parts, so browser tests send files of a few MB in many parts.
-    server = AppServer(data_dir=home / "data", log_path=home / "server.log",
-                       extra_env={"COURSE_UPLOAD_CHUNK_BYTES": "65536",
+    server = AppServer(data_dir=home / "data", log_path=home / "server.log", production=bool(production),
+                       extra_env={**production,
+                                  # /api/metrics is on, behind its token (the security suite checks it never leaks)
+                                  "COURSE_METRICS_TOKEN": production.get("COURSE_METRICS_TOKEN",
+                                                                         "metrics-" + uuid.uuid4().hex),
+                                  "COURSE_UPLOAD_CHUNK_BYTES": "65536",
                                   # every browser test signs up through the page
                                   "COURSE_SIGNUP_RATE_LIMIT": "1000/hour",
                                   # the security suite's stranger calls every handler and route many

@@ -1,4 +1,7 @@
-"""Starts `reflex run --env prod` once for the test session and stops it after."""
+"""Starts the app's production build once for the test session and stops it after:
+`reflex run --env prod` on SQLite with one worker by default; with pytest's
+``--production-app``, `course-app serve` on a fresh PostgreSQL database with the
+Redis state manager and two workers (``production_env``)."""
 
 from __future__ import annotations
 
@@ -9,16 +12,56 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import uuid
+
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from course_app.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT = float(os.environ.get("COURSE_TEST_SERVER_TIMEOUT", "600"))
+PG_ADMIN_URL = os.environ.get("COURSE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("COURSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Set by tests/conftest.py from pytest's --production-app option.
+PRODUCTION = False
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+@contextmanager
+def fresh_postgres(prefix: str = "course_test") -> Iterator[str]:
+    """A new, empty database on the test PostgreSQL server; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def production_env(database_url: str) -> dict[str, str]:
+    """What --production-app adds: PostgreSQL, Redis for page state, two workers,
+    JSON logs and metrics behind a token."""
+    return {"COURSE_DATABASE_URL": database_url, "COURSE_REDIS_URL": REDIS_URL, "COURSE_WEB_WORKERS": "2",
+            "COURSE_LOG_FORMAT": "json", "COURSE_METRICS_TOKEN": "metrics-" + uuid.uuid4().hex,
+            # Each app its own rate-limit budgets in the shared Redis.
+            "COURSE_RATE_LIMIT_KEY_PREFIX": "course-test-" + uuid.uuid4().hex[:12]}
 
 
 def free_port() -> int:
@@ -28,8 +71,10 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None, *,
+                 production: bool = False, port: int | None = None) -> None:
+        self.production = production  # `course-app serve` (its settings come with extra_env)
+        self.port = port or free_port()
         self.base_url = f"http://localhost:{self.port}"
         self.data_dir = data_dir
         self.log_path = log_path
@@ -46,14 +91,19 @@ class AppServer:
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
+        self.database_url = self.env["COURSE_DATABASE_URL"]
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        if self.production:
+            return [str(Path(sys.executable).parent / "course-app"), "serve", "--port", str(self.port)]
+        return [str(Path(sys.executable).parent / "reflex"), "run", "--env", "prod", "--single-port",
+                "--frontend-port", str(self.port), "--backend-port", str(self.port), "--loglevel", "info"]
+
     def start(self) -> None:
-        reflex = Path(sys.executable).parent / "reflex"
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(reflex), "run", "--env", "prod", "--single-port", "--frontend-port", str(self.port),
-             "--backend-port", str(self.port), "--loglevel", "info"],
+            self.command(),
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
@@ -99,15 +149,43 @@ class AppServer:
 @contextmanager
 def separate_app(tmp_path_factory, name: str, env: dict[str, str]) -> Iterator[AppServer]:
     """Another production build of the app, with its own data and web build folders
-    (so it never clashes with the session's app), for tests that need other settings."""
+    (so it never clashes with the session's app), for tests that need other settings.
+    With --production-app, like the session's app: its own PostgreSQL database, Redis,
+    two workers."""
     home = tmp_path_factory.mktemp(name)
-    server = AppServer(data_dir=home / "data", log_path=home / "server.log",
-                       extra_env={"REFLEX_WEB_WORKDIR": str(home / "web"), **env})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    with fresh_postgres() if PRODUCTION else nullcontext() as database_url:
+        production = production_env(database_url) if PRODUCTION else {}
+        server = AppServer(data_dir=home / "data", log_path=home / "server.log", production=PRODUCTION,
+                           extra_env={"REFLEX_WEB_WORKDIR": str(home / "web"), **production, **env})
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def start_together(servers: list[AppServer]) -> None:
+    """Start several app servers at once (each builds, then serves); raise the first failure."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def start(server: AppServer) -> None:
+        server.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server.start()
+        except BaseException as error:  # noqa: BLE001 - raised below
+            failures.append(error)
+
+    threads = [threading.Thread(target=start, args=(server,)) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        for server in servers:
+            server.stop()
+        raise failures[0]
 
 
 @contextmanager
@@ -120,7 +198,7 @@ def engine_of(server: AppServer) -> Iterator[Engine]:
         engine.dispose()
 
 
-def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 60.0) -> dict[str, str]:
+def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 180.0) -> dict[str, str]:
     """Wait until the app's worker is done with these videos (every video, when None):
     none of them is still ``processing``. Returns {video id: status}."""
     import uuid

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from course_app.api import auth, chapters, courses, tokens, trash, upload_sessions, videos
+from course_app.api import (auth, chapters, courses, health, metrics_route, playback, replacements, tokens, trash,
+                            upload_sessions, videos)
 from course_app.api.editing import Replayed
 from course_app.api.body_limit import BodyLimit
 from course_app.api.errors import domain_error_response, error_response
@@ -69,7 +70,11 @@ def build_api() -> FastAPI:
     api.include_router(tokens.router)
     api.include_router(courses.router)
     api.include_router(chapters.router)
+    api.include_router(replacements.router)  # before videos: /api/videos/duplicates is no video id
     api.include_router(videos.router)
+    api.include_router(playback.router)
     api.include_router(upload_sessions.router)
     api.include_router(trash.router)
+    api.include_router(health.router)
+    api.include_router(metrics_route.router)
     return api

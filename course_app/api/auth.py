@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from course_app.api.body_limit import BodyTooLarge
-from course_app.api.deps import CurrentUser, DbSession, check_csrf, client_ip, enforce_rate_limit
+from course_app.api.deps import CurrentUser, DbSession, check_csrf, client_ip, enforce_rate_limit_async
 from course_app.api.schemas import Credentials, SupabaseSignIn, UserPublic
 from course_app.auth import supabase
 from course_app.auth.session_events import sessions_ended
@@ -82,12 +82,12 @@ async def _enter(request: Request, db: DbSession, *, signup: bool) -> Response:
         email_for_form = creds.email.strip()[:254]
         next_path = safe_next(creds.next)
         if signup:
-            enforce_rate_limit(settings.signup_rate_limit, client_ip(request), what="sign-up")
+            await enforce_rate_limit_async(settings.signup_rate_limit, client_ip(request), what="sign-up")
             user = users.create_user(session=db, email=creds.email, password=creds.password)
         else:
             # Per address (whatever the e-mail), then per address and e-mail.
-            enforce_rate_limit(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
-            enforce_rate_limit(
+            await enforce_rate_limit_async(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
+            await enforce_rate_limit_async(
                 settings.login_rate_limit, client_ip(request), creds.email.strip().lower()[:254], what="log-in"
             )
             user = users.authenticate(session=db, email=creds.email, password=creds.password)
@@ -132,7 +132,7 @@ async def supabase_sign_in(request: Request, db: DbSession) -> Response:
         check_csrf(request)
         if not settings.supabase_enabled:
             raise NotFound("Supabase sign-in is not configured on this server.")
-        enforce_rate_limit(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
+        await enforce_rate_limit_async(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
         body = await _body(request, SupabaseSignIn, "'access_token'")
         next_path = safe_next(body.next)
         claims = await run_in_threadpool(supabase.verify_access_token, body.access_token)

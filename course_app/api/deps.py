@@ -17,7 +17,7 @@ from course_app.auth.tokens import API_TOKEN_PREFIX, SESSION_COOKIE, user_for_ap
 from course_app.db import session_scope
 from course_app.errors import Forbidden, Unauthorized
 from course_app.models import User
-from course_app.rate_limits import enforce_rate_limit  # noqa: F401  (the routes import their limits from here)
+from course_app.rate_limits import enforce_rate_limit, enforce_rate_limit_async  # noqa: F401  (the routes' limits)
 from course_app.rate_limits import enforce_anonymous_rate_limit, enforce_user_rate_limit
 from course_app.settings import get_settings
 from course_app.storage import Storage, get_storage

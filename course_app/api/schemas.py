@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel, computed_field
 
-from course_app.models import DESCRIPTION_MAX, TITLE_MAX, ApiToken, Chapter, Course, User, Video, VideoStatus
+from course_app.models import (DESCRIPTION_MAX, TITLE_MAX, ApiToken, Chapter, Course, User, Video, VideoReplacement)
 from course_app.services.trash import CourseTrash
 from course_app.services.upload_sessions import FINGERPRINT_MAX, LedgerView
 from course_app.services.videos import stream_url, thumbnail_urls
@@ -218,8 +218,12 @@ class TrashPublic(BaseModel):
 
 
 class UploadCreate(BaseModel):
-    course_id: str
-    chapter_id: str
+    course_id: str | None = Field(default=None, description="Required unless 'replaces_video_id' is given")
+    chapter_id: str | None = Field(default=None, description="Required unless 'replaces_video_id' is given")
+    replaces_video_id: str | None = Field(
+        default=None, description="Replace this video's file in place: the video keeps its id, title and position "
+        "and plays its old file until the new one is processed; then they are swapped in one transaction. "
+        "Follow it with GET /api/videos/{id}/replacement.")
     filename: str = Field(max_length=4096)
     size: int = Field(gt=0)
     fingerprint: str = Field(min_length=1, max_length=FINGERPRINT_MAX)
@@ -241,6 +245,7 @@ class PartPublic(BaseModel):
 class UploadPublic(BaseModel):
     id: uuid.UUID
     video_id: uuid.UUID | None
+    replaces_video_id: uuid.UUID | None = None  # a replacement's upload: the video whose file it replaces
     course_id: uuid.UUID
     chapter_id: uuid.UUID | None
     filename: str
@@ -261,9 +266,60 @@ class UploadPublic(BaseModel):
     def of(cls, view: LedgerView) -> UploadPublic:
         s = view.session
         return cls(
-            id=s.id, video_id=s.video_id, course_id=s.course_id, chapter_id=s.chapter_id, filename=s.filename,
+            id=s.id, video_id=s.video_id, replaces_video_id=s.replaces_video_id, course_id=s.course_id, chapter_id=s.chapter_id, filename=s.filename,
             size=s.size_bytes, content_type=s.content_type, fingerprint=s.fingerprint, chunk_size=s.chunk_size,
             part_count=s.part_count, status=s.status, error=s.error, confirmed_bytes=view.confirmed_bytes,
             parts=[PartPublic(number=p.number, size=p.size, sha1=p.sha1) for p in view.parts],
             missing_parts=view.missing_parts, created_at=s.created_at, updated_at=s.updated_at,
         )
+
+
+# Replacing a video's file and the duplicate warning -------------------------------------
+
+
+class ReplacementPublic(BaseModel):
+    """A new file on its way to replace a video's (the video keeps its old one until the swap)."""
+
+    video_id: uuid.UUID
+    filename: str
+    status: str = Field(description="uploading, processing or failed; once processed it is swapped into the "
+                        "video and this answers 404")
+    stage: str | None
+    failure_code: str | None
+    retryable: bool | None
+    error: str | None
+    message: str = Field(description="What the editor shows on the video's row")
+    size_bytes: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: VideoReplacement) -> ReplacementPublic:
+        from course_app.services.replacements import describe
+
+        return cls(video_id=row.video_id, filename=row.filename, status=row.status, stage=row.stage,
+                   failure_code=row.failure_code, retryable=row.retryable, error=row.error, message=describe(row),
+                   size_bytes=row.size_bytes, created_at=row.created_at, updated_at=row.updated_at)
+
+
+class DuplicateQuery(BaseModel):
+    fingerprints: list[str] | None = Field(
+        default=None, description="Uploader fingerprints: 'v1:<size>:<SHA1 of the first MiB then the last MiB>'")
+    sha1s: list[str] | None = Field(default=None, description="Whole-file SHA1s (40 hex), if known")
+
+
+class DuplicateMatch(BaseModel):
+    matched: str = Field(description="The fingerprint or SHA1 that matched")
+    video_id: uuid.UUID
+    title: str
+    lesson_number: int
+    chapter_id: uuid.UUID
+    chapter_title: str
+    chapter_number: int
+    course_id: uuid.UUID
+    course_title: str
+    where: str = Field(description="'Lesson 3 (“Intro”) of Course X, chapter 2 “Basics”'")
+
+
+class DuplicatesPublic(BaseModel):
+    matches: list[DuplicateMatch]

@@ -1,6 +1,12 @@
 """Security headers on every answer of the backend: pages and static assets (the
 built front end is served from the same ASGI app in production), API routes,
-Reflex's own routes and the socket's handshake. And HEAD on an API route answers
+Reflex's own routes and CORS preflight answers (the middleware wraps the whole
+backend: course_app/secured_app.py), and the socket's handshake as far as the server
+lets an app shape it: a refused handshake (the denial answer of
+api/socket_guard.py) carries them; the 101 that accepts a socket does not under
+Granian, the production server, which writes that answer itself and drops the
+headers of the app's ``websocket.accept`` (the headers are offered all the same;
+a browser applies none of them to a socket anyway). And HEAD on an API route answers
 like GET without a body (FastAPI routes know no HEAD, so it fell through to the
 front end's HTML 404 page).
 
@@ -13,7 +19,8 @@ The Content-Security-Policy allows only what the app needs:
   <style> elements and style attributes at run time, which no hash can name;
 - the socket (ws/wss to the page's own host) and the API (same origin);
 - images and fonts from the app and data: URLs (icons), video from the app, blob:
-  and, with B2 storage, the short-lived download links B2 serves;
+  and, with B2 storage, the short-lived download links B2 serves (videos, and
+  thumbnails as posters);
 - no frames of it anywhere (frame-ancestors 'none'), no plugins, forms and <base>
   only to the app itself.
 The Swagger UI page (/api/docs) loads its script and styles from its CDN and
@@ -73,12 +80,13 @@ def inline_script_hashes() -> tuple[str, ...]:
 
 def content_security_policy(host: str) -> str:
     socket = f"ws://{host} wss://{host}" if host else ""
-    media = "'self' blob:" + (f" {B2_DOWNLOADS}" if get_settings().storage_backend == "b2" else "")
+    b2 = f" {B2_DOWNLOADS}" if get_settings().storage_backend == "b2" else ""  # signed links and posters
+    media = "'self' blob:" + b2
     directives = {
         "default-src": "'self'",
         "script-src": " ".join(["'self'", *inline_script_hashes()]),
         "style-src": "'self' 'unsafe-inline'",
-        "img-src": "'self' data: blob:",
+        "img-src": "'self' data: blob:" + b2,
         "font-src": "'self' data:",
         "media-src": media,
         "connect-src": f"'self' {socket}".strip(),
@@ -179,7 +187,7 @@ async def _docs_page(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -
 
 def _websocket_send(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
     async def sender(message: Message) -> None:
-        if message["type"] == "websocket.accept":
+        if message["type"] in ("websocket.accept", "websocket.http.response.start"):
             message = {**message, "headers": _with(message.get("headers") or [], extra)}
         await send(message)
 
@@ -230,5 +238,5 @@ def inline_disposition(filename: str, fallback: str = "video") -> str:
 
 
 def with_security_headers(app: ASGIApp) -> ASGIApp:
-    """For rx.App(api_transformer=[..., with_security_headers]): wraps the whole backend."""
+    """Wraps the whole backend (course_app/secured_app.py)."""
     return SecurityHeaders(app)

@@ -11,7 +11,7 @@ import binascii
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from course_app.api.deps import CurrentUser, StorageDep, drain_small_body, enforce_rate_limit
+from course_app.api.deps import CurrentUser, StorageDep, drain_small_body, enforce_rate_limit_async
 from course_app.api.schemas import PartPublic, UploadComplete, UploadCreate, UploadPublic, VideoPublic
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError, InvalidInput
@@ -39,12 +39,13 @@ def _decode_head(head: str) -> bytes:
              responses={200: {"description": "An open upload of the same file: resume it"}})
 async def create_upload(body: UploadCreate, user: CurrentUser, storage: StorageDep) -> Response:
     settings = get_settings()
-    enforce_rate_limit(settings.upload_rate_limit, f"user:{user.id}", what="upload")
+    await enforce_rate_limit_async(settings.upload_rate_limit, f"user:{user.id}", what="upload")
     view, created = await asyncio.to_thread(
         upload_sessions.create,
         session_factory=session_scope, storage=storage, user=user, course_id=body.course_id,
         chapter_id=body.chapter_id, filename=body.filename, size=body.size, fingerprint=body.fingerprint,
         head=_decode_head(body.head), title=body.title, sha1=body.sha1, max_bytes=settings.max_upload_bytes,
+        replaces_video_id=body.replaces_video_id,
         quota_bytes=settings.quota_bytes, configured_part_size=settings.upload_chunk_bytes,
     )
     return JSONResponse(UploadPublic.of(view).model_dump(mode="json"), status_code=201 if created else 200)
@@ -64,7 +65,7 @@ async def get_upload(upload_id: str, user: CurrentUser) -> UploadPublic:
 @router.put("/{upload_id}/parts/{number}", summary="Send part N (raw bytes; X-Part-SHA1 optional but checked)")
 async def put_part(upload_id: str, number: int, request: Request, user: CurrentUser, storage: StorageDep) -> PartPublic:
     settings = get_settings()
-    enforce_rate_limit(settings.part_rate_limit, f"user:{user.id}", what="part upload")
+    await enforce_rate_limit_async(settings.part_rate_limit, f"user:{user.id}", what="part upload")
     length = request.headers.get("content-length")
     size = int(length) if length and length.isdigit() else None
     client_sha1 = request.headers.get("x-part-sha1")

@@ -1,33 +1,28 @@
-"""Video upload, details, playback and deletion. Storage is reached only on the
+"""Video upload, details, retry and deletion (playback: api/playback.py). Storage is reached only on the
 server (these routes, services and the editor's State): the browser never sees a
 storage credential."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import Session
 
-from course_app.api.deps import CurrentUser, DbSession, StorageDep, enforce_rate_limit
-from course_app.api.errors import error_response
+from course_app.api.deps import CurrentUser, DbSession, StorageDep, enforce_rate_limit, enforce_rate_limit_async
 from course_app.api.multipart import Field, FileData, FileEnd, FileStart, multipart_events
 from course_app.api.editing import EDIT_HEADERS, EditDep, apply_edit
 from course_app.api.schemas import VideoPublic, VideoUpdate
-from course_app.api.security_headers import inline_disposition
 from course_app.db import run_in_session
-from course_app.errors import Conflict, InvalidInput, NotFound, TooLarge
-from course_app.models import User, Video, VideoStatus
+from course_app.errors import InvalidInput, TooLarge
+from course_app.models import User, Video
 from course_app.services import courses, ordering, outbox, processing, trash, uploads, videos
 from course_app.settings import get_settings
 
 router = APIRouter(tags=["videos"])
 
 FORM_OVERHEAD = 64 * 1024  # room for the form's other fields and boundaries
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _declared_size(value: str | None) -> int | None:
@@ -54,7 +49,7 @@ def _declared_size(value: str | None) -> int | None:
 )
 async def upload_video(request: Request, user: CurrentUser, storage: StorageDep) -> VideoPublic:
     settings = get_settings()
-    enforce_rate_limit(settings.upload_rate_limit, f"user:{user.id}", what="upload")
+    await enforce_rate_limit_async(settings.upload_rate_limit, f"user:{user.id}", what="upload")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes + FORM_OVERHEAD:
         raise TooLarge(f"The file is larger than the {videos.format_size(settings.max_upload_bytes)} limit.")
@@ -140,68 +135,3 @@ def retry_video(video_id: str, user: CurrentUser, db: DbSession) -> VideoPublic:
     enforce_rate_limit(get_settings().upload_rate_limit, f"user:{user.id}", what="retry")
     wait = timedelta(seconds=get_settings().processing_queue_wait_seconds)
     return VideoPublic.of(processing.retry(session=db, user=user, video_id=video_id, queue_wait=wait))
-
-
-@router.get("/api/videos/{video_id}/thumbnail/{size}", summary="A video's thumbnail (JPEG; small or large)")
-def video_thumbnail(video_id: str, size: str, request: Request, user: CurrentUser, db: DbSession,
-                    storage: StorageDep) -> Response:
-    video = videos.owned_video(session=db, user=user, video_id=video_id)
-    key = {"small": video.thumbnail_small_key, "large": video.thumbnail_large_key}.get(size)
-    if key is None:
-        raise NotFound("This video has no thumbnail of that size (yet).")
-    stored = storage.stat(key, "")
-    if stored is None:
-        raise NotFound("This video has no thumbnail of that size (yet).")
-    # The key never names other bytes (services/media.py), so a cache may keep them for good.
-    headers = {"ETag": f'"{stored.sha1}"', "Cache-Control": "private, max-age=31536000, immutable"}
-    if request.headers.get("if-none-match") == headers["ETag"]:
-        return Response(status_code=304, headers=headers)
-    return Response(b"".join(storage.open_range(key, stored.file_id)), media_type="image/jpeg", headers=headers)
-
-
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) inclusive for a single-range header, None for the whole file."""
-    if not header:
-        return None
-    match = RANGE_RE.match(header.split(",")[0].strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        return None
-    first, last = match.group(1), match.group(2)
-    if first:
-        start, end = int(first), int(last) if last else size - 1
-    else:  # the last N bytes
-        start, end = max(0, size - int(last)), size - 1
-    if start >= size or start > end:
-        raise _Unsatisfiable(size)
-    return start, min(end, size - 1)
-
-
-class _Unsatisfiable(Exception):
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-
-@router.get("/api/videos/{video_id}/stream", summary="Play a video (HTTP ranges; on B2 a short-lived link)")
-def stream_video(video_id: str, request: Request, user: CurrentUser, db: DbSession, storage: StorageDep) -> Response:
-    video = videos.owned_video(session=db, user=user, video_id=video_id)
-    if video.status != VideoStatus.READY or video.size_bytes is None:
-        raise Conflict("This video is not ready to play yet.")
-    url = storage.download_url(video.storage_key, video.backblaze_file_id or video.storage_key, valid_seconds=300)
-    if url:
-        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
-    size = video.size_bytes
-    headers = {"Accept-Ranges": "bytes", "Content-Type": video.content_type, "Cache-Control": "private, no-store",
-               "Content-Disposition": inline_disposition(video.filename)}
-    try:
-        byte_range = _byte_range(request.headers.get("range"), size)
-    except _Unsatisfiable:
-        return error_response(416, "The requested range is outside the video.",
-                              headers={"Content-Range": f"bytes */{size}"})
-    file_id = video.backblaze_file_id or video.storage_key
-    if byte_range is None:
-        headers["Content-Length"] = str(size)
-        return StreamingResponse(storage.open_range(video.storage_key, file_id, 0, None), 200, headers=headers)
-    start, end = byte_range
-    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(end - start + 1)
-    return StreamingResponse(storage.open_range(video.storage_key, file_id, start, end), 206, headers=headers)

@@ -142,6 +142,8 @@ def editor_page() -> rx.Component:
         rx.hstack(
             rx.link("← My courses", href="/dashboard", size="2"),
             rx.spacer(),
+            rx.link(rx.hstack(rx.icon("eye", size=16), rx.text("Preview as a student"), align="center", spacing="1"),
+                    href="/courses/" + CourseState.course_id + "/preview", size="2"),
             rx.link(rx.hstack(rx.icon("trash-2", size=16), rx.text("Trash"), align="center", spacing="1"),
                     href="/courses/" + CourseState.course_id + "/trash", size="2", aria_label="Trash of this course"),
             width="100%",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex_base.vars.function import FunctionStringVar
 
+from course_app.components.player import signed_video
 from course_app.pages.editor_outline import each_chapter
 from course_app.state.editor_store import ChapterRow
 from course_app.state.outline import OutlineState
@@ -177,14 +178,9 @@ def player() -> rx.Component:
                     rx.button("Close player", on_click=PlayerState.stop_playing, size="1", variant="soft"),
                     width="100%",
                 ),
-                rx.el.video(
-                    src="/api/videos/" + PlayerState.playing_id + "/stream",
-                    controls=True,
-                    auto_play=True,
-                    aria_label="Video player",
-                    key=PlayerState.playing_id,
-                    style={"width": "100%", "max_height": "420px", "background": "black"},
-                ),
+                signed_video(PlayerState.playing_id, PlayerState.playing_src, PlayerState.playing_poster,
+                             label="Video player", auto_play=True,
+                             style={"width": "100%", "max_height": "420px", "background": "black"}),
                 width="100%",
             ),
             width="100%",

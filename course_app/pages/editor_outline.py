@@ -16,7 +16,7 @@ import reflex as rx
 from course_app.components.elements import BLUR_ON_ENTER
 from course_app.components.layout import error_callout
 from course_app.models import TITLE_MAX
-from course_app.state.editor_store import ChapterRow, VideoRow
+from course_app.state.editor_store import BUCKETS, ChapterRow, VideoRow
 from course_app.state.notice import NoticeState
 from course_app.state.outline import PAGE, PAGES, OutlineState
 from course_app.state.selection import DialogState, SelectionState
@@ -42,6 +42,7 @@ def _grip(**attrs) -> rx.Component:
 def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], status: rx.Var[str],
               status_label: rx.Var[str], size: rx.Var[str], duration: rx.Var[str], problem: rx.Var[str],
               thumbnail: rx.Var[str], resolution: rx.Var[str], can_retry: rx.Var[bool],
+              replacement: rx.Var[str], replacement_failed: rx.Var[bool], replacement_can_retry: rx.Var[bool],
               selected: rx.Var[bool], first: rx.Var[bool], last: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
     return rx.el.li(
         rx.hstack(
@@ -82,6 +83,15 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
                                          color_scheme="amber")),
             rx.button("Play", on_click=PlayerState.play(video_id), disabled=status != "ready",
                       aria_label="Play " + title, size="1", variant="soft"),
+            rx.el.button(  # the file picker is OutlineDnd's one shared input
+                "Replace file",
+                custom_attrs={"data-replace-for": video_id},
+                disabled=(status == "uploading") | (status == "processing")
+                | ((replacement != "") & ~replacement_failed),  # one new file at a time
+                aria_label="Replace the file of " + title,
+                type="button",
+                class_name="cs-upload",
+            ),
             rx.icon_button(rx.icon("arrow_up", size=14), on_click=VideosState.move(video_id, -1), disabled=first,
                            aria_label="Move video " + title + " up", size="1", variant="ghost"),
             rx.icon_button(rx.icon("arrow_down", size=14), on_click=VideosState.move(video_id, 1), disabled=last,
@@ -95,9 +105,27 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
             spacing="2",
         ),
         rx.cond(problem != "", rx.text(problem, color_scheme="red", size="1")),
+        rx.cond(replacement != "", _replacement(video_id, title, replacement, replacement_failed,
+                                                replacement_can_retry)),
         _notice(notice),
         custom_attrs={"data-testid": "video-row", "data-video-id": video_id, "data-status": status},
         class_name="cs-video",
+    )
+
+
+def _replacement(video_id: rx.Var[str], title: rx.Var[str], text: rx.Var[str], failed: rx.Var[bool],
+                 can_retry: rx.Var[bool]) -> rx.Component:
+    """What the row says of a new file on its way (or failed) to replace its own."""
+    return rx.hstack(
+        rx.text(text, color_scheme=rx.cond(failed, "red", "gray"), size="1",
+                custom_attrs={"role": "status", "aria-label": "Replacement of " + title + ": " + text}),
+        rx.cond(can_retry, rx.button("Retry", on_click=VideosState.retry_replacement(video_id), size="1",
+                                     variant="soft", color_scheme="amber",
+                                     aria_label="Retry the replacement of " + title)),
+        rx.cond(failed, rx.button("Dismiss", on_click=VideosState.dismiss_replacement(video_id), size="1",
+                                  variant="soft", aria_label="Dismiss the failed replacement of " + title)),
+        align="center",
+        spacing="2",
     )
 
 
@@ -175,11 +203,13 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
 
 
 @rx.memo
-def chapter_videos(chapter_id: rx.Var[str], title: rx.Var[str], count: rx.Var[int]) -> rx.Component:
+def chapter_videos(chapter_id: rx.Var[str], bucket: rx.Var[int], title: rx.Var[str],
+                   count: rx.Var[int]) -> rx.Component:
     """An open chapter's videos. A memo component of its own that reads the videos,
     the selection and the notice itself: a change there re-renders the open chapters'
     lists only, never the chapter rows (whose pages read the outline alone)."""
-    rows = VideosState.by_chapter.get(chapter_id, []).to(list[VideoRow])
+    buckets = rx.Var.create([getattr(VideosState, f"videos_{b}") for b in range(BUCKETS)])
+    rows = buckets.to(list[dict])[bucket].to(dict[str, list[VideoRow]]).get(chapter_id, []).to(list[VideoRow])
     shown = rows.length()
     return rx.el.div(
         rx.cond(
@@ -195,6 +225,8 @@ def chapter_videos(chapter_id: rx.Var[str], title: rx.Var[str], count: rx.Var[in
                         status=v.status.to(str), status_label=v.status_label.to(str), size=v.size.to(str),
                         duration=v.duration.to(str), problem=v.error.to(str), thumbnail=v.thumbnail.to(str),
                         resolution=v.resolution.to(str), can_retry=v.can_retry.to(bool),
+                        replacement=v.replacement.to(str), replacement_failed=v.replacement_failed.to(bool),
+                        replacement_can_retry=v.replacement_can_retry.to(bool),
                         selected=SelectionState.videos.contains(v.id), first=i == 0, last=i == shown - 1,
                         notice=rx.cond(NoticeState.error_target == v.id, NoticeState.error, ""),
                     )),
@@ -225,7 +257,7 @@ def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
                 first=index == 0, last=index == OutlineState.chapter_count - 1, saving=chapter.saving.to(bool),
                 notice=rx.cond(NoticeState.error_target == chapter.id, NoticeState.error, ""),
             ),
-            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), title=chapter.title.to(str),
+            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), bucket=chapter.bucket.to(int), title=chapter.title.to(str),
                                              count=chapter.count.to(int))),
             custom_attrs={"data-testid": "chapter-row", "data-chapter-id": chapter.id},
             aria_busy=chapter.saving,

@@ -19,6 +19,7 @@ from course_app.models import (
     CourseStatus,
     User,
     Video,
+    VideoStatus,
     utcnow,
 )
 from course_app.services.ordering import current, in_requested_order, lock_course, renumber
@@ -152,12 +153,46 @@ def set_course_status(
     course = owned_course(session=session, user=user, course_id=course_id)
     lock_course(session, course.id, revision=revision)
     course = current(session, course, gone="That course was deleted in the meantime.")
-    if status == CourseStatus.PUBLISHED and not ordered_chapters(session=session, course_id=course.id):
-        raise Conflict("Add at least one chapter before publishing.")
+    if status == CourseStatus.PUBLISHED and course.status != CourseStatus.PUBLISHED:
+        if not ordered_chapters(session=session, course_id=course.id):
+            raise Conflict("Add at least one chapter before publishing.")
+        check_all_ready(session=session, course_id=course.id)
     course.status = str(status)
     session.add(course)
     session.flush()
     return course
+
+
+class NotReady(Conflict):
+    """Publishing refused: some videos cannot play yet. Names them (``not_ready``)."""
+
+    code = "videos_not_ready"
+    NAMED = 5
+
+    def __init__(self, videos: list[tuple[str, str, str]]) -> None:
+        self.videos = videos  # (id, title, status)
+        count = len(videos)
+        named = ", ".join(f"'{title}' ({status})" for _, title, status in videos[:self.NAMED])
+        more = f" and {count - self.NAMED} more" if count > self.NAMED else ""
+        verb = "video is" if count == 1 else "videos are"
+        super().__init__(f"Cannot publish yet: {count} {verb} not ready: {named}{more}. Publish once every video "
+                         "is ready: wait for processing, retry or replace failed ones, or move them to the trash.")
+
+    def details(self) -> dict:
+        return {"not_ready": [{"id": i, "title": t, "status": s} for i, t, s in self.videos]}
+
+
+def check_all_ready(*, session: Session, course_id: uuid.UUID) -> None:
+    """Raise NotReady naming every live video of the course that is not ready, in course order."""
+    rows = session.exec(
+        select(Video.id, Video.title, Video.status)
+        .join(Chapter, Chapter.id == Video.chapter_id)
+        .where(Video.course_id == course_id, Video.deleted_at.is_(None),  # type: ignore[union-attr]
+               Video.status != VideoStatus.READY)
+        .order_by(Chapter.position, Video.position)
+    ).all()
+    if rows:
+        raise NotReady([(str(i), t, s) for i, t, s in rows])
 
 
 def delete_course(*, session: Session, user: User, course_id: object, revision: int | None = None) -> list[int]:

@@ -47,7 +47,7 @@ class Subject:
     duration_seconds: float | None
 
     @classmethod
-    def of(cls, video: Video) -> Subject:
+    def of(cls, video) -> Subject:  # a Video or a VideoReplacement
         return cls(video.id, video.course_id, video.storage_key, video.backblaze_file_id or "", video.size_bytes,
                    video.sha1, video.stage, video.attempts, video.duration_seconds)
 
@@ -75,7 +75,23 @@ def verify(subject: Subject, storage: Storage) -> dict:
     if subject.sha1 and sha1 and sha1 != subject.sha1:
         raise StageFailed("sha1_mismatch", "The stored file differs from the one uploaded (SHA1). "
                           "Upload the video again.", retryable=False)
-    return {"size_bytes": size, "sha1": subject.sha1 or sha1}
+    return {"size_bytes": size, "sha1": subject.sha1 or sha1, "fingerprint": edge_fingerprint(storage, subject, size)}
+
+
+EDGE_BYTES = 1024 * 1024
+
+
+def edge_fingerprint(storage: Storage, subject: Subject, size: int) -> str:
+    """The uploader's fingerprint of the stored file (components/uploads/hash.js):
+    ``v1:<size>:<SHA1 of the first MiB followed by the last MiB>`` (they overlap in
+    files under 2 MiB). The duplicate warning matches it (services/duplicates.py)."""
+    digest = hashlib.sha1()
+    for start in (0, max(0, size - EDGE_BYTES)):
+        end = min(size, start + EDGE_BYTES) - 1
+        if end >= start:
+            for chunk in storage.open_range(subject.storage_key, subject.file_id, start, end):
+                digest.update(chunk)
+    return f"v1:{size}:{digest.hexdigest()}"
 
 
 def _hash_file(path: str) -> tuple[int, str]:
@@ -240,11 +256,11 @@ def _jpeg(frame, width: int) -> bytes:
     return b"".join(bytes(packet) for packet in [*encoder.encode(picture), *encoder.encode(None)])
 
 
-def forget_objects(*, session: Session, subject: Subject, found: dict) -> list[int]:
-    """A stage wrote objects but could not record them: if the video is gone, they go
-    through the outbox (if it is still there, the worker holding it writes the same
-    keys). Returns the outbox ids."""
-    if session.get(Video, subject.id) is not None:
+def forget_objects(*, session: Session, subject: Subject, found: dict, model: type = Video) -> list[int]:
+    """A stage wrote objects but could not record them: if the video (or replacement:
+    ``model``) is gone, they go through the outbox (if it is still there, the worker
+    holding it writes the same keys). Returns the outbox ids."""
+    if session.get(model, subject.id) is not None:
         return []
     return [enqueue_storage_deletion(session=session, storage_key=key, file_id=None,
                                      reason="video deleted during processing").id

@@ -48,7 +48,11 @@ def enqueue_multipart_abort(*, session: Session, storage_key: str, upload_id: st
 
 def remove_video_row(*, session: Session, video: Video, reason: str) -> StorageDeletion:
     """Delete the row and record its file's deletion in the same transaction (its
-    thumbnails, stored beside it, go with it: see ``process_pending_deletions``)."""
+    thumbnails, stored beside it, go with it: see ``process_pending_deletions``; so
+    does a replacement on its way, services/replacements.py)."""
+    from course_app.services.replacements import remove_of_video
+
+    remove_of_video(session=session, video_id=video.id, reason=reason)
     pending = enqueue_storage_deletion(
         session=session, storage_key=video.storage_key, file_id=video.backblaze_file_id, reason=reason
     )

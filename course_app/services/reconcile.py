@@ -18,7 +18,14 @@ request per object. It reports:
   counts, not the file or thumbnails of a video whose processing failed: Retry needs them);
 - unfinished multipart uploads no open upload session knows (``unknown_upload``);
 - leftovers of interrupted writes (local disk: temp files, lone sidecars);
-- storage deletions waiting in the outbox (``pending_deletion``).
+- storage deletions waiting in the outbox (``pending_deletion``);
+- pending replacements of a video's file (services/replacements.py): their new
+  file and thumbnails are live objects; one whose lease ran out is
+  ``stuck_processing`` like a video; one still ``uploading`` with no open upload
+  session is ``stuck_replacement`` (nothing stored: repair marks it failed, so
+  the lesson shows it) or ``unrecorded_replacement`` (stored, never handed on:
+  repair hands it to processing). A swap and its outbox entry commit together,
+  so an old file not yet deleted after a swap is a ``pending_deletion``.
 
 ``repair`` fixes what is safe, re-checks and returns what remains. Nothing younger
 than the grace period is touched, so uploads in flight are left alone: a stored
@@ -47,8 +54,9 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from course_app.errors import DomainError
-from course_app.models import StorageDeletion, UploadSession, UploadStatus, User, Video, VideoStatus, utcnow
-from course_app.services import outbox, processing, upload_sessions, videos
+from course_app.models import (StorageDeletion, UploadSession, UploadStatus, User, Video, VideoReplacement,
+                               VideoStatus, utcnow)
+from course_app.services import outbox, processing, replacements, upload_sessions, videos
 from course_app.services.video_types import SNIFF_BYTES, sniff_video_type
 from course_app.storage.base import Leftover, MultipartStorage, Storage, StorageError, StoredObject
 
@@ -72,6 +80,8 @@ KINDS = {
     "unrecorded_upload": "file stored, but its row was never marked ready",
     "interrupted_completion": "resumable upload whose completion was interrupted",
     "stuck_upload": "upload that never finished and is no longer in progress",
+    "stuck_replacement": "replacement file whose upload never finished and is no longer in progress",
+    "unrecorded_replacement": "replacement file stored, but never handed to processing",
     "orphan_file": "stored file that no video row references",
     "unknown_upload": "unfinished multipart upload that no open upload session knows",
     "leftover_file": "trace of an interrupted write (temp file, sidecar without its file)",
@@ -85,6 +95,8 @@ REPAIRS = {
     "unrecorded_upload": "hand the stored file to processing",
     "interrupted_completion": "complete the upload",
     "stuck_upload": "mark the video failed",
+    "stuck_replacement": "mark the replacement failed (the lesson keeps its file and shows why)",
+    "unrecorded_replacement": "hand the stored file to processing",
     "orphan_file": "delete the file",
     "unknown_upload": "cancel the upload",
     "leftover_file": "remove it",
@@ -100,6 +112,8 @@ class Problem:
     video_id: str | None = None
     # The multipart upload id (unknown_upload) or the upload session id.
     upload_id: str | None = None
+    # A pending replacement of ``video_id``'s file, when the problem is the replacement's.
+    replacement_id: str | None = None
     # False when ``repair`` leaves it alone for now (younger than the grace period).
     repairable: bool = True
     # What the repair needs (a StoredObject, Leftover or outbox id); not reported.
@@ -108,7 +122,7 @@ class Problem:
     def as_dict(self) -> dict:
         return {
             "kind": self.kind, "key": self.key, "detail": self.detail, "video_id": self.video_id,
-            "upload_id": self.upload_id, "repairable": self.repairable,
+            "upload_id": self.upload_id, "replacement_id": self.replacement_id, "repairable": self.repairable,
             "repair": REPAIRS.get(self.kind) if self.repairable else None,
         }
 
@@ -116,6 +130,7 @@ class Problem:
 @dataclasses.dataclass
 class Report:
     rows_checked: int = 0
+    replacements_checked: int = 0  # pending replacements of a video's file
     trashed_rows: int = 0  # of rows_checked, in a course trash (their files are kept until purged)
     objects_checked: int = 0
     unfinished_checked: int = 0
@@ -136,6 +151,7 @@ class Report:
         return {
             "ok": self.ok,
             "rows_checked": self.rows_checked,
+            "replacements_checked": self.replacements_checked,
             "trashed_rows": self.trashed_rows,
             "objects_checked": self.objects_checked,
             "unfinished_checked": self.unfinished_checked,
@@ -244,10 +260,13 @@ def check_videos(
             else:
                 problems.append(problem)
 
+    _check_replacements(session, report, stored, open_uploads, listed_at, grace, live_keys, processing_keys)
+
     pending_keys = {p.storage_key for p in pending}
     for key, obj in stored.items():
-        if key in live_keys or key in pending_keys or thumbnail_owner(key) in processing_keys:
-            continue
+        owner = thumbnail_owner(key)
+        if key in live_keys or key in pending_keys or owner in processing_keys or owner in pending_keys:
+            continue  # (a queued deletion of a video's file takes its thumbnails too)
         old = _older(obj.uploaded_at, listed_at, grace)
         when = f"stored {obj.uploaded_at:%Y-%m-%d %H:%M} UTC" if obj.uploaded_at else "upload time unknown"
         detail = f"{obj.size} bytes, {when}, no live video row" + ("" if old else "; younger than the grace period")
@@ -277,6 +296,37 @@ def check_videos(
     order = list(KINDS)
     problems.sort(key=lambda p: (order.index(p.kind), p.key))
     return report
+
+
+def _check_replacements(session: Session, report: Report, stored: dict[str, StoredObject],
+                        open_uploads: list[UploadSession], listed_at: datetime, grace: timedelta,
+                        live_keys: set[str], processing_keys: set[str]) -> None:
+    """Pending replacements: their objects are live; judge the stuck ones."""
+    rows = session.exec(select(
+        VideoReplacement.id, VideoReplacement.video_id, VideoReplacement.storage_key, VideoReplacement.status,
+        VideoReplacement.stage, VideoReplacement.created_at, VideoReplacement.lease_expires_at,
+        VideoReplacement.attempts, VideoReplacement.thumbnail_small_key, VideoReplacement.thumbnail_large_key,
+    )).all()
+    report.replacements_checked = len(rows)
+    sessions = {u.replacement_id: u for u in open_uploads if u.replacement_id is not None}
+    for rid, video_id, key, status, stage, created_at, lease_ends, attempts, *thumbs in rows:
+        live_keys.add(key)
+        live_keys.update(t for t in thumbs if t)
+        ids = {"video_id": str(video_id), "replacement_id": str(rid)}
+        if status == VideoStatus.PROCESSING:
+            processing_keys.add(key)
+            if lease_ends is not None and lease_ends < listed_at:
+                report.problems.append(Problem("stuck_processing", key, f"replacement at {stage}, lease ran out "
+                                               f"{lease_ends:%Y-%m-%d %H:%M:%S} UTC after {attempts} claim(s)", **ids))
+        elif status == VideoStatus.UPLOADING:
+            problem = _judge_upload(str(video_id), key, created_at, stored.get(key), sessions.get(rid), listed_at,
+                                    grace)
+            if problem is None:
+                report.in_flight += 1
+                continue
+            kind = {"stuck_upload": "stuck_replacement", "unrecorded_upload": "unrecorded_replacement"}.get(
+                problem.kind, problem.kind)
+            report.problems.append(dataclasses.replace(problem, kind=kind, replacement_id=str(rid)))
 
 
 def thumbnail_owner(key: str) -> str | None:
@@ -324,6 +374,8 @@ def repair(*, session_factory: SessionFactory, storage: Storage, grace: timedelt
         "unrecorded_upload": lambda p: _finish_from_object(session_factory, storage, p),
         "interrupted_completion": lambda p: _complete_upload(session_factory, storage, p),
         "stuck_upload": lambda p: _fail_stuck(session_factory, storage, p),
+        "stuck_replacement": lambda p: _fail_stuck_replacement(session_factory, storage, p),
+        "unrecorded_replacement": lambda p: _finish_replacement(session_factory, storage, p),
         "stuck_processing": lambda p: _reap(session_factory, p),
         "missing_file": lambda p: _fail_missing(session_factory, storage, p),
         "trashed_missing_file": lambda p: _fail_missing(session_factory, storage, p),
@@ -426,12 +478,46 @@ def _fail_stuck(session_factory: SessionFactory, storage: Storage, problem: Prob
     return "marked failed"
 
 
+def _uploading_replacement(session: Session, problem: Problem) -> VideoReplacement | None:
+    row = session.get(VideoReplacement, uuid.UUID(problem.replacement_id))
+    return row if row is not None and row.status == VideoStatus.UPLOADING else None
+
+
+def _fail_stuck_replacement(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    if problem.upload_id is None and storage.stat(problem.key, "") is not None:
+        return "skipped: the file arrived since the check"
+    with session_factory() as session:
+        row = _uploading_replacement(session, problem)
+        if row is None:
+            return "skipped: the replacement changed since the check"
+        if problem.upload_id is not None:
+            upload = session.get(UploadSession, uuid.UUID(problem.upload_id))
+            if upload is not None and upload.status in upload_sessions.OPEN_STATUSES:
+                upload_sessions.expire_session(session=session, upload=upload, reason=STUCK_REASON)
+        replacements.fail_upload(session=session, replacement_id=row.id, reason=STUCK_REASON, remove_row=False)
+    return "marked failed"
+
+
+def _finish_replacement(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    listed: StoredObject = problem.ref
+    obj = storage.stat(problem.key, listed.file_id)
+    if obj is None:
+        return "skipped: the file is gone since the listing"
+    with session_factory() as session:
+        row = _uploading_replacement(session, problem)
+        if row is None:
+            return "skipped: the replacement changed since the check"
+        replacements.finish_upload(session=session, replacement_id=row.id, stored=obj)
+    return f"handed to processing ({obj.size} bytes)"
+
+
 def _reap(session_factory: SessionFactory, problem: Problem) -> str:
     from course_app.jobs import processing_options
 
     options = processing_options()
     done = processing.reap(session_factory=session_factory, max_attempts=options["max_attempts"],
-                           queue_wait=options["queue_wait"], ids=[uuid.UUID(problem.video_id)])
+                           queue_wait=options["queue_wait"],
+                           ids=[uuid.UUID(problem.replacement_id or problem.video_id)])
     return done[0][1] if done else "skipped: the row changed since the check"
 
 
@@ -458,8 +544,12 @@ def _delete_orphan(session_factory: SessionFactory, storage: Storage, problem: P
                 and_(Video.storage_key == owner, Video.status == VideoStatus.PROCESSING),
             ))
         ).first()
+        replacing = session.exec(select(VideoReplacement.id).where(or_(
+            VideoReplacement.storage_key.in_([obj.key, owner or obj.key]),
+            VideoReplacement.thumbnail_small_key == obj.key, VideoReplacement.thumbnail_large_key == obj.key,
+        ))).first()
         queued = session.exec(select(StorageDeletion.id).where(StorageDeletion.storage_key == obj.key)).first()
-    if live is not None or queued is not None:
+    if live is not None or queued is not None or replacing is not None:
         return "skipped: a row or a queued deletion refers to it now"
     storage.delete(obj.key, obj.file_id)
     return "deleted"

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from sqlmodel import Session, func, select
 
 from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded, TooLarge
-from course_app.models import Course, UploadPart, UploadSession, UploadStatus, User, Video, VideoStatus, utcnow
-from course_app.services import outbox, videos
+from course_app.models import (Course, UploadPart, UploadSession, UploadStatus, User, Video, VideoReplacement,
+                               VideoStatus, utcnow)
+from course_app.services import outbox, replacements, videos
 from course_app.services.courses import owned_chapter, owned_course
 from course_app.services.ordering import lock_course
 from course_app.services.validation import parse_uuid
@@ -97,12 +98,17 @@ def bytes_in_use(*, session: Session, user: User) -> int:
         .join(Course, Course.id == Video.course_id)
         .where(Course.owner_id == user.id)
     ).one()
+    replacing = session.exec(
+        select(func.coalesce(func.sum(VideoReplacement.size_bytes), 0))
+        .join(Course, Course.id == VideoReplacement.course_id)
+        .where(Course.owner_id == user.id)
+    ).one()
     reserved = session.exec(
         select(func.coalesce(func.sum(UploadSession.size_bytes), 0)).where(
             UploadSession.owner_id == user.id, UploadSession.status.in_(OPEN_STATUSES)
         )
     ).one()
-    return int(stored) + int(reserved)
+    return int(stored) + int(replacing) + int(reserved)
 
 
 # Lookups -----------------------------------------------------------------------------
@@ -168,12 +174,23 @@ def create(
     max_bytes: int,
     quota_bytes: int,
     configured_part_size: int | None = None,
+    replaces_video_id: object = None,
 ) -> tuple[LedgerView, bool]:
     """Start an upload, or find the open one for the same file in the same chapter
     (resume). Returns (view, created). Everything is checked before any byte is
-    stored: ownership, size limit, quota, and the type from the first bytes."""
+    stored: ownership, size limit, quota, and the type from the first bytes.
+    With ``replaces_video_id`` the file replaces that video's in place
+    (services/replacements.py): ``course_id`` and ``chapter_id`` may be None, and
+    must be the video's when given."""
     fingerprint, size, sha1 = _check_request(fingerprint, size, sha1)
     with session_factory() as session:
+        target = None
+        if replaces_video_id is not None:
+            target = videos.owned_video(session=session, user=user, video_id=replaces_video_id)
+            if course_id is not None and str(course_id) != str(target.course_id) or (
+                    chapter_id is not None and str(chapter_id) != str(target.chapter_id)):
+                raise InvalidInput("The video to replace is in another course or chapter than the one given.")
+            course_id, chapter_id = target.course_id, target.chapter_id
         chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id, course_id=course_id)
         # The course's write lock first: two starts of the same file meet one open
         # session, and simultaneous starts into this course see each other's bytes
@@ -186,6 +203,8 @@ def create(
                 UploadSession.fingerprint == fingerprint,
                 UploadSession.size_bytes == size,
                 UploadSession.status.in_(OPEN_STATUSES),
+                UploadSession.replaces_video_id == target.id if target else UploadSession.replacement_id.is_(None),
+                *((UploadSession.replacement_id.is_not(None),) if target else ()),
             )
         ).first()
         if existing is not None and existing.storage_upload_id:
@@ -201,15 +220,22 @@ def create(
             )
         content_type = sniff_video_type(head)
         part_size = choose_part_size(size=size, storage=storage, configured=configured_part_size)
-        video = videos.begin_upload(
-            session=session, user=user, course_id=chapter.course_id, chapter_id=chapter.id, filename=filename,
-            title=title, content_type=content_type, declared_size=size, max_bytes=max_bytes,
-        )
+        if target is not None:
+            row = replacements.begin(session=session, user=user, video_id=target.id, filename=filename,
+                                     content_type=content_type, fingerprint=fingerprint)
+            links = {"replaces_video_id": target.id, "replacement_id": row.id}
+        else:
+            row = videos.begin_upload(
+                session=session, user=user, course_id=chapter.course_id, chapter_id=chapter.id, filename=filename,
+                title=title, content_type=content_type, declared_size=size, max_bytes=max_bytes,
+                fingerprint=fingerprint,
+            )
+            links = {"video_id": row.id}
         upload = UploadSession(
-            owner_id=user.id, video_id=video.id, course_id=chapter.course_id, chapter_id=chapter.id,
-            filename=video.filename, size_bytes=size, content_type=content_type, chunk_size=part_size,
+            owner_id=user.id, course_id=chapter.course_id, chapter_id=chapter.id,
+            filename=row.filename, size_bytes=size, content_type=content_type, chunk_size=part_size,
             part_count=max(1, math.ceil(size / part_size)), fingerprint=fingerprint,
-            storage_key=video.storage_key, sha1=sha1,
+            storage_key=row.storage_key, sha1=sha1, **links,
         )
         session.add(upload)
         session.flush()
@@ -240,6 +266,9 @@ def _fail(session_factory: SessionFactory, upload_id: uuid.UUID, reason: str) ->
         session.add(upload)
         if upload.video_id is not None:
             videos.fail_upload(session=session, video_id=upload.video_id, reason=reason, remove_row=True)
+        if upload.replacement_id is not None:
+            replacements.fail_upload(session=session, replacement_id=upload.replacement_id, reason=reason,
+                                     remove_row=True)
 
 
 # Parts -----------------------------------------------------------------------------------
@@ -368,14 +397,17 @@ def complete(
     sha1: object = None,
 ) -> Video:
     """Join the parts; the video becomes ``ready`` only once storage's size (and
-    SHA1, where known) match. Calling it again after success returns the video."""
+    SHA1, where known) match. Calling it again after success returns the video.
+    A replacement's upload returns the video it replaces, unchanged until the new
+    file is processed (its replacement is then on its way)."""
     if sha1 is not None and (not isinstance(sha1, str) or not SHA1_HEX.fullmatch(sha1.lower())):
         raise InvalidInput("'sha1' must be 40 hexadecimal characters.")
     declared_sha1 = sha1.lower() if isinstance(sha1, str) else None
     with session_factory() as session:
         upload = owned_session(session=session, user=user, upload_id=upload_id)
-        if upload.status == UploadStatus.COMPLETED and upload.video_id is not None:
-            video = session.get(Video, upload.video_id)
+        finished_id = upload.video_id or upload.replaces_video_id
+        if upload.status == UploadStatus.COMPLETED and finished_id is not None:
+            video = session.get(Video, finished_id)
             if video is not None:
                 return video
         if upload.status not in OPEN_STATUSES or not upload.storage_upload_id:
@@ -389,6 +421,7 @@ def complete(
         expected_sha1 = upload.sha1 or declared_sha1
         key, storage_upload_id, size = upload.storage_key, upload.storage_upload_id, upload.size_bytes
         content_type, upload_uuid, video_id = upload.content_type, upload.id, upload.video_id
+        replacement_id, replaced_id = upload.replacement_id, upload.replaces_video_id
         infos = [PartInfo(number=p.number, size=p.size, sha1=p.sha1) for p in parts]
     try:
         stored = storage.complete_multipart(key, storage_upload_id, infos, content_type=content_type)
@@ -407,12 +440,23 @@ def complete(
                                             reason="upload failed verification")
             if video_id is not None:
                 videos.fail_upload(session=session, video_id=video_id, reason=problem, remove_row=False)
+            if replacement_id is not None:
+                replacements.fail_upload(session=session, replacement_id=replacement_id, reason=problem,
+                                         remove_row=False)
             session.commit()
             raise ChecksumMismatch(problem)
         if declared_sha1 and not stored.sha1:
             stored = StoredObject(stored.key, stored.file_id, stored.size, declared_sha1, stored.content_type,
                                   stored.uploaded_at)
-        video = videos.finish_upload(session=session, video_id=video_id, stored=stored) if video_id else None
+        if replacement_id is not None:
+            finished = replacements.finish_upload(session=session, replacement_id=replacement_id, stored=stored)
+            video = session.get(Video, replaced_id) if finished is not None and replaced_id else None
+        elif replaced_id is not None:  # the replacement was dropped while the bytes travelled
+            outbox.enqueue_storage_deletion(session=session, storage_key=stored.key, file_id=stored.file_id,
+                                            reason="replacement dropped during upload")
+            video = None
+        else:
+            video = videos.finish_upload(session=session, video_id=video_id, stored=stored) if video_id else None
         upload.status, upload.error, upload.updated_at = UploadStatus.COMPLETED, None, utcnow()
         session.add(upload)
         for part in _parts(session, upload_uuid):
@@ -479,6 +523,11 @@ def close(session: Session, upload: UploadSession, *, status: UploadStatus, reas
     session.add(upload)
     for part in _parts(session, upload.id):
         session.delete(part)
+    if upload.replacement_id is not None:
+        replacement = session.get(VideoReplacement, upload.replacement_id)
+        if replacement is not None and replacement.status == VideoStatus.UPLOADING:
+            replacements.fail_upload(session=session, replacement_id=replacement.id, reason=reason,
+                                     remove_row=not keep_video_as_failed)
     if upload.video_id is not None:
         video = session.get(Video, upload.video_id)
         if video is not None and video.status == VideoStatus.UPLOADING:

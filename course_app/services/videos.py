@@ -239,6 +239,7 @@ def begin_upload(
     content_type: str,
     declared_size: int | None,
     max_bytes: int,
+    fingerprint: str | None = None,
 ) -> Video:
     """Write the row first (status ``uploading``), before any byte is stored."""
     chapter = owned_chapter(session=session, user=user, chapter_id=chapter_id, course_id=course_id)
@@ -261,6 +262,7 @@ def begin_upload(
         content_type=content_type,
         status="uploading",
         position=next_position(session, chapter.id),
+        fingerprint=fingerprint,
     )
     session.add(video)
     session.flush()

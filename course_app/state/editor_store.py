@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import reflex as rx
 
 from course_app.errors import Forbidden, NotFound
-from course_app.models import User, Video
+from sqlmodel import Session
+
+from course_app.models import User, Video, VideoReplacement
 from course_app.db import session_scope
-from course_app.services import ordering, outline, upload_sessions
+from course_app.services import ordering, outline, replacements, upload_sessions
 from course_app.services.outline import ChapterSummary
 from course_app.services.videos import format_size, thumbnail_urls
 from course_app.state.notice import clear_error, show_error
@@ -34,6 +37,13 @@ from course_app.state.session import call_service, user_message
 STATUS_LABELS = {"uploading": "Uploading…", "processing": "Processing…", "ready": "Ready", "failed": "Failed"}
 STAGE_LABELS = {"verifying": "Verifying…", "probing": "Reading the video…", "thumbnail": "Making the thumbnail…"}
 NO_ACCESS = "This course does not exist or you do not have access to it."
+
+
+BUCKETS = 16  # the open chapters' videos reach the browser in this many vars (VideosState)
+
+
+def bucket_of(chapter_id: str) -> int:
+    return zlib.crc32(chapter_id.encode()) % BUCKETS
 
 
 @dataclasses.dataclass
@@ -50,6 +60,10 @@ class ChapterRow:
     duration: str = ""  # "1:02:03"
     summary: str = ""  # "2 uploading, 1 processing, 1 failed"
     saving: bool = False  # shown before the database has given the row its id
+    bucket: int = 0  # which of VideosState's vars carries its videos (set from the id)
+
+    def __post_init__(self) -> None:
+        self.bucket = bucket_of(self.id)
 
 
 @dataclasses.dataclass
@@ -69,6 +83,11 @@ class VideoRow:
     resolution: str = ""  # "1280×720"
     can_retry: bool = False  # processing failed and a retry can help
     seconds: float = 0.0  # the duration, for the chapter's total
+    # A new file on its way to replace this one's (services/replacements.py): what the
+    # row says of it, whether it failed (Dismiss), and whether Retry can help.
+    replacement: str = ""
+    replacement_failed: bool = False
+    replacement_can_retry: bool = False
 
 
 @dataclasses.dataclass
@@ -82,6 +101,7 @@ class PendingUpload:
     size: int
     confirmed_bytes: int
     fingerprint: str
+    replaces_video_id: str = ""  # a replacement's upload: the video whose file it replaces
 
 
 # Rows -----------------------------------------------------------------------------------
@@ -94,8 +114,12 @@ def duration_text(seconds: float | None) -> str:
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}" if total >= 3600 else f"{total // 60}:{total % 60:02d}"
 
 
-def video_row(video: Video) -> VideoRow:
+def video_row(video: Video, replacement: VideoReplacement | None = None) -> VideoRow:
+    failed = replacement is not None and replacement.status == "failed"
     return VideoRow(
+        replacement=replacements.describe(replacement),
+        replacement_failed=failed,
+        replacement_can_retry=failed and replacement.stage is not None and replacement.retryable is not False,
         id=str(video.id),
         chapter_id=str(video.chapter_id),
         title=video.title,
@@ -148,8 +172,14 @@ def recounted(row: ChapterRow, added: Iterable[VideoRow] = (), removed: Iterable
                                           processing=processing, seconds=round(max(0.0, seconds), 1)))
 
 
-def grouped_rows(grouped: dict[Any, list[Video]]) -> dict[str, list[VideoRow]]:
-    return {str(chapter_id): [video_row(v) for v in videos] for chapter_id, videos in grouped.items()}
+def _rows_of(session: Session, grouped: dict[Any, list[Video]]) -> dict[str, list[VideoRow]]:
+    pending = replacements.of_videos(session=session, video_ids=[v.id for vs in grouped.values() for v in vs])
+    return {str(chapter_id): [video_row(v, pending.get(v.id)) for v in videos] for chapter_id, videos in grouped.items()}
+
+
+async def grouped_rows(grouped: dict[Any, list[Video]]) -> dict[str, list[VideoRow]]:
+    """The rows of these videos, with their pending replacements (one query)."""
+    return await call_service(_rows_of, grouped=grouped)
 
 
 def pending_row(view: upload_sessions.LedgerView) -> PendingUpload:
@@ -157,6 +187,7 @@ def pending_row(view: upload_sessions.LedgerView) -> PendingUpload:
     return PendingUpload(
         id=str(upload.id), chapter_id=str(upload.chapter_id or ""), filename=upload.filename,
         size=upload.size_bytes, confirmed_bytes=view.confirmed_bytes, fingerprint=upload.fingerprint,
+        replaces_video_id=str(upload.replaces_video_id or ""),
     )
 
 
@@ -187,7 +218,7 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
         pending = await call_service(upload_sessions.unfinished_for_course, user=user, course_id=course.course_id)
     except Exception as exc:  # the course vanished, is someone else's, or the database is down
         course._clear()
-        chapters._chapters, videos.by_chapter, videos.pending = [], {}, []
+        chapters._chapters, videos._by_chapter, videos.pending = [], {}, []
         course.load_error = NO_ACCESS if isinstance(exc, (NotFound, Forbidden)) or getattr(
             exc, "status_code", 0) == 400 else user_message(exc)
         return False
@@ -195,9 +226,9 @@ async def load_editor(state: rx.State, user: User, *, first_visit: bool = False)
     if chapters.filtering:
         await chapters._run_filter(user)
     else:
-        shown = grouped_rows(snapshot.videos)
-        if shown != videos.by_chapter:
-            videos.by_chapter = shown
+        shown = await grouped_rows(snapshot.videos)
+        if shown != videos._by_chapter:
+            videos._by_chapter = shown
     unfinished = [pending_row(view) for view in pending if view.session.chapter_id is not None]
     if unfinished != videos.pending:
         videos.pending = unfinished

@@ -155,7 +155,7 @@ class OutlineState(rx.State):
         if self.open_ids.get(chapter_id):
             self.open_ids = {k: v for k, v in self.open_ids.items() if k != chapter_id}
             if not self.filtering:
-                videos.by_chapter = {k: v for k, v in videos.by_chapter.items() if k != chapter_id}
+                videos._by_chapter = {k: v for k, v in videos._by_chapter.items() if k != chapter_id}
             self._remember(course_id)
             return
         self.open_ids = {**self.open_ids, chapter_id: True}
@@ -177,7 +177,7 @@ class OutlineState(rx.State):
         self.open_ids = {}
         self._remember(await self._course_id())
         if not self.filtering:
-            (await self._videos()).by_chapter = {}
+            (await self._videos())._by_chapter = {}
 
     async def _load_videos(self, user: User, course_id: str, chapter_ids: list[str]) -> bool:
         """The database's videos of these chapters into the shown ones; False (and why,
@@ -191,8 +191,8 @@ class OutlineState(rx.State):
             await show_error(self, user_message(exc), "chapters")
             return False
         videos = await self._videos()
-        loaded = grouped_rows(grouped)
-        videos.by_chapter = {**videos.by_chapter, **{i: loaded.get(i, []) for i in chapter_ids}}
+        loaded = await grouped_rows(grouped)
+        videos._by_chapter = {**videos._by_chapter, **{i: loaded.get(i, []) for i in chapter_ids}}
         return True
 
     # Find ------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ class OutlineState(rx.State):
         text = self.filter_text.strip()
         if not text and not self.filter_statuses:
             self.filtering, self.hits = False, {}
-            videos.by_chapter = {}
+            videos._by_chapter = {}
             await self._load_videos(user, course_id, list(self.open_ids))
             return
         try:
@@ -236,8 +236,8 @@ class OutlineState(rx.State):
             await show_error(self, user_message(exc), "chapters")
             return
         self.filtering = True
-        videos.by_chapter = grouped_rows(found)
-        self.hits = {chapter_id: True for chapter_id in videos.by_chapter}
+        videos._by_chapter = await grouped_rows(found)
+        self.hits = {chapter_id: True for chapter_id in videos._by_chapter}
 
     # Chapters ----------------------------------------------------------------------------------
 
@@ -257,7 +257,7 @@ class OutlineState(rx.State):
                 ChapterRow(id=str(chapter.id), title=chapter.title)]
             # A new chapter opens, ready for its first videos.
             self.open_ids = {**self.open_ids, str(chapter.id): True}
-            (await self._videos()).by_chapter[str(chapter.id)] = []
+            (await self._videos())._by_chapter[str(chapter.id)] = []
             self._remember(course_id)
 
     @rx.event
@@ -330,7 +330,7 @@ class OutlineState(rx.State):
         before = [row.id for row in self._chapters]
         self._chapters = [row for row in self._chapters if row.id not in gone]
         self.open_ids = {k: v for k, v in self.open_ids.items() if k not in gone}
-        videos.by_chapter = {k: v for k, v in videos.by_chapter.items() if k not in gone}
+        videos._by_chapter = {k: v for k, v in videos._by_chapter.items() if k not in gone}
         (await self.get_state(SelectionState))._forget(chapter_ids=gone)
         yield
         saved, pending = await persist(self, user, "chapters", trash.trash_chapters, chapter_ids=list(chapter_ids))

@@ -38,7 +38,7 @@ class SelectionState(rx.State):
         from course_app.state.outline import OutlineState
 
         chapters = await self.get_state(OutlineState)
-        shown = (await self.get_state(VideosState)).by_chapter
+        shown = (await self.get_state(VideosState))._by_chapter
         return [row.id for chapter in chapters._chapters for row in shown.get(chapter.id, [])]
 
     @rx.event
@@ -66,7 +66,7 @@ class SelectionState(rx.State):
     @requires_user
     async def toggle_chapter_videos(self, user: User, chapter_id: str):
         """Select every video of an open chapter, or none when all are selected."""
-        rows = (await self.get_state(VideosState)).by_chapter.get(chapter_id) if is_id(chapter_id) else None
+        rows = (await self.get_state(VideosState))._by_chapter.get(chapter_id) if is_id(chapter_id) else None
         if rows is None:
             await show_error(self, "Open the chapter to select its videos.", "videos")
             return

@@ -1,6 +1,6 @@
 """Rate limits on the socket door, the same as on the API door.
 
-Two limits: the per-user budget the API routes spend (``enforce_user_rate_limit``,
+Two limits: the per-user budget the API routes spend (``enforce_user_rate_limit_async``,
 one budget for both doors, checked in ``requires_user``), and a per-connection
 limit on events of any kind (``SocketEventLimit``, before anything else runs, so a
 flood costs neither a database query nor a State handler). A refused event is not
@@ -14,7 +14,7 @@ from reflex.istate.proxy import StateProxy
 from reflex.middleware import Middleware
 from reflex.state import StateUpdate
 
-from course_app.rate_limits import enforce_rate_limit, enforce_user_rate_limit
+from course_app.rate_limits import enforce_rate_limit_async, enforce_user_rate_limit_async
 from course_app.errors import RateLimited
 from course_app.settings import get_settings
 
@@ -46,7 +46,7 @@ async def _set_message(state: rx.State, message: str) -> None:
 async def user_over_limit(state: rx.State, user_id: int) -> bool:
     """Spend one of the user's requests; when none is left, say so in the tab and answer True."""
     try:
-        enforce_user_rate_limit(user_id)
+        await enforce_user_rate_limit_async(user_id)
     except RateLimited as error:
         await _show(state, error)
         return True
@@ -59,7 +59,7 @@ class SocketEventLimit(Middleware):
     async def preprocess(self, app, state, event):
         connection = state.router.session.session_id or state.router.session.client_token
         try:
-            enforce_rate_limit(get_settings().socket_event_rate_limit, "socket", connection, what="API")
+            await enforce_rate_limit_async(get_settings().socket_event_rate_limit, "socket", connection, what="API")
         except RateLimited as error:
             await _show(state, error)
             delta = await _resolve_delta(state.get_delta())

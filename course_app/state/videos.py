@@ -14,9 +14,10 @@ from datetime import timedelta
 import reflex as rx
 
 from course_app.models import User
-from course_app.services import outbox, processing, undo, upload_sessions, video_layout, videos
+from course_app.services import outbox, playback, processing, replacements, undo, upload_sessions, video_layout, videos
 from course_app.settings import get_settings
-from course_app.state.editor_store import STAGE_LABELS, PendingUpload, VideoRow, pending_row, persist
+from course_app.storage import get_storage
+from course_app.state.editor_store import BUCKETS, STAGE_LABELS, bucket_of, PendingUpload, VideoRow, pending_row, persist
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 from course_app.state.undo import offer_undo
@@ -32,9 +33,22 @@ def video_ids(value: object) -> list[str] | None:
     return list(dict.fromkeys(value))
 
 
+def _bucket(b: int):
+    def videos(self) -> dict[str, list[VideoRow]]:
+        return {c: rows for c, rows in self._by_chapter.items() if bucket_of(c) == b}
+
+    videos.__name__ = videos.__qualname__ = f"videos_{b}"
+    return rx.var(videos, cache=False)
+
+
 class VideosState(rx.State):
-    # chapter id -> its videos in order: the open chapters only (or the filter's matches)
-    by_chapter: dict[str, list[VideoRow]] = {}
+    # chapter id -> its videos in order: the open chapters only (or the filter's
+    # matches). Backend only: the browser gets them spread over BUCKETS uncached
+    # computed vars by chapter id, and Reflex sends such a var only when its value
+    # changed, so renaming or moving a video resends the rows of one or two chapters,
+    # not of every open chapter.
+    _by_chapter: dict[str, list[VideoRow]] = {}
+    vars().update({f"videos_{b}": _bucket(b) for b in range(BUCKETS)})
     # The ledger's unfinished uploads of the course (for the uploads panel's Resume).
     pending: list[PendingUpload] = []
 
@@ -43,7 +57,7 @@ class VideosState(rx.State):
     def _find(self, video_id: object) -> tuple[str, int] | None:
         if not is_id(video_id):
             return None
-        for chapter_id, rows in self.by_chapter.items():
+        for chapter_id, rows in self._by_chapter.items():
             for index, row in enumerate(rows):
                 if row.id == video_id:
                     return chapter_id, index
@@ -51,12 +65,12 @@ class VideosState(rx.State):
 
     def _row(self, video_id: str) -> VideoRow | None:
         found = self._find(video_id)
-        return self.by_chapter[found[0]][found[1]] if found else None
+        return self._by_chapter[found[0]][found[1]] if found else None
 
     def _without(self, ids: set[str]) -> tuple[dict[str, list[VideoRow]], dict[str, tuple[list, list]]]:
         """The shown rows without ``ids``, and per chapter the rows taken out (as
         (added, removed) for the outline's counts)."""
-        shown = dict(self.by_chapter)
+        shown = dict(self._by_chapter)
         counts: dict[str, tuple[list[VideoRow], list[VideoRow]]] = {}
         for chapter_id, rows in shown.items():
             left = [r for r in rows if r.id not in ids]
@@ -79,7 +93,7 @@ class VideosState(rx.State):
         """The database's truth for these chapters (if shown), the counts and the ledger."""
         course_id = await self._course_id()
         chapters = await self._outline()
-        shown = [c for c in chapter_ids if c in self.by_chapter]
+        shown = [c for c in chapter_ids if c in self._by_chapter]
         if shown and not await chapters._load_videos(user, course_id, shown):
             return
         try:
@@ -102,7 +116,7 @@ class VideosState(rx.State):
             await show_error(self, GONE, "videos")
             return
         chapter_id, index = found
-        rows = self.by_chapter[chapter_id]
+        rows = self._by_chapter[chapter_id]
         old = rows[index].title
         if title.strip() == old:
             return
@@ -121,7 +135,7 @@ class VideosState(rx.State):
             await show_error(self, "That video cannot move there.", "videos")
             return
         chapter_id, index = found
-        rows = self.by_chapter[chapter_id]
+        rows = self._by_chapter[chapter_id]
         target = index + offset
         if not 0 <= target < len(rows):
             return
@@ -159,7 +173,7 @@ class VideosState(rx.State):
             rows = shown[chapter_id]
             at = next((n for n, r in enumerate(rows) if r.id == before), len(rows))
             shown[chapter_id] = rows[:at] + arriving + rows[at:]
-        self.by_chapter = shown
+        self._by_chapter = shown
         chapters._recount(counts)
         yield
         saved, layout = await persist(self, user, target, video_layout.move_recording_layout, video_ids=ids,
@@ -180,7 +194,7 @@ class VideosState(rx.State):
 
         chapters = await self._outline()
         gone = set(ids)
-        self.by_chapter, counts = self._without(gone)
+        self._by_chapter, counts = self._without(gone)
         chapters._recount(counts)
         player = await self.get_state(PlayerState)
         if player.playing_id in gone:
@@ -207,15 +221,45 @@ class VideosState(rx.State):
             await show_error(self, GONE, "videos")
             return
         chapter_id, index = found
-        row = self.by_chapter[chapter_id][index]
+        row = self._by_chapter[chapter_id][index]
         if not row.can_retry:
             return
-        self.by_chapter[chapter_id][index] = dataclasses.replace(
+        self._by_chapter[chapter_id][index] = dataclasses.replace(
             row, status="processing", status_label=STAGE_LABELS.get(row.stage, "Processing…"), error="", can_retry=False)
         yield
         wait = timedelta(seconds=get_settings().processing_queue_wait_seconds)
         if (await persist(self, user, video_id, processing.retry, video_id=video_id, queue_wait=wait))[0]:
             await (await self._outline())._confirm_counts(user, await self._course_id())
+
+    # A replacement of a video's file (services/replacements.py) -----------------------------------
+
+    @rx.event
+    @requires_user
+    async def retry_replacement(self, user: User, video_id: str):
+        """Run a failed replacement's processing again: shown as on its way at once."""
+        row = self._row(video_id) if is_id(video_id) else None
+        if row is None or not row.replacement_can_retry:
+            return
+        chapter_id, index = self._find(video_id)
+        self._by_chapter[chapter_id][index] = dataclasses.replace(
+            row, replacement="Replacing: trying again…", replacement_failed=False, replacement_can_retry=False)
+        yield
+        await persist(self, user, video_id, replacements.retry, video_id=video_id)
+
+    @rx.event
+    @requires_user
+    async def dismiss_replacement(self, user: User, video_id: str):
+        """Drop a failed replacement: the video keeps its file; the new one is deleted."""
+        row = self._row(video_id) if is_id(video_id) else None
+        if row is None or not row.replacement_failed:
+            return
+        chapter_id, index = self._find(video_id)
+        self._by_chapter[chapter_id][index] = dataclasses.replace(
+            row, replacement="", replacement_failed=False, replacement_can_retry=False)
+        yield
+        saved, pending = await persist(self, user, video_id, replacements.dismiss, video_id=video_id)
+        if saved:
+            await outbox.carry_out(ids=pending)
 
     # Results of uploads (from the uploads panel) ---------------------------------------------------
 
@@ -224,7 +268,7 @@ class VideosState(rx.State):
     async def upload_changed(self, user: User, payload: dict):
         """An upload finished, failed, started or was cancelled: show the database's truth."""
         chapter_id = payload.get("chapter_id") if isinstance(payload, dict) else None
-        await self._refresh(user, [chapter_id] if is_id(chapter_id) else list(self.by_chapter))
+        await self._refresh(user, [chapter_id] if is_id(chapter_id) else list(self._by_chapter))
 
     @rx.event
     @requires_user
@@ -246,6 +290,8 @@ class PlayerState(rx.State):
 
     playing_id: str = ""
     playing_title: str = ""
+    playing_src: str = ""  # a short-lived signed link (services/playback.py)
+    playing_poster: str = ""
 
     @rx.event
     @requires_user
@@ -253,9 +299,17 @@ class PlayerState(rx.State):
         row = (await self.get_state(VideosState))._row(video_id)
         if row is None:
             await show_error(self, GONE, "videos")
-        elif row.status == "ready":
-            self.playing_id, self.playing_title = row.id, row.title
+            return
+        if row.status != "ready":
+            return
+        try:
+            links = await call_service(playback.playback_links, user=user, storage=get_storage(), video_id=row.id)
+        except Exception as exc:
+            await show_error(self, user_message(exc), row.id)
+            return
+        self.playing_id, self.playing_title = row.id, row.title
+        self.playing_src, self.playing_poster = links.url, links.poster_url
 
     @rx.event
     def stop_playing(self):
-        self.playing_id = self.playing_title = ""
+        self.playing_id = self.playing_title = self.playing_src = self.playing_poster = ""

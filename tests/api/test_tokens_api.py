@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from course_app.auth.tokens import token_hash
 from course_app.models import ApiToken
+from tests.db_faults import failing
 from tests.api.support import assert_json_error, assert_no_internals
 
 
@@ -228,16 +229,8 @@ def test_revoke_that_fails_in_the_database_is_not_reported_as_done(owner, new_cl
     get 204 (and the token must keep working), and the 500 leaks nothing."""
     _, http = owner
     created = create_token(http)
-    with server_engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TRIGGER test_block_token_delete BEFORE DELETE ON api_tokens "
-            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-        )
-    try:
+    with failing(server_engine, "test_block_token_delete", "DELETE", "api_tokens"):
         response = http.delete(f"/api/tokens/{created['id']}")
-    finally:
-        with server_engine.begin() as conn:
-            conn.exec_driver_sql("DROP TRIGGER IF EXISTS test_block_token_delete")
 
     assert_json_error(response, 500)
     assert "injected failure" not in response.text

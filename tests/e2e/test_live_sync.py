@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.e2e.conftest import chapter, expect_chapters, open_editor, seed_course, sign_up, video_titles, wait_live
+from tests.e2e.conftest import chapter, expect_chapters, open_editor, seed_course, sign_up, wait_live
 from tests.e2e.test_outline import _db_order, _expect_db_order
 from tests.e2e.test_resumable_uploads import _eventually
 

@@ -267,6 +267,9 @@ def test_an_upload_keeps_its_progress_in_the_panel_while_its_chapter_is_collapse
     group = panel.get_by_role("group", name="Which chapter?")
     group.get_by_label("Chapter for the new videos").select_option(label="1. Open")
     group.get_by_role("button", name="Upload here").click()
+    # The same bytes as o1: the duplicate warning holds it until told to go on.
+    expect(panel.get_by_role("alert")).to_contain_text("You already uploaded this file: Lesson 1 (“o1”)")
+    panel.get_by_role("button", name="Upload small.mp4 anyway").click()
     expect(chapter(page, "Open").get_by_test_id("video-row")).to_have_count(2)
     _expect_db_order(page, server_engine, made["course"], {"Open": ["o1", "small"], "Lessons": ["lecture"]})
 

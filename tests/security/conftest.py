@@ -77,6 +77,7 @@ class World:
             "B2 key id": env.get("COURSE_B2_KEY_ID", ""),
             "B2 application key": env.get("COURSE_B2_APPLICATION_KEY", ""),
             "database URL": env["COURSE_DATABASE_URL"],
+            "metrics token": env.get("COURSE_METRICS_TOKEN", ""),
             "B's session token": self.b.session_token,
         }
 

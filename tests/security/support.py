@@ -307,3 +307,39 @@ def errors_shown(frames: list) -> list[str]:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def socket_handshake(base_url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Open the socket's WebSocket handshake by hand (as the browser's first request)
+    and read the server's answer: status, headers (lower-case names) and body, if any."""
+    import base64
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base_url)
+    request = (f"GET /_event/?EIO=4&transport=websocket&token={token or uuid.uuid4()} HTTP/1.1\r\n"
+               f"Host: {url.netloc}\r\nOrigin: {base_url}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n")
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(request.encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        status = int(lines[0].split()[1])
+        if status != 101:
+            while len(body) < int(headers.get("content-length", 0)):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                body += chunk
+    return status, headers, body

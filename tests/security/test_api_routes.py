@@ -62,6 +62,11 @@ PUBLIC = {
     ("GET", "/api/openapi.json"): "the API's public description: routes and schemas, no data",
     ("GET", "/api/docs"): "the API's public description page (Swagger UI), no data",
     ("GET", "/docs/oauth2-redirect"): "a static page of the Swagger UI, no data",
+    ("GET", "/api/health"): "for load balancers: each dependency's ok and latency, no host, key or data "
+                            "(tests/api/test_operations_api.py), rate limited per address",
+    ("GET", "/api/media/{video_id}/{kind}/{version}"): "a signed playback link's bytes: no cookie read, the link's "
+                                                        "HMAC and expiry are the permission (403 without them, below "
+                                                        "and in tests/api/test_playback_api.py)",
 }
 
 
@@ -81,9 +86,10 @@ def _form(course: str, chapter: str, data: bytes, **query) -> dict:
             "params": query}
 
 
-def _create(course: str, chapter: str, data: bytes) -> dict:
+def _create(course: str | None, chapter: str | None, data: bytes, replaces: str | None = None) -> dict:
     return {"json": {"course_id": course, "chapter_id": chapter, "filename": "hacked.mp4", "size": len(data),
-                     "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode()}}
+                     "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode(),
+                     "replaces_video_id": replaces}}
 
 
 def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
@@ -93,6 +99,8 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
     mixed = (400, 403, 404)  # the stranger's own id beside one of A's: refused either way
     return {
         ("GET", "/api/auth/me"): [Attempt("who am I", "GET", "/api/auth/me", stranger=(200,), own=True)],
+        # only the metrics token opens it, never a log-in or an API token
+        ("GET", "/api/metrics"): [Attempt("read the metrics", "GET", "/api/metrics", stranger=(401,))],
         ("GET", "/api/tokens"): [Attempt("list tokens", "GET", "/api/tokens", stranger=(200,), own=True)],
         ("POST", "/api/tokens"): [Attempt("create a token naming A as its owner", "POST", "/api/tokens",
                                           {"json": {"name": "mine", "user_id": a.id, "id": a.token_id}},
@@ -139,9 +147,23 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
         ("GET", "/api/videos/{video_id}"): [Attempt("read A's video", "GET", f"/api/videos/{video}")],
         ("DELETE", "/api/videos/{video_id}"): [Attempt("delete A's video", "DELETE", f"/api/videos/{video}")],
         ("POST", "/api/videos/{video_id}/retry"): [Attempt("retry A's video", "POST", f"/api/videos/{video}/retry")],
+        ("POST", "/api/videos/duplicates"): [
+            # Both upload the same clip: B hears of B's own copies only, never of A's.
+            Attempt("look up the file A uploaded", "POST", "/api/videos/duplicates",
+                    {"json": {"sha1s": [hashlib.sha1(clip).hexdigest()],
+                              "fingerprints": [f"v1:{len(clip)}:{hashlib.sha1(clip + clip).hexdigest()}"]}},
+                    stranger=(200,), own=True)],
+        ("GET", "/api/videos/{video_id}/replacement"): [
+            Attempt("follow A's video's replacement", "GET", f"/api/videos/{video}/replacement")],
+        ("POST", "/api/videos/{video_id}/replacement/retry"): [
+            Attempt("retry A's video's replacement", "POST", f"/api/videos/{video}/replacement/retry")],
+        ("DELETE", "/api/videos/{video_id}/replacement"): [
+            Attempt("dismiss A's video's replacement", "DELETE", f"/api/videos/{video}/replacement")],
         ("GET", "/api/videos/{video_id}/thumbnail/{size}"): [
             Attempt("see A's thumbnail", "GET", f"/api/videos/{video}/thumbnail/small"),
             Attempt("see A's large thumbnail", "GET", f"/api/videos/{video}/thumbnail/large")],
+        ("GET", "/api/videos/{video_id}/playback"): [
+            Attempt("get a signed link to A's draft video", "GET", f"/api/videos/{video}/playback")],
         ("GET", "/api/videos/{video_id}/stream"): [
             Attempt("play A's video", "GET", f"/api/videos/{video}/stream"),
             Attempt("play a range of A's video", "GET", f"/api/videos/{video}/stream", {"headers": {"Range": "bytes=0-99"}}),
@@ -150,6 +172,9 @@ def attempts(world, clip: bytes) -> dict[tuple[str, str], list[Attempt]]:
             Attempt("start an upload into A's chapter", "POST", "/api/uploads", _create(a.course, a.chapters[0], clip)),
             Attempt("B's course, A's chapter", "POST", "/api/uploads", _create(b.course, a.chapters[0], clip), stranger=mixed),
             Attempt("A's course, B's chapter", "POST", "/api/uploads", _create(a.course, b.chapters[0], clip), stranger=mixed),
+            Attempt("replace the file of A's video", "POST", "/api/uploads", _create(None, None, clip, video)),
+            Attempt("B's chapter, replacing A's video", "POST", "/api/uploads",
+                    _create(b.course, b.chapters[0], clip, video), stranger=mixed),
         ],
         ("GET", "/api/uploads"): [Attempt("list A's unfinished uploads", "GET", "/api/uploads",
                                           {"params": {"course_id": a.course}})],
@@ -242,8 +267,16 @@ def test_own_things_created_with_someone_elses_ids_in_the_body_belong_to_the_cre
 
 
 def test_the_public_routes_hold_nothing_of_anyones(world, anonymous):
+    video = world.a.videos[world.a.chapters[0]][0]
     for method, path in PUBLIC:
         if method != "GET":
+            continue
+        if "{" in path:  # a signed link's route, asked for A's video with a made-up signature
+            url = path.format(video_id=video, kind="video", version="0" * 16)
+            for query in ({}, {"expires": "99999999999", "signature": "forged"}):
+                response = anonymous.get(url, params=query)
+                assert response.status_code == 403 and response.json()["code"] == "link_invalid", response.text
+                assert find_leaks(response.text, world.secrets_of_a()) == [], path
             continue
         response = anonymous.get(path)
         assert response.status_code == 200, path

@@ -43,6 +43,9 @@ def own_requests(world, clip) -> dict[tuple[str, str], tuple[str, dict]]:
             "headers": {"content-type": MULTIPART}}),
         ("DELETE", "/api/videos/{video_id}"): (f"/api/videos/{video}", {}),
         ("POST", "/api/videos/{video_id}/retry"): (f"/api/videos/{video}/retry", {}),
+        ("POST", "/api/videos/duplicates"): ("/api/videos/duplicates", {"json": {"sha1s": [hashlib.sha1(clip).hexdigest()]}}),
+        ("POST", "/api/videos/{video_id}/replacement/retry"): (f"/api/videos/{video}/replacement/retry", {}),
+        ("DELETE", "/api/videos/{video_id}/replacement"): (f"/api/videos/{video}/replacement", {}),
         ("POST", "/api/uploads"): ("/api/uploads", {"json": {
             "course_id": a.course, "chapter_id": a.chapters[1], "filename": "csrf.mp4", "size": len(data),
             "fingerprint": "v1:" + hashlib.sha1(data).hexdigest(), "head": base64.b64encode(data[:8192]).decode()}}),

@@ -10,10 +10,16 @@ kind of limit per test.
 Proved: requests with bogus or missing credentials are refused with 429 once an
 address has spent its budget (before: 700 bogus tokens all got 401); log-in
 attempts are limited per address across e-mails; X-Forwarded-For is ignored at 0
-trusted hops and used at 1; A and B spend one budget."""
+trusted hops and used at 1; A and B spend one budget. And one cap on open sockets
+per address for both (counted in Redis): a place freed on A is free on B, and the
+places of a process that dies (A, killed last) run out on their own."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import time
 import uuid
 
 import httpx
@@ -22,11 +28,14 @@ import pytest
 from course_app.db import session_scope
 from course_app.services import users
 from tests.api.support import PASSWORD, assert_json_error
+from tests.security.support import SocketRefused, Tab, run
 from tests.server import engine_of, separate_app
-from tests.unit.test_rate_limits import REDIS_URL
+from tests.unit.conftest import REDIS_URL
 
 ANONYMOUS_PER_MINUTE = 5
 LOGINS_PER_IP_PER_MINUTE = 4
+SOCKETS_PER_IP = 3
+SOCKET_CLAIM_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +51,9 @@ def apps(tmp_path_factory):
     prefix = f"test-shared-limits-{uuid.uuid4().hex}"
     env = {"COURSE_REDIS_URL": REDIS_URL, "COURSE_RATE_LIMIT_KEY_PREFIX": prefix,
            "COURSE_ANONYMOUS_RATE_LIMIT": f"{ANONYMOUS_PER_MINUTE}/minute",
-           "COURSE_LOGIN_IP_RATE_LIMIT": f"{LOGINS_PER_IP_PER_MINUTE}/minute"}
+           "COURSE_LOGIN_IP_RATE_LIMIT": f"{LOGINS_PER_IP_PER_MINUTE}/minute",
+           "COURSE_SOCKET_CONNECTIONS_PER_IP": str(SOCKETS_PER_IP),
+           "COURSE_SOCKET_CLAIM_SECONDS": str(SOCKET_CLAIM_SECONDS)}
     with separate_app(tmp_path_factory, "limits-0-hops", {**env, "COURSE_TRUSTED_PROXY_HOPS": "0"}) as a, \
             separate_app(tmp_path_factory, "limits-1-hop", {**env, "COURSE_TRUSTED_PROXY_HOPS": "1"}) as b:
         yield a, b
@@ -153,3 +164,76 @@ def test_two_processes_spend_one_budget(apps):
 
     assert_rate_limited(_log_in(a, f"{uuid.uuid4().hex[:10]}@example.com"), "log-in")
     assert_rate_limited(_log_in(b, f"{uuid.uuid4().hex[:10]}@example.com", address="127.0.0.1"), "log-in")
+
+
+# Open sockets: one cap per address for every process ---------------------------------------
+# Both apps see these sockets as 127.0.0.1 (no X-Forwarded-For: B has nothing to believe).
+
+
+async def _connect(server) -> Tab | None:
+    tab = Tab(server.base_url)
+    try:
+        await tab.connect("/login")
+    except SocketRefused:
+        return None
+    return tab
+
+
+async def _connect_within(server, seconds: float) -> tuple[Tab | None, float]:
+    """Try again until a place is free (or ``seconds`` passed); answers the tab and the wait."""
+    started = time.monotonic()
+    while True:
+        tab = await _connect(server)
+        if tab is not None or time.monotonic() - started > seconds:
+            return tab, time.monotonic() - started
+        await asyncio.sleep(0.1)
+
+
+async def _close(*tabs: Tab | None) -> None:
+    for tab in tabs:
+        if tab is not None:
+            await tab.close()
+
+
+def test_two_processes_share_one_cap_on_open_sockets(apps):
+    """Two sockets on A and one on B fill the address's places: one more is refused by
+    both; when one on A closes, B takes its place. Counted in each process, A and B
+    would each have let three open."""
+    a, b = apps
+
+    async def scenario():
+        held = [await _connect(a), await _connect(a), await _connect(b)]
+        one_more = (await _connect(a), await _connect(b))
+        await held[0].close()
+        freed, _ = await _connect_within(b, 5)
+        await _close(*held[1:], *one_more, freed)
+        return held, one_more, freed
+
+    held, one_more, freed = run(scenario())
+
+    assert all(held), "three places for the address"
+    assert one_more == (None, None), "the fourth socket is refused by either process"
+    assert freed is not None, "a socket closed on A frees a place on B"
+
+
+def test_a_process_that_dies_frees_its_places_within_the_claims_lifetime(apps):
+    """Runs last: A is killed (SIGKILL: it gives nothing back) with three sockets open,
+    and B refuses a fourth until A's claims run out, then lets it in."""
+    a, b = apps
+
+    async def scenario():
+        held = [await _connect(a) for _ in range(SOCKETS_PER_IP)]
+        refused = await _connect(b)
+        os.killpg(a.process.pid, signal.SIGKILL)
+        a.process.wait(timeout=10)
+        tab, waited = await _connect_within(b, SOCKET_CLAIM_SECONDS * 5)
+        await _close(tab, refused)
+        for dead in held:
+            await dead.close()
+        return held, refused, tab, waited
+
+    held, refused, tab, waited = run(scenario())
+
+    assert all(held) and refused is None
+    assert tab is not None, f"A's places were not freed within {waited:.1f}s"
+    assert waited <= SOCKET_CLAIM_SECONDS + 2, waited

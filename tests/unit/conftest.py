@@ -7,16 +7,24 @@ from __future__ import annotations
 from functools import partial
 from types import SimpleNamespace
 
+import os
+import uuid
+
 import pytest
+import redis
 from b2sdk.v3 import B2Api, B2HttpApiConfig, InMemoryAccountInfo
 
 import course_app.db
+from course_app import rate_limits
 from course_app.db import session_scope
 from course_app.services import courses
+from course_app.settings import get_settings
 from course_app.storage import set_storage_for_tests
 from course_app.storage.b2 import B2Storage
 from course_app.storage.local import LocalStorage
 from tests.unit.storage.support import BUCKET, PART, FaithfulRawSimulator
+
+REDIS_URL = os.environ.get("COURSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
@@ -81,3 +89,39 @@ def local_storage(tmp_path) -> LocalStorage:
 def storage(request):
     """Every test that takes ``storage`` runs on both backends."""
     return request.getfixturevalue(f"{request.param}_storage")
+
+
+# Settings and Redis (the rate limits and the socket counts) --------------------------------
+
+
+@pytest.fixture
+def configure(monkeypatch):
+    """Set COURSE_* settings for this test; the limiter is made again from them."""
+
+    def _configure(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"COURSE_{name.upper()}", value)
+        get_settings.cache_clear()
+        rate_limits.limiter.cache_clear()
+
+    yield _configure
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    rate_limits.limiter.cache_clear()
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of this test's own in the local Redis, removed afterwards."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
+        pytest.skip("Redis is not running here")
+    prefix = f"test-limits-{uuid.uuid4().hex}"
+    yield prefix
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    client.close()

@@ -5,9 +5,11 @@ memory otherwise, and while Redis does not answer. And who the client is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -16,43 +18,9 @@ import redis
 from course_app import rate_limits
 from course_app.api.client_address import client_address
 from course_app.errors import RateLimited
-from course_app.settings import get_settings
+from tests.delay_proxy import DelayProxy
 from tests.server import ROOT, free_port
-
-REDIS_URL = os.environ.get("COURSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def configure(monkeypatch):
-    """Set COURSE_* settings for this test; the limiter is made again from them."""
-
-    def _configure(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"COURSE_{name.upper()}", value)
-        get_settings.cache_clear()
-        rate_limits.limiter.cache_clear()
-
-    yield _configure
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    rate_limits.limiter.cache_clear()
-
-
-@pytest.fixture
-def redis_prefix():
-    """A key prefix of this test's own in the local Redis, removed afterwards."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip("Redis is not running here")
-    prefix = f"test-limits-{uuid.uuid4().hex}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-    client.close()
+from tests.unit.conftest import REDIS_URL
 
 
 def _spend(spec: str, key: str, times: int) -> list[bool]:
@@ -220,3 +188,61 @@ def test_the_socket_cap_counts_the_peer_without_trusted_proxies(configure):
 def test_the_socket_cap_counts_the_forwarded_address_behind_a_trusted_proxy(configure):
     configure(trusted_proxy_hops="1", socket_connections_per_ip="2")
     assert _open_sockets(["1.1.1.1", "1.1.1.1", "1.1.1.1", "2.2.2.2"]) == ["open", "open", "refused", "open"]
+
+
+# On the event loop: the same limiter, awaited --------------------------------------------------
+
+
+def _spend_async(spec: str, key: str, times: int) -> list[bool]:
+    async def spend() -> list[bool]:
+        allowed = []
+        for _ in range(times):
+            try:
+                await rate_limits.enforce_rate_limit_async(spec, key, what="test")
+                allowed.append(True)
+            except RateLimited:
+                allowed.append(False)
+        return allowed
+
+    return asyncio.run(spend())
+
+
+def test_the_async_checks_spend_the_same_redis_budget(configure, redis_prefix):
+    """Code on the loop and code in threads count together (two loops one after the other, too)."""
+    configure(redis_url=REDIS_URL, rate_limit_key_prefix=redis_prefix)
+    key = uuid.uuid4().hex
+    assert _spend_async("4/minute", key, 2) == [True, True]
+    assert _spend("4/minute", key, 1) == [True]
+    assert _spend_async("4/minute", key, 2) == [True, False]
+    assert rate_limits.limiter().shared_down_until == 0.0, "counted in Redis throughout"
+
+
+def test_the_async_checks_count_in_memory_while_redis_does_not_answer(configure, redis_prefix):
+    configure(redis_url="redis://127.0.0.1:1/0", rate_limit_key_prefix=redis_prefix)
+    key = uuid.uuid4().hex
+    assert _spend_async("2/minute", key, 3) == [True, True, False]
+    assert _spend("2/minute", key, 1) == [False], "one memory budget for both ways in"
+
+
+def test_an_async_check_does_not_hold_up_the_loop(configure, redis_prefix):
+    """50 checks at once over a Redis 20 ms away (each way): awaited, they overlap;
+    called on the loop (as before), they would take at least 50 x 2 x 40 ms."""
+    client = redis.Redis.from_url(REDIS_URL)
+    proxy = DelayProxy((client.connection_pool.connection_kwargs["host"],
+                        client.connection_pool.connection_kwargs["port"]), 0.02)
+    try:
+        configure(redis_url=f"redis://127.0.0.1:{proxy.port}/0", rate_limit_key_prefix=redis_prefix)
+
+        async def burst() -> float:
+            key = uuid.uuid4().hex
+            await rate_limits.enforce_rate_limit_async("1000/minute", key, what="test")  # connected
+            started = time.perf_counter()
+            await asyncio.gather(*(rate_limits.enforce_rate_limit_async("1000/minute", key, what="test")
+                                   for _ in range(50)))
+            return time.perf_counter() - started
+
+        elapsed = asyncio.run(burst())
+    finally:
+        proxy.close()
+    assert rate_limits.limiter().shared_down_until == 0.0, "every check was counted in Redis"
+    assert elapsed < 2.0, elapsed

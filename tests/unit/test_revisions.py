@@ -27,7 +27,7 @@ def edits(course: Course, chapters: list[Chapter], rows: list[list[Video]]):
     first, second = rows[0][0], rows[0][1]
     return [
         ("update_course", lambda **kw: courses.update_course(course_id=course.id, title="New", **kw)),
-        ("set_course_status", lambda **kw: courses.set_course_status(course_id=course.id, status="published", **kw)),
+        ("set_course_status", lambda **kw: publish_when_ready(course, **kw)),
         ("add_chapter", lambda **kw: courses.add_chapter(course_id=course.id, title="Extra", **kw)),
         ("rename_chapter", lambda **kw: courses.rename_chapter(chapter_id=chapters[0].id, title="Renamed", **kw)),
         ("reorder_chapters", lambda **kw: courses.reorder_chapters(
@@ -51,6 +51,18 @@ EDIT_NAMES = [
     "reorder_videos", "move_video", "move_videos", "trash_video", "trash_videos", "trash_chapter",
     "trash_chapters", "untrash",
 ]
+
+
+def publish_when_ready(course, *, session, user, revision):
+    """Publishing, once every video is ready (processing marks them outside the measured
+    edit, without touching the revision)."""
+    with Session(session.get_bind()) as other:
+        for video in other.exec(select(Video).where(Video.course_id == course.id)):
+            video.status = "ready"
+            other.add(video)
+        other.commit()
+    return courses.set_course_status(session=session, user=user, course_id=course.id, status="published",
+                                     revision=revision)
 
 
 def untrash_after(course, rows, *, session, user, revision):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from course_app.errors import Forbidden, NotFound, Stale
-from course_app.services import courses, trash, video_layout, videos
+from course_app.services import trash, video_layout, videos
 from tests.unit.test_batch import call, course_with, order
 
 

@@ -9,6 +9,7 @@
 //   input[data-select-video]       a video row's selection checkbox
 //   input[type=file][data-upload-chapter=<id>]  a chapter's file input; [data-upload-for=<id>] opens it
 //   [data-retry-selected]          retries the selected rows' failed uploads that this tab holds
+//   [data-replace-for=<video id>]  "Replace file": one file for that video (one shared input)
 // and tells Reflex only what was decided: onMoveVideos({video_ids, chapter_id, before_id}),
 // onMoveChapter({chapter_id, target_id}) and onRetried({retried, missing}) (missing: the
 // selected failed rows whose files this tab does not hold). Files go straight to the upload manager.
@@ -46,6 +47,8 @@ function selectedIds(root) {
 
 export function OutlineDnd({ courseId, maxBytes, onMoveVideos, onMoveChapter, onRetried, children, id, className, style }) {
   const root = useRef(null);
+  const replaceInput = useRef(null);
+  const replacing = useRef(null); // {videoId, chapterId} while the file picker is open
   const marked = useRef(null);
   // Reflex hands over new callback identities on every render: read the latest ones.
   const callbacks = useRef({});
@@ -126,6 +129,15 @@ export function OutlineDnd({ courseId, maxBytes, onMoveVideos, onMoveChapter, on
 
   const onChange = (event) => {
     const input = event.target;
+    if (input === replaceInput.current) {
+      const target = replacing.current;
+      if (target && input.files?.length) {
+        addFiles([input.files[0]], { courseId: String(courseId ?? ""), chapterId: target.chapterId, maxBytes,
+          replacesVideoId: target.videoId });
+      }
+      input.value = "";
+      return;
+    }
     const chapterId = input?.dataset?.uploadChapter;
     if (!chapterId || input.type !== "file") return;
     addFiles(input.files, { courseId: String(courseId ?? ""), chapterId, maxBytes });
@@ -139,6 +151,14 @@ export function OutlineDnd({ courseId, maxBytes, onMoveVideos, onMoveChapter, on
           root.current.querySelector(`li[data-video-id="${CSS.escape(videoId)}"]`)?.dataset.status === "uploading",
       );
       callbacks.current.onRetried?.(retryVideos(failed));
+      return;
+    }
+    const replace = event.target.closest?.("[data-replace-for]");
+    if (replace) {
+      const chapter = replace.closest("[data-chapter-id]");
+      if (!chapter) return;
+      replacing.current = { videoId: replace.dataset.replaceFor, chapterId: chapter.dataset.chapterId };
+      replaceInput.current?.click();
       return;
     }
     const button = event.target.closest?.("[data-upload-for]");
@@ -162,6 +182,14 @@ export function OutlineDnd({ courseId, maxBytes, onMoveVideos, onMoveChapter, on
       onClick={onClick}
     >
       {children}
+      <input
+        ref={replaceInput}
+        type="file"
+        accept="video/*"
+        hidden
+        tabIndex={-1}
+        aria-label="Choose the new file for the video"
+      />
     </div>
   );
 }

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState, useSyncExternalStore } from "react";
 import { formatSize, formatSpeed, formatTimeLeft, percentOf } from "./format.js";
 import { fingerprintOf } from "./hash.js";
 import { deleteSession } from "./http.js";
-import { addFiles, cancel, dismiss, pause, resume, retry } from "./manager.js";
+import { addFiles, cancel, dismiss, pause, resume, retry, skip, uploadAnyway } from "./manager.js";
 import {
   CANCELLABLE, EMPTY, PAUSABLE, discarded, getServerSnapshot, getSnapshot, listen, subscribe,
 } from "./store.js";
@@ -33,6 +33,8 @@ function statusText(item) {
       return "Uploaded";
     case "cancelled":
       return "Cancelled";
+    case "duplicate":
+      return "";
     default:
       return "";
   }
@@ -134,7 +136,7 @@ export function UploadsPanel({ courseId, maxBytes, chapters, pending, onUploaded
         return;
       }
       setPendingFor(p.id, { busy: false });
-      send([file], p.chapter_id, { name: p.filename, fingerprint, head });
+      send([file], p.chapter_id, { name: p.filename, fingerprint, head, replacesVideoId: p.replaces_video_id || null });
     } catch {
       setPendingFor(p.id, { error: `${file.name} could not be read.`, busy: false });
     }
@@ -297,6 +299,16 @@ export function UploadsPanel({ courseId, maxBytes, chapters, pending, onUploaded
                     Dismiss
                   </Button>
                 )}
+                {item.status === "duplicate" && (
+                  <>
+                    <Button label={`Skip ${item.name}`} onClick={() => afterAction(skip)(item.key)}>
+                      Skip
+                    </Button>
+                    <Button label={`Upload ${item.name} anyway`} onClick={() => uploadAnyway(item.key)}>
+                      Upload anyway
+                    </Button>
+                  </>
+                )}
               </span>
               <ProgressBar name={item.name} percent={item.percent} failed={item.status === "failed"} paused={item.status === "paused"} />
               <span style={styles.meta}>
@@ -304,10 +316,13 @@ export function UploadsPanel({ courseId, maxBytes, chapters, pending, onUploaded
                   <span role="alert" style={styles.error}>
                     {item.error} <span style={styles.code}>({item.code})</span>
                   </span>
+                ) : item.status === "duplicate" ? (
+                  <span role="alert">{`You already uploaded this file: ${item.duplicates.join("; ")}.`}</span>
                 ) : (
                   <span aria-live="off">{statusText(item)}</span>
                 )}
                 {item.note && <span>{item.note}</span>}
+                {item.replacesVideoId && <span style={styles.where}>Replacing a video's file</span>}
                 {titleOf.has(item.chapterId) && <span style={styles.where}>{`Chapter ${titleOf.get(item.chapterId)}`}</span>}
               </span>
             </li>

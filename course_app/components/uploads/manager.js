@@ -10,6 +10,12 @@
 // goes through the Reflex State, which only hears about results through the
 // course's listener: onUploaded(video), onFailed({filename, error, code, chapter_id})
 // and onChanged({chapter_id}) (a session was created, cancelled or discarded).
+//
+// Before a new file's session is created, its fingerprint (hash.js) is looked up
+// among the instructor's own videos (POST /api/videos/duplicates): a match holds the
+// file as "duplicate", saying where it already is, until Skip or Upload anyway. A
+// failed look-up never stops an upload. A job with replacesVideoId uploads a new
+// file for that video (the server swaps it in once processed).
 import { fingerprintOf, hex, subtle } from "./hash.js";
 import { formatSize } from "./format.js";
 import {
@@ -22,6 +28,7 @@ const PARTS_IN_FLIGHT = 3;
 const MAX_RETRY_AFTER_MS = 60000; // cap on a server's Retry-After
 const MAX_COMPLETE_ROUNDS = 3; // "complete" answering missing_parts, then parts sent again
 const EXPIRED_MESSAGE = "This upload was cancelled or has expired on the server. Retry to upload the file again.";
+const HELD = Symbol("held"); // a duplicate found: the job waits for Skip or Upload anyway
 
 let nextKey = 0;
 let creating = Promise.resolve(); // sessions are created one at a time, in queue order
@@ -95,7 +102,7 @@ function fail(job, error) {
 }
 
 function settle(job, generation, error) {
-  if (error === STALE || job.generation !== generation) return;
+  if (error === STALE || error === HELD || job.generation !== generation) return;
   if (error instanceof UploadFailure) fail(job, error);
   else {
     console.error(error);
@@ -116,7 +123,7 @@ async function run(job) {
       url: API,
       json: {
         course_id: job.courseId, chapter_id: job.chapterId, filename: job.file.name, size: job.size,
-        fingerprint: job.fingerprint, head: job.head,
+        fingerprint: job.fingerprint, head: job.head, replaces_video_id: job.replacesVideoId || null,
       },
     }).then((res) => {
       // Kept even if the job was paused or cancelled meanwhile (a cancelled one is deleted).
@@ -134,6 +141,14 @@ async function run(job) {
       }
     }
     if (job.generation !== generation) throw STALE;
+    if (!job.replacesVideoId && !job.allowDuplicate && !job.uploadId) {
+      const matches = await duplicatesOf(job);
+      if (job.generation !== generation) throw STALE;
+      if (matches.length > 0) {
+        hold(job, matches);
+        throw HELD;
+      }
+    }
     return create();
   });
   creating = turn.catch(() => undefined);
@@ -152,6 +167,22 @@ async function run(job) {
   } catch (error) {
     settle(job, generation, error);
   }
+}
+
+// Where the instructor already has this file ([] when nowhere, or when the look-up fails).
+async function duplicatesOf(job) {
+  const res = await send({ method: "POST", url: "/api/videos/duplicates", json: { fingerprints: [job.fingerprint] } })
+    .catch(() => ({ status: 0 }));
+  const matches = res.status === 200 && Array.isArray(res.body?.matches) ? res.body.matches : [];
+  return matches.filter((m) => m && typeof m.where === "string").map((m) => m.where);
+}
+
+function hold(job, places) {
+  stopWork(job);
+  job.status = "duplicate";
+  job.duplicates = places;
+  notify();
+  schedule();
 }
 
 // Takes the session's ledger; a session that came back after a cancel is deleted.
@@ -281,7 +312,7 @@ async function complete(job, generation) {
 
 // Actions ------------------------------------------------------------------------------
 
-function addJob(file, { courseId, chapterId, maxBytes, name, fingerprint, head }) {
+function addJob(file, { courseId, chapterId, maxBytes, name, fingerprint, head, replacesVideoId }) {
   const job = {
     key: ++nextKey,
     file,
@@ -289,6 +320,9 @@ function addJob(file, { courseId, chapterId, maxBytes, name, fingerprint, head }
     size: file.size,
     courseId,
     chapterId,
+    replacesVideoId: replacesVideoId || null, // a new file for this video, swapped in once processed
+    allowDuplicate: false,
+    duplicates: [], // where this file already is, while held as "duplicate"
     status: "waiting",
     error: null,
     code: null,
@@ -374,6 +408,20 @@ export function cancel(key) {
   } else {
     removeLater(job);
   }
+}
+
+// A held duplicate: "Upload anyway" sends it, "Skip" drops it.
+export function uploadAnyway(key) {
+  const job = findJob(key);
+  if (!job || job.status !== "duplicate") return;
+  Object.assign(job, { allowDuplicate: true, status: "waiting", duplicates: [] });
+  notify();
+  schedule();
+}
+
+export function skip(key) {
+  const job = findJob(key);
+  if (job && job.status === "duplicate") removeJob(job);
 }
 
 export function dismiss(key) {

@@ -78,6 +78,8 @@ function viewOf(job) {
     canRetry: job.canRetry,
     uploadId: job.uploadId,
     fingerprint: job.fingerprint,
+    replacesVideoId: job.replacesVideoId,
+    duplicates: job.duplicates,
   };
 }
 
