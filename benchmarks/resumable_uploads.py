@@ -106,6 +106,7 @@ BLOCK = MIB
 POOL_BLOCKS = 8
 SEED = 7
 WARMUP_BYTES = 4 * MIB
+UPLOADED = ("processing", "ready")  # what a finished upload answers (processing waits for a worker)
 RSS_BUDGET_MIB = 16  # issue 11: P2 <= 16 MiB for chunked and single uploads
 P1_GOAL = 0.90
 P3_GOAL = 0.80
@@ -286,6 +287,7 @@ def summarize(runs: list[dict]) -> dict:
         "worker_rss_growth_mib": worst["worker_rss_growth_mib"],
         "mb_s": round(statistics.median(r["mb_s"] for r in runs), 1),
         "mb_s_all": [r["mb_s"] for r in runs],
+        "server_cpu_seconds": round(statistics.median(r["worker_cpu_seconds"] for r in runs), 2),
         "load_max": max(max(r["loadavg_before_after"]) for r in runs),
         "foreign_cpu_seconds_max": max(r["foreign_cpu_seconds"] for r in runs),
         "foreign_cpu_seconds_all": [r["foreign_cpu_seconds"] for r in runs],
@@ -335,7 +337,7 @@ def concurrently(jobs: list[Callable[[], object]]) -> tuple[float, list]:
 class App:
     """The real app (prod build) with a signed-up user, a course and a chapter."""
 
-    def __init__(self, work: Path, web_dir: Path, *, max_bytes: int, chunk_size: int) -> None:
+    def __init__(self, work: Path, web_dir: Path, *, max_bytes: int, chunk_size: int, app_default: bool) -> None:
         from tests.server import AppServer
 
         self.work = work
@@ -348,11 +350,15 @@ class App:
                                      os.environ.get("PATH", "")]),
             "COURSE_MAX_UPLOAD_BYTES": str(max_bytes),
             "COURSE_QUOTA_BYTES": str(4 * max_bytes),
-            "COURSE_UPLOAD_CHUNK_BYTES": str(chunk_size),
             "COURSE_PART_RATE_LIMIT": limit,
             "COURSE_UPLOAD_RATE_LIMIT": limit,
             "COURSE_API_RATE_LIMIT": limit,
+            # No processing worker: it would transcode the uploads while the next path is
+            # measured; a finished upload stays "processing" (see verify_and_delete).
+            "COURSE_EMBEDDED_WORKERS": "0",
         }
+        if not app_default:  # else the part size the app picks itself, as the browser gets it
+            env["COURSE_UPLOAD_CHUNK_BYTES"] = str(chunk_size)
         self.server = AppServer(data_dir=self.data_dir, log_path=work / "server.log", extra_env=env)
         self.chunk_size = chunk_size
         self.cookies = None
@@ -494,7 +500,7 @@ class App:
         file; then every video is deleted and storage must become empty."""
         stored_sha1s, stored_sizes = [], []
         for video, file in zip(videos, files, strict=True):
-            check(video.get("status") == "ready", f"[{label}] the video is {video.get('status')!r}, not 'ready'")
+            check(video.get("status") in UPLOADED, f"[{label}] the video is {video.get('status')!r}, not uploaded")
             check(video.get("size_bytes") == file.size,
                   f"[{label}] size_bytes {video.get('size_bytes')} != {file.size}")
             check(video.get("sha1") == file.sha1, f"[{label}] server sha1 {video.get('sha1')} != client {file.sha1}")
@@ -506,9 +512,10 @@ class App:
                 check(disk_sha1 == file.sha1, f"[{label}] the stored file's sha1 {disk_sha1} != client {file.sha1}")
             stored_sha1s.append(disk_sha1)
             stored_sizes.append(stored_size)
-        for video in videos:
-            reply = self.client.delete(f"/api/videos/{video['id']}")
-            check(reply.status_code == 204, f"[{label}] deleting the video answered {reply.status_code}")
+        for video in videos:  # to the trash, then out of it: its file goes
+            for url in (f"/api/videos/{video['id']}", f"/api/trash/videos/{video['id']}"):
+                reply = self.client.delete(url)
+                check(reply.status_code == 204, f"[{label}] DELETE {url} answered {reply.status_code}")
         deadline = time.monotonic() + 10
         while (leftovers := [p for p in (self.data_dir / "storage").rglob("*") if p.is_file()]) and \
                 time.monotonic() < deadline:
@@ -870,6 +877,7 @@ def row(path: str, streams: int | None, size: int | None, seconds: float | None,
     """``measured``: the summary whose load and foreign CPU time the row shows."""
     return {"key": key, "path": path, "streams": streams, "size_bytes": size, "seconds": seconds, "mb_s": mb_s,
             "ratio": None if ratio is None else round(ratio, 3), "rss_growth_mib": rss,
+            "server_cpu_seconds": measured.get("server_cpu_seconds") if measured else None,
             "load_max": measured.get("load_max") if measured else None,
             "foreign_cpu_seconds_max": measured.get("foreign_cpu_seconds_max") if measured else None,
             "goal": goal, "met": met}
@@ -935,8 +943,8 @@ def build_rows(results: dict, args) -> list[dict]:
 
 
 def render(rows: list[dict]) -> str:
-    headers = ["path", "streams", "size", "seconds", "MB/s", "ratio", "RSS growth MiB", "load", "other CPU s", "goal",
-               "met?"]
+    headers = ["path", "streams", "size", "seconds", "MB/s", "ratio", "RSS growth MiB", "server CPU s", "load",
+               "other CPU s", "goal", "met?"]
 
     def fmt(r: dict) -> list[str]:
         return [
@@ -947,6 +955,7 @@ def render(rows: list[dict]) -> str:
             f"{r['mb_s']:.1f}" if r["mb_s"] is not None else "-",
             f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
             f"{r['rss_growth_mib']:+.1f}" if r["rss_growth_mib"] is not None else "-",
+            f"{r['server_cpu_seconds']:.2f}" if r.get("server_cpu_seconds") is not None else "-",
             f"{r['load_max']:.2f}" if r["load_max"] is not None else "-",
             f"{r['foreign_cpu_seconds_max']:.2f}" if r["foreign_cpu_seconds_max"] is not None else "-",
             r["goal"],
@@ -957,7 +966,7 @@ def render(rows: list[dict]) -> str:
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
     lines = []
     for index, line in enumerate(cells):
-        lines.append("  ".join(cell.ljust(w) if i in (0, 9) else cell.rjust(w)
+        lines.append("  ".join(cell.ljust(w) if i in (0, 10) else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
         if index == 0:
             lines.append("-" * len(lines[0]))
@@ -969,7 +978,9 @@ def describe(args, file: GeneratedFile, share_sets: dict[int, list[GeneratedFile
     lines = [f"{human(file.size)} per path and concurrency; {args.repeat} round(s), median MB/s, ratio = median of "
              "the per-round ratios to bare at the same streams.",
              "load: the highest 1-minute load average around the row's runs (this benchmark's own processes "
-             "included); other CPU s: the most CPU seconds other processes used during one of them."]
+             "included); other CPU s: the most CPU seconds other processes used during one of them; server CPU s: "
+             "the median CPU seconds of the server's processes for the row's bytes (the chunked path hashes every "
+             "byte twice, for its part's SHA1 and the whole file's; bare and single once)."]
     for streams, shares in share_sets.items():
         sizes = ", ".join(human(share.size) for share in shares)
         lines.append(f"  {streams} stream(s): bare, single and tus send {len(shares)} file(s) at once ({sizes}); "
@@ -1001,8 +1012,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrencies to measure every path at, comma-separated (default 1,3)")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "resumable_uploads.json",
                         help="JSON results (default benchmarks/results/resumable_uploads.json)")
-    parser.add_argument("--chunk-size", type=um.parse_size, default=um.parse_size("64M"),
-                        help="part size of the chunked path (COURSE_UPLOAD_CHUNK_BYTES; default 64M)")
+    parser.add_argument("--chunk-size", type=um.parse_size, default=None,
+                        help="part size of the chunked path (sets COURSE_UPLOAD_CHUNK_BYTES; default: the app's own "
+                             "choice for local storage, the size the browser uploads in)")
     parser.add_argument("--b2-size", type=um.parse_size, default=um.parse_size("256M"),
                         help="P3 file size (kept in memory by the simulator; default 256M)")
     parser.add_argument("--b2-part-size", type=um.parse_size, default=um.parse_size("16M"),
@@ -1020,6 +1032,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-dir", type=Path, default=HERE / "results" / ".web-bench",
                         help="REFLEX_WEB_WORKDIR (default benchmarks/results/.web-bench)")
     args = parser.parse_args(argv)
+    app_default_part_size = args.chunk_size is None
+    if app_default_part_size:
+        from course_app.storage.local_multipart import RECOMMENDED_PART_SIZE
+
+        args.chunk_size = RECOMMENDED_PART_SIZE  # App.chunked checks that the app chose it
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.chunk_size < 64 * 1024 or args.huge_chunk_size < 64 * 1024:
@@ -1065,7 +1082,8 @@ def main(argv: list[str] | None = None) -> int:
         # P1/P2: the app and the bare server both up; in each round every path at every
         # concurrency once, the paths in a rotating order
         app = App(work / "app", args.web_dir.resolve(), max_bytes=max(args.size, args.huge_size if args.huge else 0,
-                                                                      5 * GIB), chunk_size=args.chunk_size)
+                                                                      5 * GIB), chunk_size=args.chunk_size,
+                  app_default=app_default_part_size)
         app.start()
         app.warm_up(max(args.streams))
         bare = Bare(work / "bare")

@@ -6,9 +6,13 @@ A part's bytes are written with ``os.pwrite`` into the upload's ``data`` file at
 offset (number - 1) x part size (the kernel is asked to start writing each
 WRITEBACK_STEP bytes to disk as soon as they are in place, so the disk works while
 the rest arrives) and fdatasynced before its record ``<number>.part``
-(size, SHA1 and a random token, as JSON) is placed (temp file, fsync, rename), so a
-recorded part is wholly on disk; a part sent again first loses its record
-(durably), then is overwritten and recorded again. A part stream shorter or longer
+(size, SHA1 and a random token, as JSON) is placed (temp file, rename), so a
+recorded part is wholly on disk. That fdatasync is the part's one sync: the
+record gets none of its own, since a power cut can only take a record whose bytes
+are on disk anyway; the part is then unrecorded, and complete_multipart refuses
+it (the service drops it from the ledger and the browser sends it again, as after
+any part storage lost). A part sent again first loses its record (durably), then
+is overwritten and recorded again. A part stream shorter or longer
 than its announced ``size`` raises UploadAborted and leaves the part unrecorded
 (reading stops before the first byte too many is written, so the next part is
 never touched).
@@ -87,20 +91,21 @@ def read_part_record(folder: str, number: int) -> PartRecord | None:
 
 
 def write_part_record(folder: str, number: int, size: int, sha1: str) -> None:
-    """Record part ``number`` (its bytes are in the data file, synced): a temp file,
-    fsynced, renamed into place."""
+    """Record part ``number`` once its bytes are in the data file, fdatasynced: a temp
+    file renamed into place (a reader never sees half a record), with no sync of its
+    own. The data's sync came first, so a record that survives a power cut names
+    bytes that are on disk; one that does not survive (or is cut short: read as no
+    record) only means the part is sent again, as complete asks for it (see the
+    module docstring). Two journal commits less per part."""
     path = os.path.join(folder, f"{number}.part")
     temp_path = f"{path}{TEMP_MARKER}{secrets.token_hex(8)}"
     try:
         with open(temp_path, "x", encoding="utf-8") as handle:
             json.dump({"size": size, "sha1": sha1, "token": secrets.token_hex(8)}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temp_path, path)
     except BaseException:
         disk.remove_quietly(temp_path)
         raise
-    disk.fsync_directory(folder)
 
 
 @contextlib.contextmanager

@@ -220,6 +220,36 @@ def test_crash_while_a_part_is_sent_again_then_complete_asks_for_it(
     assert_consistent(engine, storage, {**kept, video.id: data})
 
 
+@pytest.mark.parametrize("storage", ["local"], indirect=True)
+def test_power_cut_after_a_part_was_confirmed_loses_at_most_its_record_and_complete_asks_for_it(
+        engine, storage, place, finished, session_factory):
+    """A part's record gets no sync of its own (its bytes' fdatasync is the part's one
+    sync, local_parts.py): the ledger's commit can outlive it in a power cut. What the
+    disk then holds: the part's bytes, its record gone (or cut short: no record) and
+    maybe its temp file. The checker leaves the open upload alone, complete asks for
+    the part again, and the file completes whole."""
+    kept = finished()
+    data = crash_data(storage)
+    upload = all_parts_sent(session_factory, storage, place, data)
+    folder = os.path.join(storage.root, ".multipart", upload.storage_upload_id)
+    os.unlink(os.path.join(folder, "2.part"))
+    with open(os.path.join(folder, "3.part"), "w") as cut_short:  # written, never synced: empty after the cut
+        cut_short.truncate(0)
+
+    assert repair(engine, storage).before.ok
+    with pytest.raises(upload_sessions.MissingParts) as missing:
+        upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
+                                 upload_id=upload.id)
+    assert missing.value.missing == [2, 3] and the_session(engine).status == "active"
+    for number in missing.value.missing:
+        send_part(session_factory, storage, place, upload, data, number)
+    video = upload_sessions.complete(session_factory=session_factory, storage=storage, user=place.user,
+                                     upload_id=upload.id)
+
+    assert video.status == "processing" and video.size_bytes == len(data)
+    assert_consistent(engine, storage, {**kept, video.id: data})
+
+
 def test_crash_after_a_part_was_stored_before_the_ledger_recorded_it(
         engine, storage, dying, process, place, finished, session_factory, monkeypatch):
     kept = finished()

@@ -379,6 +379,46 @@ def test_local_part_asks_the_kernel_to_write_each_step_out_while_it_arrives(loca
     assert (stored.sha1, read(local, stored)) == (sha1(data), data)
 
 
+def test_local_part_costs_one_sync_its_bytes_fdatasync_before_its_record(local, monkeypatch):
+    """A part is made durable by one fdatasync of the data file, before its record is
+    placed; the record gets no fsync (file or directory) of its own: a power cut can
+    only take a record whose bytes are on disk (tests/faults: complete asks for the
+    part again). A part sent again loses its old record durably first."""
+    data = random_bytes(2 * PART)
+    upload_id = local.start_multipart(KEY, content_type="video/mp4", sha1=sha1(data), part_size=PART)
+    folder = local.root / ".multipart" / upload_id
+    events: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, local_parts.disk.fdatasync
+
+    def fsync(fd):
+        events.append("fsync data" if os.fstat(fd).st_ino == data_inode(local, upload_id) else "fsync other")
+        real_fsync(fd)
+
+    def fdatasync(fd):
+        events.append("fdatasync data" if os.fstat(fd).st_ino == data_inode(local, upload_id) else "fdatasync other")
+        real_fdatasync(fd)
+
+    def recorded(number: int) -> None:
+        events.append(f"record {number}" if (folder / f"{number}.part").exists() else f"no record {number}")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(local_parts.disk, "fdatasync", fdatasync)
+    real_write_record = local_parts.write_part_record
+    monkeypatch.setattr(local_parts, "write_part_record",
+                        lambda folder, number, size, sha1: (recorded(number), real_write_record(folder, number, size, sha1),
+                                                            recorded(number))[1])
+    send(local, upload_id, 1, slices(data)[0])
+    assert events == ["fdatasync data", "no record 1", "record 1"]
+
+    events.clear()
+    send(local, upload_id, 1, slices(data)[0])  # sent again: the old record goes for good first
+    assert events == ["fsync other", "fdatasync data", "no record 1", "record 1"]
+    monkeypatch.undo()
+    send(local, upload_id, 2, slices(data)[1])
+    stored = local.complete_multipart(KEY, upload_id, infos(data), content_type="video/mp4")
+    assert (stored.sha1, read(local, stored)) == (sha1(data), data)
+
+
 def test_local_parts_must_have_the_part_size_but_the_last(local):
     upload_id = local.start_multipart(KEY, content_type="video/mp4", part_size=PART)
     consumed: list[int] = []

@@ -33,7 +33,7 @@ from tests.unit.storage.support import (
 def test_both_backends_offer_multipart_uploads(storage, b2):
     assert isinstance(storage, MultipartStorage) and storage.max_parts == 10_000
     if storage.name == "local":
-        assert (storage.min_part_size, storage.recommended_part_size()) == (1, 8 * MIB)
+        assert (storage.min_part_size, storage.recommended_part_size()) == (1, 64 * MIB)
     else:
         assert storage.min_part_size == b2.api.account_info.get_absolute_minimum_part_size() == 200
         assert storage.recommended_part_size() == PART  # the part_size override
