@@ -36,8 +36,11 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/api/") or STREAMED_ROUTES.match(path):
+        if scope["type"] != "http" or not path.startswith("/api/"):
             await self.app(scope, receive, send)
+            return
+        if STREAMED_ROUTES.match(path):
+            await self.app(scope, *_draining_if_unread(scope, receive, send))
             return
         length = dict(scope.get("headers", [])).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
@@ -59,3 +62,30 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+def _draining_if_unread(scope: Scope, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """A streamed route may answer (a refusal: 401, 403, 429 ...) before it has read
+    the body. The rest of the body would still be on the connection, so the server
+    would close it, and a client that sends its next request on that connection
+    meets a closed socket. A body up to the JSON routes' drain size is read and
+    dropped before the answer goes out, so the connection stays usable."""
+    length = dict(scope.get("headers", [])).get(b"content-length", b"")
+    unread = length.isdigit() and 0 < int(length) <= MAX_BODY_BYTES * DRAIN_FACTOR
+
+    async def tracked() -> Message:
+        nonlocal unread
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            unread = False
+        return message
+
+    async def draining(message: Message) -> None:
+        nonlocal unread
+        if message["type"] == "http.response.start" and unread:
+            unread = False
+            while (await receive()).get("more_body", False):
+                pass
+        await send(message)
+
+    return tracked, draining

@@ -7,6 +7,7 @@ import base64
 import functools
 import hashlib
 import random
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -201,6 +202,34 @@ def test_strangers_and_anonymous_users_are_refused_everywhere(owner, stranger, n
         assert_json_error(stranger.get("/api/uploads", params={"course_id": course[0]}), 403)
         assert_json_error(anonymous.get("/api/uploads", params={"course_id": course[0]}), 401)
     assert owner.get(f"/api/uploads/{upload['id']}").json()["status"] == "active"
+
+
+def _answer(sock) -> tuple[int, bytes]:
+    """One HTTP/1.1 answer read off a raw socket: its status and body."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        received += chunk
+    head, body = received.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split(b" ")[1]), body
+
+
+def test_a_refused_part_leaves_the_connection_usable(app_server, upload, data):
+    """The refusal goes out before the part is read; the part is read and dropped
+    first, so the same connection takes the next request (else the server closes
+    it, and a client reusing it meets a closed socket)."""
+    chunk = part(data, upload, 1)
+    with socket.create_connection(("127.0.0.1", app_server.port), timeout=20) as sock:
+        sock.sendall(f"PUT /api/uploads/{upload['id']}/parts/1 HTTP/1.1\r\nHost: localhost\r\n"
+                     f"Content-Length: {len(chunk)}\r\n\r\n".encode() + chunk)
+        assert _answer(sock)[0] == 401
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert _answer(sock)[0] == 200
 
 
 def test_a_cross_site_request_with_the_cookie_is_refused(owner, course, data, app_server, server_engine):
