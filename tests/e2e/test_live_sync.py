@@ -109,7 +109,7 @@ class HeldSocket:
 
         def from_server(message: str | bytes) -> None:
             with self.lock:
-                if self.holding:
+                if self.holding or self.held:  # while held ones are still being passed on too: keep the order
                     self.held.append(message)
                     return
             ws.send(message)
@@ -125,9 +125,16 @@ class HeldSocket:
         finally:
             with self.lock:
                 self.holding = False
-                held, self.held = self.held, []
-            for message in held:
+            # Playwright may deliver a newer message while one is being sent (its callbacks
+            # run inside its calls): it joins the queue, never overtakes the held ones.
+            while True:
+                with self.lock:
+                    if not self.held:
+                        break
+                    message = self.held[0]
                 self.client.send(message)
+                with self.lock:
+                    self.held.pop(0)
 
 
 def test_a_reorder_from_a_tab_showing_an_old_order_never_undoes_the_other_tabs_move(page: Page, base_url, clip,
