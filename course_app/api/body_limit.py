@@ -8,6 +8,7 @@ two upload routes stream and count their bytes themselves, so they are exempt.
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from starlette.exceptions import HTTPException
@@ -17,6 +18,7 @@ from course_app.api.errors import error_response
 
 MAX_BODY_BYTES = 1024 * 1024
 DRAIN_FACTOR = 8  # a body up to 8x the cap is read and dropped, so its client sees the 413
+DRAIN_SECONDS = 10  # at most this long, for a refusal of a streamed route (below)
 STREAMED_ROUTES = re.compile(r"^/api/upload$|^/api/uploads/[^/]+/parts/[^/]+$")
 TOO_LARGE = "The request body is too large."
 
@@ -82,9 +84,15 @@ def _draining_if_unread(scope: Scope, receive: Receive, send: Send) -> tuple[Rec
 
     async def draining(message: Message) -> None:
         nonlocal unread
-        if message["type"] == "http.response.start" and unread:
+        # Not for a 413: it is sent before the body on purpose, to a client that may
+        # wait for it before sending more. And never longer than DRAIN_SECONDS.
+        if message["type"] == "http.response.start" and unread and message["status"] != 413:
             unread = False
-            while (await receive()).get("more_body", False):
+            try:
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    while (await receive()).get("more_body", False):
+                        pass
+            except TimeoutError:
                 pass
         await send(message)
 
