@@ -165,27 +165,20 @@ def separate_app(tmp_path_factory, name: str, env: dict[str, str]) -> Iterator[A
 
 
 def start_together(servers: list[AppServer]) -> None:
-    """Start several app servers at once (each builds, then serves); raise the first failure."""
-    import threading
-
-    failures: list[BaseException] = []
-
-    def start(server: AppServer) -> None:
-        server.log_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            server.start()
-        except BaseException as error:  # noqa: BLE001 - raised below
-            failures.append(error)
-
-    threads = [threading.Thread(target=start, args=(server,)) for server in servers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
+    """Start several app servers, one after the other: each build initializes its
+    web folder from the project's one ``reflex.lock``, and two builds at once race
+    on it (one was seen leaving it emptied, which broke every later build). Raise
+    the first failure, with the ones started so far stopped."""
+    started: list[AppServer] = []
+    try:
         for server in servers:
+            server.log_path.parent.mkdir(parents=True, exist_ok=True)
+            server.start()
+            started.append(server)
+    except BaseException:
+        for server in started:
             server.stop()
-        raise failures[0]
+        raise
 
 
 @contextmanager
