@@ -158,7 +158,35 @@ class Chapter(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)  # in the trash since
 
 
-class Video(SQLModel, table=True):
+class ProcessingColumns(SQLModel):
+    """The columns of a file going through processing (services/processing.py), shared
+    by ``Video`` and ``VideoReplacement``, which that one state machine handles alike.
+    Not a table: each table gets its own copy of these columns (and of the index on
+    ``lease_expires_at``, named after the table)."""
+
+    # The stage a worker is at or failed in, the failure's machine code and whether
+    # retrying can help ...
+    stage: str | None = Field(default=None, max_length=20)
+    failure_code: str | None = Field(default=None, max_length=40)
+    retryable: bool | None = None
+    # ... the lease of the worker holding the job (its token, renewed by heartbeats;
+    # before a worker claims the job it is how long the queue may take), the claims so far
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UtcDateTime())
+    attempts: int = 0
+    # ... and what probing and the thumbnail stage found.
+    duration_seconds: float | None = None
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = Field(default=None, max_length=40)
+    audio_codec: str | None = Field(default=None, max_length=40)
+    bitrate: int | None = Field(default=None, sa_type=BigInteger)
+    thumbnail_small_key: str | None = Field(default=None, max_length=600)
+    thumbnail_large_key: str | None = Field(default=None, max_length=600)
+
+
+class Video(ProcessingColumns, table=True):
     __tablename__ = "videos"
     __table_args__ = (UniqueConstraint("chapter_id", "position", name="uq_videos_chapter_position"),)
 
@@ -174,43 +202,24 @@ class Video(SQLModel, table=True):
     content_type: str = Field(default="application/octet-stream", max_length=200)
     status: str = Field(default=VideoStatus.UPLOADING, max_length=20)
     error: str | None = Field(default=None, max_length=1000)
-    duration_seconds: float | None = None
     position: int
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
     deleted_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)  # in the trash since
-    # Processing (services/processing.py): the stage a worker is at or failed in, the
-    # failure's machine code and whether retrying can help ...
-    stage: str | None = Field(default=None, max_length=20)
-    failure_code: str | None = Field(default=None, max_length=40)
-    retryable: bool | None = None
-    # ... the lease of the worker holding the job (its token, renewed by heartbeats;
-    # before a worker claims the job it is how long the queue may take), the claims so far
-    lease_owner: str | None = Field(default=None, max_length=64)
-    lease_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)
-    heartbeat_at: datetime | None = Field(default=None, sa_type=UtcDateTime())
-    attempts: int = 0
-    # ... and what probing and the thumbnail stage found.
-    width: int | None = None
-    height: int | None = None
-    video_codec: str | None = Field(default=None, max_length=40)
-    audio_codec: str | None = Field(default=None, max_length=40)
-    bitrate: int | None = Field(default=None, sa_type=BigInteger)
-    thumbnail_small_key: str | None = Field(default=None, max_length=600)
-    thumbnail_large_key: str | None = Field(default=None, max_length=600)
     # The uploader's fingerprint of the file ("v1:<size>:<SHA1 of its first and last
     # MiB>", components/uploads/hash.js): what the duplicate warning matches before a
     # byte is sent (services/duplicates.py). Set by resumable uploads and by verifying.
     fingerprint: str | None = Field(default=None, max_length=200, index=True)
 
 
-class VideoReplacement(SQLModel, table=True):
+class VideoReplacement(ProcessingColumns, table=True):
     """A new file on its way to replace a lesson's video in place
     (services/replacements.py). The lesson keeps playing its old file meanwhile;
     this row goes through the same processing as a video (uploading → processing:
     verifying | probing | thumbnail → swapped into the video in one transaction, or
     failed, shown on the lesson's row until retried or dismissed). Never listed in
-    the outline: at most one per video."""
+    the outline: at most one per video. Its processing columns are ``Video``'s
+    (``ProcessingColumns``)."""
 
     __tablename__ = "video_replacements"
 
@@ -228,22 +237,6 @@ class VideoReplacement(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
-    # Processing, as on Video (services/processing.py handles both tables).
-    stage: str | None = Field(default=None, max_length=20)
-    failure_code: str | None = Field(default=None, max_length=40)
-    retryable: bool | None = None
-    lease_owner: str | None = Field(default=None, max_length=64)
-    lease_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime(), index=True)
-    heartbeat_at: datetime | None = Field(default=None, sa_type=UtcDateTime())
-    attempts: int = 0
-    duration_seconds: float | None = None
-    width: int | None = None
-    height: int | None = None
-    video_codec: str | None = Field(default=None, max_length=40)
-    audio_codec: str | None = Field(default=None, max_length=40)
-    bitrate: int | None = Field(default=None, sa_type=BigInteger)
-    thumbnail_small_key: str | None = Field(default=None, max_length=600)
-    thumbnail_large_key: str | None = Field(default=None, max_length=600)
 
 
 class StorageDeletion(SQLModel, table=True):
