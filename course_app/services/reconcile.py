@@ -19,13 +19,9 @@ request per object. It reports:
 - unfinished multipart uploads no open upload session knows (``unknown_upload``);
 - leftovers of interrupted writes (local disk: temp files, lone sidecars);
 - storage deletions waiting in the outbox (``pending_deletion``);
-- pending replacements of a video's file (services/replacements.py): their new
-  file and thumbnails are live objects; one whose lease ran out is
-  ``stuck_processing`` like a video; one still ``uploading`` with no open upload
-  session is ``stuck_replacement`` (nothing stored: repair marks it failed, so
-  the lesson shows it) or ``unrecorded_replacement`` (stored, never handed on:
-  repair hands it to processing). A swap and its outbox entry commit together,
-  so an old file not yet deleted after a swap is a ``pending_deletion``.
+- pending replacements of a video's file (reconcile_replacements.py): their new
+  file and thumbnails are live objects; stuck ones are ``stuck_processing``,
+  ``stuck_replacement`` or ``unrecorded_replacement``.
 
 ``repair`` fixes what is safe, re-checks and returns what remains. Nothing younger
 than the grace period is touched, so uploads in flight are left alone: a stored
@@ -37,13 +33,14 @@ The listing is read before the database, and every row is written before its byt
 always finds its row. A row that became ready after the listing started is not
 judged, and every destructive repair looks again at that one row or object first.
 
-Over 400 lines on purpose: one idea (report, check, repair, in that order), kept in
-one file so that each kind of problem's check and its repair read together.
+The kinds of problem, what repair does about each and the reports are in
+reconcile_findings.py (re-exported here); the replacements' checks and repairs in
+reconcile_replacements.py. This file keeps the video checks and their repairs
+together, so that each kind of problem's check and its repair read in one place.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -54,9 +51,10 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from course_app.errors import DomainError
-from course_app.models import (StorageDeletion, UploadSession, UploadStatus, User, Video, VideoReplacement,
-                               VideoStatus, utcnow)
-from course_app.services import outbox, processing, replacements, upload_sessions, videos
+from course_app.models import StorageDeletion, UploadSession, UploadStatus, User, Video, VideoStatus, utcnow
+from course_app.services import outbox, processing, reconcile_replacements, replacements, upload_sessions, videos
+from course_app.services.reconcile_findings import (KINDS, REPAIRS, Action, Problem, RepairReport, Report,
+                                                    judge_upload, older)
 from course_app.services.video_types import SNIFF_BYTES, sniff_video_type
 from course_app.storage.base import Leftover, MultipartStorage, Storage, StorageError, StoredObject
 
@@ -70,129 +68,9 @@ MISSING_FILE_REASON = "The stored file is missing. Upload the video again."
 STUCK_REASON = "The upload did not finish. Upload the video again."
 NOT_A_VIDEO_REASON = "The stored file is not a video we can use. Upload the video again."
 
-# kind -> what it means; the order is the order of the report.
-KINDS = {
-    "missing_file": "ready video whose stored file is missing",
-    "trashed_missing_file": "video in the trash whose stored file is missing (it must stay until purged)",
-    "size_mismatch": "ready video whose stored size differs from the row's",
-    "sha1_mismatch": "ready video whose stored SHA1 differs from the row's",
-    "stuck_processing": "video whose processing lease ran out (worker gone or job lost)",
-    "unrecorded_upload": "file stored, but its row was never marked ready",
-    "interrupted_completion": "resumable upload whose completion was interrupted",
-    "stuck_upload": "upload that never finished and is no longer in progress",
-    "stuck_replacement": "replacement file whose upload never finished and is no longer in progress",
-    "unrecorded_replacement": "replacement file stored, but never handed to processing",
-    "orphan_file": "stored file that no video row references",
-    "unknown_upload": "unfinished multipart upload that no open upload session knows",
-    "leftover_file": "trace of an interrupted write (temp file, sidecar without its file)",
-    "pending_deletion": "storage deletion not yet carried out",
-}
-# kind -> what ``repair`` does about it (kinds not here are left to a person).
-REPAIRS = {
-    "missing_file": "mark the video failed",
-    "trashed_missing_file": "mark the video failed",
-    "stuck_processing": "queue it again, or fail it after the last attempt",
-    "unrecorded_upload": "hand the stored file to processing",
-    "interrupted_completion": "complete the upload",
-    "stuck_upload": "mark the video failed",
-    "stuck_replacement": "mark the replacement failed (the lesson keeps its file and shows why)",
-    "unrecorded_replacement": "hand the stored file to processing",
-    "orphan_file": "delete the file",
-    "unknown_upload": "cancel the upload",
-    "leftover_file": "remove it",
-    "pending_deletion": "carry out the deletion",
-}
-
-
-@dataclasses.dataclass
-class Problem:
-    kind: str
-    key: str
-    detail: str
-    video_id: str | None = None
-    # The multipart upload id (unknown_upload) or the upload session id.
-    upload_id: str | None = None
-    # A pending replacement of ``video_id``'s file, when the problem is the replacement's.
-    replacement_id: str | None = None
-    # False when ``repair`` leaves it alone for now (younger than the grace period).
-    repairable: bool = True
-    # What the repair needs (a StoredObject, Leftover or outbox id); not reported.
-    ref: object = dataclasses.field(default=None, repr=False, compare=False)
-
-    def as_dict(self) -> dict:
-        return {
-            "kind": self.kind, "key": self.key, "detail": self.detail, "video_id": self.video_id,
-            "upload_id": self.upload_id, "replacement_id": self.replacement_id, "repairable": self.repairable,
-            "repair": REPAIRS.get(self.kind) if self.repairable else None,
-        }
-
-
-@dataclasses.dataclass
-class Report:
-    rows_checked: int = 0
-    replacements_checked: int = 0  # pending replacements of a video's file
-    trashed_rows: int = 0  # of rows_checked, in a course trash (their files are kept until purged)
-    objects_checked: int = 0
-    unfinished_checked: int = 0
-    in_flight: int = 0  # uploads and writes younger than the grace period, left alone
-    problems: list[Problem] = dataclasses.field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for problem in self.problems:
-            counts[problem.kind] = counts.get(problem.kind, 0) + 1
-        return counts
-
-    def as_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "rows_checked": self.rows_checked,
-            "replacements_checked": self.replacements_checked,
-            "trashed_rows": self.trashed_rows,
-            "objects_checked": self.objects_checked,
-            "unfinished_checked": self.unfinished_checked,
-            "in_flight": self.in_flight,
-            "counts": self.counts(),
-            "problems": [p.as_dict() for p in self.problems],
-        }
-
-
-@dataclasses.dataclass
-class Action:
-    kind: str
-    key: str
-    outcome: str  # what was done, or "failed: ..." / "skipped: ..."
-
-    @property
-    def done(self) -> bool:
-        return not self.outcome.startswith(("failed", "skipped"))
-
-
-@dataclasses.dataclass
-class RepairReport:
-    before: Report
-    actions: list[Action]
-    after: Report
-
-    @property
-    def ok(self) -> bool:
-        return self.after.ok
-
-    def as_dict(self) -> dict:
-        return {
-            **self.after.as_dict(),
-            "found": self.before.as_dict(),
-            "repairs": [dataclasses.asdict(a) for a in self.actions],
-        }
-
-
-def _older(moment: datetime | None, now: datetime, grace: timedelta) -> bool:
-    """True when ``moment`` is at least ``grace`` ago (an unknown age never is)."""
-    return moment is not None and now - moment >= grace
+# The findings' names are this module's too (the CLI and the tests use them from here).
+__all__ = ["KINDS", "REPAIRS", "Action", "Problem", "RepairReport", "Report", "check_videos", "repair",
+           "thumbnail_owner", "DEFAULT_GRACE", "MISSING_FILE_REASON", "NOT_A_VIDEO_REASON", "STUCK_REASON"]
 
 
 # The check ---------------------------------------------------------------------------
@@ -254,20 +132,20 @@ def check_videos(
                                         repairable=False))
         elif status == VideoStatus.UPLOADING:
             live_keys.add(key)
-            problem = _judge_upload(vid, key, created_at, obj, open_sessions.get(video_id), listed_at, grace)
+            problem = judge_upload(vid, key, created_at, obj, open_sessions.get(video_id), listed_at, grace)
             if problem is None:
                 report.in_flight += 1
             else:
                 problems.append(problem)
 
-    _check_replacements(session, report, stored, open_uploads, listed_at, grace, live_keys, processing_keys)
+    reconcile_replacements.check(session, report, stored, open_uploads, listed_at, grace, live_keys, processing_keys)
 
     pending_keys = {p.storage_key for p in pending}
     for key, obj in stored.items():
         owner = thumbnail_owner(key)
         if key in live_keys or key in pending_keys or owner in processing_keys or owner in pending_keys:
             continue  # (a queued deletion of a video's file takes its thumbnails too)
-        old = _older(obj.uploaded_at, listed_at, grace)
+        old = older(obj.uploaded_at, listed_at, grace)
         when = f"stored {obj.uploaded_at:%Y-%m-%d %H:%M} UTC" if obj.uploaded_at else "upload time unknown"
         detail = f"{obj.size} bytes, {when}, no live video row" + ("" if old else "; younger than the grace period")
         problems.append(Problem("orphan_file", key, detail, repairable=old, ref=obj))
@@ -277,14 +155,14 @@ def check_videos(
     for upload in unfinished:
         if upload.upload_id in known_uploads or upload.upload_id in pending_uploads:
             continue
-        if not _older(upload.started_at, listed_at, grace):
+        if not older(upload.started_at, listed_at, grace):
             report.in_flight += 1
             continue
         started = f"started {upload.started_at:%Y-%m-%d %H:%M} UTC"
         problems.append(Problem("unknown_upload", upload.key, started, upload_id=upload.upload_id))
 
     for leftover in leftovers:
-        if not _older(leftover.modified_at, listed_at, grace):
+        if not older(leftover.modified_at, listed_at, grace):
             report.in_flight += 1
             continue
         problems.append(Problem("leftover_file", leftover.path, f"{leftover.size} bytes", ref=leftover))
@@ -298,67 +176,10 @@ def check_videos(
     return report
 
 
-def _check_replacements(session: Session, report: Report, stored: dict[str, StoredObject],
-                        open_uploads: list[UploadSession], listed_at: datetime, grace: timedelta,
-                        live_keys: set[str], processing_keys: set[str]) -> None:
-    """Pending replacements: their objects are live; judge the stuck ones."""
-    rows = session.exec(select(
-        VideoReplacement.id, VideoReplacement.video_id, VideoReplacement.storage_key, VideoReplacement.status,
-        VideoReplacement.stage, VideoReplacement.created_at, VideoReplacement.lease_expires_at,
-        VideoReplacement.attempts, VideoReplacement.thumbnail_small_key, VideoReplacement.thumbnail_large_key,
-    )).all()
-    report.replacements_checked = len(rows)
-    sessions = {u.replacement_id: u for u in open_uploads if u.replacement_id is not None}
-    for rid, video_id, key, status, stage, created_at, lease_ends, attempts, *thumbs in rows:
-        live_keys.add(key)
-        live_keys.update(t for t in thumbs if t)
-        ids = {"video_id": str(video_id), "replacement_id": str(rid)}
-        if status == VideoStatus.PROCESSING:
-            processing_keys.add(key)
-            if lease_ends is not None and lease_ends < listed_at:
-                report.problems.append(Problem("stuck_processing", key, f"replacement at {stage}, lease ran out "
-                                               f"{lease_ends:%Y-%m-%d %H:%M:%S} UTC after {attempts} claim(s)", **ids))
-        elif status == VideoStatus.UPLOADING:
-            problem = _judge_upload(str(video_id), key, created_at, stored.get(key), sessions.get(rid), listed_at,
-                                    grace)
-            if problem is None:
-                report.in_flight += 1
-                continue
-            kind = {"stuck_upload": "stuck_replacement", "unrecorded_upload": "unrecorded_replacement"}.get(
-                problem.kind, problem.kind)
-            report.problems.append(dataclasses.replace(problem, kind=kind, replacement_id=str(rid)))
-
-
 def thumbnail_owner(key: str) -> str | None:
     """The video key a thumbnail key belongs to (services/media.py names them), else None."""
     owner, marker, _ = key.partition(outbox.DERIVED_MARKER)
     return owner if marker else None
-
-
-def _judge_upload(vid: str, key: str, created_at: datetime, obj: StoredObject | None,
-                  upload: UploadSession | None, now: datetime, grace: timedelta) -> Problem | None:
-    """The problem with an ``uploading`` row, or None while it may still be in flight."""
-    if upload is not None:
-        sid = str(upload.id)
-        if upload.status == UploadStatus.COMPLETING:
-            if not _older(upload.updated_at, now, grace):
-                return None
-            return Problem("interrupted_completion", key, "all parts were received; completing stopped part-way",
-                           vid, upload_id=sid)
-        if upload.storage_upload_id:
-            return None  # resumable and resumed by the client; the sweep expires it when abandoned
-        if not _older(upload.updated_at, now, grace):
-            return None
-        return Problem("stuck_upload", key, "the resumable upload never started in storage", vid, upload_id=sid)
-    if obj is not None:
-        if not _older(obj.uploaded_at, now, grace):
-            return None  # stored a moment ago; the upload is about to mark it ready
-        return Problem("unrecorded_upload", key, f"{obj.size} bytes stored; the row still says uploading", vid,
-                       ref=obj)
-    if not _older(created_at, now, grace):
-        return None
-    return Problem("stuck_upload", key, f"uploading since {created_at:%Y-%m-%d %H:%M} UTC, nothing stored",
-                   vid)
 
 
 # The repair --------------------------------------------------------------------------
@@ -374,8 +195,8 @@ def repair(*, session_factory: SessionFactory, storage: Storage, grace: timedelt
         "unrecorded_upload": lambda p: _finish_from_object(session_factory, storage, p),
         "interrupted_completion": lambda p: _complete_upload(session_factory, storage, p),
         "stuck_upload": lambda p: _fail_stuck(session_factory, storage, p),
-        "stuck_replacement": lambda p: _fail_stuck_replacement(session_factory, storage, p),
-        "unrecorded_replacement": lambda p: _finish_replacement(session_factory, storage, p),
+        "stuck_replacement": lambda p: _fail_stuck(session_factory, storage, p),
+        "unrecorded_replacement": lambda p: reconcile_replacements.finish(session_factory, storage, p),
         "stuck_processing": lambda p: _reap(session_factory, p),
         "missing_file": lambda p: _fail_missing(session_factory, storage, p),
         "trashed_missing_file": lambda p: _fail_missing(session_factory, storage, p),
@@ -461,54 +282,29 @@ def _complete_upload(session_factory: SessionFactory, storage: Storage, problem:
 
 
 def _fail_stuck(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
+    """An upload that never finished, a video's (``stuck_upload``) or a replacement's
+    (``stuck_replacement``): its open session expires and the row is marked failed."""
     if problem.upload_id is None and storage.stat(problem.key, "") is not None:
         return "skipped: the file arrived since the check"
+    replacing = problem.replacement_id is not None
     with session_factory() as session:
-        video = _uploading_row(session, problem)
-        if video is None:
-            return "skipped: the row changed since the check"
+        row = (reconcile_replacements.uploading_row if replacing else _uploading_row)(session, problem)
+        if row is None:
+            return f"skipped: the {'replacement' if replacing else 'row'} changed since the check"
         if problem.upload_id is not None:
             upload = session.get(UploadSession, uuid.UUID(problem.upload_id))
             if upload is not None and upload.status in upload_sessions.OPEN_STATUSES:
                 upload_sessions.expire_session(session=session, upload=upload, reason=STUCK_REASON)
-        # No outbox entry: nothing is stored, and one run later could delete the
-        # file of an upload that was merely slow and still finishes.
-        video.status, video.error, video.updated_at = VideoStatus.FAILED, STUCK_REASON, utcnow()
-        session.add(video)
+        if row.status != VideoStatus.UPLOADING:
+            pass  # expiring its session marked it failed already
+        elif replacing:  # the lesson keeps its file and shows why
+            replacements.fail_upload(session=session, replacement_id=row.id, reason=STUCK_REASON, remove_row=False)
+        else:
+            # No outbox entry: nothing is stored, and one run later could delete the
+            # file of an upload that was merely slow and still finishes.
+            row.status, row.error, row.updated_at = VideoStatus.FAILED, STUCK_REASON, utcnow()
+            session.add(row)
     return "marked failed"
-
-
-def _uploading_replacement(session: Session, problem: Problem) -> VideoReplacement | None:
-    row = session.get(VideoReplacement, uuid.UUID(problem.replacement_id))
-    return row if row is not None and row.status == VideoStatus.UPLOADING else None
-
-
-def _fail_stuck_replacement(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
-    if problem.upload_id is None and storage.stat(problem.key, "") is not None:
-        return "skipped: the file arrived since the check"
-    with session_factory() as session:
-        row = _uploading_replacement(session, problem)
-        if row is None:
-            return "skipped: the replacement changed since the check"
-        if problem.upload_id is not None:
-            upload = session.get(UploadSession, uuid.UUID(problem.upload_id))
-            if upload is not None and upload.status in upload_sessions.OPEN_STATUSES:
-                upload_sessions.expire_session(session=session, upload=upload, reason=STUCK_REASON)
-        replacements.fail_upload(session=session, replacement_id=row.id, reason=STUCK_REASON, remove_row=False)
-    return "marked failed"
-
-
-def _finish_replacement(session_factory: SessionFactory, storage: Storage, problem: Problem) -> str:
-    listed: StoredObject = problem.ref
-    obj = storage.stat(problem.key, listed.file_id)
-    if obj is None:
-        return "skipped: the file is gone since the listing"
-    with session_factory() as session:
-        row = _uploading_replacement(session, problem)
-        if row is None:
-            return "skipped: the replacement changed since the check"
-        replacements.finish_upload(session=session, replacement_id=row.id, stored=obj)
-    return f"handed to processing ({obj.size} bytes)"
 
 
 def _reap(session_factory: SessionFactory, problem: Problem) -> str:
@@ -544,12 +340,9 @@ def _delete_orphan(session_factory: SessionFactory, storage: Storage, problem: P
                 and_(Video.storage_key == owner, Video.status == VideoStatus.PROCESSING),
             ))
         ).first()
-        replacing = session.exec(select(VideoReplacement.id).where(or_(
-            VideoReplacement.storage_key.in_([obj.key, owner or obj.key]),
-            VideoReplacement.thumbnail_small_key == obj.key, VideoReplacement.thumbnail_large_key == obj.key,
-        ))).first()
+        replacing = reconcile_replacements.refers_to(session, obj.key, owner)
         queued = session.exec(select(StorageDeletion.id).where(StorageDeletion.storage_key == obj.key)).first()
-    if live is not None or queued is not None or replacing is not None:
+    if live is not None or queued is not None or replacing:
         return "skipped: a row or a queued deletion refers to it now"
     storage.delete(obj.key, obj.file_id)
     return "deleted"
