@@ -1,4 +1,4 @@
-"""Resumable uploads: the ledger (UploadSession + UploadPart) and its life cycle.
+"""Resumable uploads: the life cycle of the ledger (UploadSession + UploadPart).
 
     create ──▶ put part N (any order, again and again) ──▶ complete ──▶ video ready
        └──────────────── abort / sweep (stale) ─────────────────┘
@@ -14,55 +14,42 @@ the checker finishes:
 - abort: the session, the video row's removal and the storage clean-up (outbox)
   are written in one transaction; storage is told afterwards and retried.
 
-Over 400 lines on purpose: one idea (the ledger's life cycle, a section per step
-above), kept in one file so that the order of effects can be checked in one read.
-The sweep of stale sessions is upload_sweep.py.
+A section per step above, kept in one file so that the order of effects can be
+checked in one read. Reading and recording the ledger inside a transaction (lookups,
+sizes and the quota, checking and recording one part) is upload_ledger.py; its
+names are this module's too, as callers have always used them. The sweep of stale
+sessions is upload_sweep.py.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
-from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded, TooLarge
-from course_app.models import (Course, UploadPart, UploadSession, UploadStatus, User, Video, VideoReplacement,
-                               VideoStatus, utcnow)
+from course_app.errors import Conflict, InvalidInput, QuotaExceeded, TooLarge
+from course_app.models import UploadPart, UploadSession, UploadStatus, User, Video, VideoReplacement, VideoStatus, utcnow
 from course_app.services import outbox, replacements, videos
-from course_app.services.courses import owned_chapter, owned_course
+from course_app.services.courses import owned_chapter
 from course_app.services.ordering import lock_course
-from course_app.services.validation import parse_uuid
+from course_app.services.upload_ledger import (OPEN_STATUSES, LedgerView, PartTarget, bytes_in_use, check_part,
+                                               choose_part_size, confirmed_part, confirmed_parts, expected_part_size,
+                                               owned_session, part_target, record_part, unfinished_for_course, view)
 from course_app.services.video_types import sniff_video_type
 from course_app.storage.base import MultipartStorage, PartInfo, StorageError, StoredObject, UploadAborted
 from course_app.storage.keys import SHA1_HEX
 
-log = logging.getLogger(__name__)
+__all__ = [  # the ledger's names (upload_ledger.py), then this module's own
+    "OPEN_STATUSES", "LedgerView", "PartTarget", "bytes_in_use", "check_part", "choose_part_size", "confirmed_part",
+    "confirmed_parts", "expected_part_size", "owned_session", "part_target", "record_part", "unfinished_for_course",
+    "view", "FINGERPRINT_MAX", "SessionFactory", "ChecksumMismatch", "IncompletePart", "MissingParts", "create",
+    "store_part", "complete", "abort", "close", "expire_session"]
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 FINGERPRINT_MAX = 200
-OPEN_STATUSES = (UploadStatus.ACTIVE, UploadStatus.COMPLETING)
-
-
-@dataclass(frozen=True)
-class LedgerView:
-    """What the API and the editor show of a session."""
-
-    session: UploadSession
-    parts: list[UploadPart]
-
-    @property
-    def confirmed_bytes(self) -> int:
-        return sum(p.size for p in self.parts)
-
-    @property
-    def missing_parts(self) -> list[int]:
-        have = {p.number for p in self.parts}
-        return [n for n in range(1, self.session.part_count + 1) if n not in have]
 
 
 class ChecksumMismatch(InvalidInput):
@@ -73,76 +60,6 @@ class ChecksumMismatch(InvalidInput):
 class IncompletePart(InvalidInput):
     code = "incomplete_part"
     retryable = True
-
-
-# Sizes -------------------------------------------------------------------------------
-
-
-def choose_part_size(*, size: int, storage: MultipartStorage, configured: int | None) -> int:
-    """The configured or recommended part size, at least storage's minimum, grown
-    so the file fits in storage's maximum number of parts."""
-    part = max(configured or storage.recommended_part_size(), storage.min_part_size)
-    return max(part, math.ceil(size / storage.max_parts))
-
-
-def expected_part_size(upload: UploadSession, number: int) -> int:
-    if number < upload.part_count:
-        return upload.chunk_size
-    return upload.size_bytes - upload.chunk_size * (upload.part_count - 1)
-
-
-def bytes_in_use(*, session: Session, user: User) -> int:
-    """Stored bytes plus bytes reserved by open uploads: what counts against the quota."""
-    stored = session.exec(
-        select(func.coalesce(func.sum(Video.size_bytes), 0))
-        .join(Course, Course.id == Video.course_id)
-        .where(Course.owner_id == user.id)
-    ).one()
-    replacing = session.exec(
-        select(func.coalesce(func.sum(VideoReplacement.size_bytes), 0))
-        .join(Course, Course.id == VideoReplacement.course_id)
-        .where(Course.owner_id == user.id)
-    ).one()
-    reserved = session.exec(
-        select(func.coalesce(func.sum(UploadSession.size_bytes), 0)).where(
-            UploadSession.owner_id == user.id, UploadSession.status.in_(OPEN_STATUSES)
-        )
-    ).one()
-    return int(stored) + int(replacing) + int(reserved)
-
-
-# Lookups -----------------------------------------------------------------------------
-
-
-def owned_session(*, session: Session, user: User, upload_id: object) -> UploadSession:
-    upload = session.get(UploadSession, parse_uuid(upload_id, what="upload"))
-    if upload is None:
-        raise NotFound("That upload does not exist.")
-    if upload.owner_id != user.id:
-        raise Forbidden("You do not have access to this upload.")
-    return upload
-
-
-def _parts(session: Session, upload_id: uuid.UUID) -> list[UploadPart]:
-    return list(session.exec(select(UploadPart).where(UploadPart.session_id == upload_id).order_by(UploadPart.number)))
-
-
-def view(*, session: Session, user: User, upload_id: object) -> LedgerView:
-    upload = owned_session(session=session, user=user, upload_id=upload_id)
-    return LedgerView(upload, _parts(session, upload.id))
-
-
-def unfinished_for_course(*, session: Session, user: User, course_id: object) -> list[LedgerView]:
-    """Open uploads of a course, oldest first, with their confirmed parts (owner only:
-    someone else's course is refused like on every other route, not an empty list)."""
-    course_uuid = owned_course(session=session, user=user, course_id=course_id).id
-    uploads = session.exec(
-        select(UploadSession)
-        .where(UploadSession.owner_id == user.id, UploadSession.course_id == course_uuid,
-               UploadSession.status.in_(OPEN_STATUSES))
-        .order_by(UploadSession.created_at)
-    )
-    return [LedgerView(u, _parts(session, u.id)) for u in uploads]
 
 
 # Create --------------------------------------------------------------------------------
@@ -208,7 +125,7 @@ def create(
             )
         ).first()
         if existing is not None and existing.storage_upload_id:
-            return LedgerView(existing, _parts(session, existing.id)), False
+            return LedgerView(existing, confirmed_parts(session, existing.id)), False
         if size > max_bytes:
             raise TooLarge(f"The file is larger than the {videos.format_size(max_bytes)} limit.")
         used = bytes_in_use(session=session, user=user)
@@ -272,67 +189,6 @@ def _fail(session_factory: SessionFactory, upload_id: uuid.UUID, reason: str) ->
 
 
 # Parts -----------------------------------------------------------------------------------
-
-
-def check_part(*, session: Session, user: User, upload_id: object, number: object, size: object) -> UploadSession:
-    """Refuse a part before reading its bytes: owner, open session, range, size."""
-    upload = owned_session(session=session, user=user, upload_id=upload_id)
-    if upload.status not in OPEN_STATUSES or not upload.storage_upload_id:
-        raise Conflict(f"This upload is {upload.status}; start it again to send more parts.")
-    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= upload.part_count:
-        raise InvalidInput(f"Part numbers for this upload run from 1 to {upload.part_count}.")
-    expected = expected_part_size(upload, number)
-    if size is None:
-        raise InvalidInput("Send the part's length in the Content-Length header.")
-    if size > expected:
-        raise TooLarge(f"Part {number} must be exactly {expected} bytes; {size} were sent.")
-    if size != expected:
-        raise InvalidInput(f"Part {number} must be exactly {expected} bytes; {size} were sent.")
-    return upload
-
-
-def confirmed_part(*, session: Session, upload_id: uuid.UUID, number: int) -> UploadPart | None:
-    return session.exec(
-        select(UploadPart).where(UploadPart.session_id == upload_id, UploadPart.number == number)
-    ).first()
-
-
-def record_part(*, session: Session, upload_id: uuid.UUID, part: PartInfo) -> UploadPart:
-    row = confirmed_part(session=session, upload_id=upload_id, number=part.number)
-    if row is None:
-        row = UploadPart(session_id=upload_id, number=part.number, size=part.size, sha1=part.sha1)
-    else:
-        row.size, row.sha1, row.created_at = part.size, part.sha1, utcnow()
-    session.add(row)
-    upload = session.get(UploadSession, upload_id)
-    upload.updated_at = utcnow()
-    session.add(upload)
-    session.flush()
-    return row
-
-
-@dataclass(frozen=True)
-class PartTarget:
-    """Where part N of an upload goes, as checked in a transaction of its own, or
-    the part already confirmed with the SHA1 the client sends (nothing to store)."""
-
-    upload_id: uuid.UUID
-    storage_key: str
-    storage_upload_id: str
-    confirmed: UploadPart | None
-
-
-def part_target(
-    *, session: Session, user: User, upload_id: object, number: object, size: object, client_sha1: str | None = None
-) -> PartTarget:
-    """check_part, the X-Part-SHA1 header's form, and the part already confirmed
-    with that SHA1: everything store_part needs to know before reading a byte."""
-    if client_sha1 is not None and not SHA1_HEX.fullmatch(client_sha1.lower()):
-        raise InvalidInput("The X-Part-SHA1 header must be 40 hexadecimal characters.")
-    upload = check_part(session=session, user=user, upload_id=upload_id, number=number, size=size)
-    existing = confirmed_part(session=session, upload_id=upload.id, number=number)
-    same = existing is not None and client_sha1 is not None and existing.sha1 == client_sha1.lower()
-    return PartTarget(upload.id, upload.storage_key, upload.storage_upload_id, existing if same else None)
 
 
 def store_part(
@@ -412,7 +268,7 @@ def complete(
                 return video
         if upload.status not in OPEN_STATUSES or not upload.storage_upload_id:
             raise Conflict(f"This upload is {upload.status} and cannot be completed.")
-        parts = _parts(session, upload.id)
+        parts = confirmed_parts(session, upload.id)
         missing = LedgerView(upload, parts).missing_parts
         if missing:
             raise MissingParts(missing)
@@ -459,7 +315,7 @@ def complete(
             video = videos.finish_upload(session=session, video_id=video_id, stored=stored) if video_id else None
         upload.status, upload.error, upload.updated_at = UploadStatus.COMPLETED, None, utcnow()
         session.add(upload)
-        for part in _parts(session, upload_uuid):
+        for part in confirmed_parts(session, upload_uuid):
             session.delete(part)
         if video is None:
             raise Conflict("The video was deleted while it was uploading.")
@@ -481,7 +337,7 @@ def _forget_parts_storage_lacks(
         session.add(upload)
         lost = []
         if held is not None:
-            for part in _parts(session, upload_id):
+            for part in confirmed_parts(session, upload_id):
                 stored = held.get(part.number)
                 if stored is None or stored.size != part.size or stored.sha1 != part.sha1:
                     lost.append(part.number)
@@ -521,7 +377,7 @@ def close(session: Session, upload: UploadSession, *, status: UploadStatus, reas
         ).id
     upload.status, upload.error, upload.updated_at = status, reason[:1000], utcnow()
     session.add(upload)
-    for part in _parts(session, upload.id):
+    for part in confirmed_parts(session, upload.id):
         session.delete(part)
     if upload.replacement_id is not None:
         replacement = session.get(VideoReplacement, upload.replacement_id)
