@@ -147,17 +147,19 @@ def _worker(args: argparse.Namespace) -> int:
 def _retry_video(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from course_app.models import Video
-    from course_app.services import processing
+    from course_app.models import VideoReplacement
+    from course_app.services import replacements
     from course_app.services.validation import parse_uuid
 
     wait = timedelta(seconds=load_settings_or_exit().processing_queue_wait_seconds)
     with session_scope() as session:
-        video = session.get(Video, parse_uuid(args.video_id, what="video"))
-        if video is None:
-            raise DomainError(f"No video {args.video_id}.")
-        processing.restart_failed(session=session, video=video, queue_wait=wait, force=args.force)
-        print(f"Video {video.id} is processing again from the {video.stage} stage.")
+        row = replacements.restart_failed_of(session=session, row_id=parse_uuid(args.video_id, what="video"),
+                                             queue_wait=wait, force=args.force)
+        if isinstance(row, VideoReplacement):
+            print(f"The new file of video {row.video_id} ({row.filename}, replacement {row.id}) is processing "
+                  f"again from the {row.stage} stage.")
+        else:
+            print(f"Video {row.id} is processing again from the {row.stage} stage.")
     return 0
 
 
@@ -230,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)  # the app that started it
     worker.set_defaults(handler=_worker)
 
-    retry = commands.add_parser("retry-video", help="run a video's failed processing stage again")
-    retry.add_argument("video_id")
+    retry = commands.add_parser("retry-video", help="run a video's failed processing stage again (or its "
+                                "replacement file's, when that failed)")
+    retry.add_argument("video_id", help="a video's id, or a replacement's (check-videos names both)")
     retry.add_argument("--force", action="store_true", help="also when the failure said a retry cannot help")
     retry.set_defaults(handler=_retry_video)
 

@@ -223,12 +223,32 @@ def owned_replacement(*, session: Session, user: User, video_id: object) -> Vide
 
 
 def retry(*, session: Session, user: User, video_id: object, revision: int | None = None) -> VideoReplacement:
-    """Run a failed replacement's processing again from the stage it failed in."""
+    """The owner's Retry of a failed replacement (editor, API)."""
     replacement = owned_replacement(session=session, user=user, video_id=video_id)
+    queue_wait = timedelta(seconds=get_settings().processing_queue_wait_seconds)
+    return restart_failed(session=session, replacement=replacement, queue_wait=queue_wait)
+
+
+def restart_failed(*, session: Session, replacement: VideoReplacement, queue_wait: timedelta,
+                   force: bool = False) -> VideoReplacement:
+    """Run a failed replacement's processing again from the stage it failed in."""
     if replacement.status == VideoStatus.FAILED and replacement.stage is None:
         raise Conflict("The new file never finished uploading: choose Replace file again.")
-    queue_wait = timedelta(seconds=get_settings().processing_queue_wait_seconds)
-    return processing.restart_failed(session=session, video=replacement, queue_wait=queue_wait)
+    return processing.restart_failed(session=session, video=replacement, queue_wait=queue_wait, force=force)
+
+
+def restart_failed_of(*, session: Session, row_id: uuid.UUID, queue_wait: timedelta,
+                      force: bool = False) -> Video | VideoReplacement:
+    """What ``course-app retry-video ID`` runs again. A video's id: its replacement
+    when that failed (the new file is what the lesson's row shows as failed and
+    waits for), else the video itself. A replacement's id: that replacement."""
+    video = session.get(Video, row_id)
+    replacement = of_video(session, row_id) if video is not None else session.get(VideoReplacement, row_id)
+    if replacement is not None and (video is None or replacement.status == VideoStatus.FAILED):
+        return restart_failed(session=session, replacement=replacement, queue_wait=queue_wait, force=force)
+    if video is None:
+        raise NotFound(f"No video {row_id}.")
+    return processing.restart_failed(session=session, video=video, queue_wait=queue_wait, force=force)
 
 
 def dismiss(*, session: Session, user: User, video_id: object, revision: int | None = None) -> list[int]:

@@ -12,6 +12,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
+import course_app.cli
+
 from course_app.errors import Conflict, Forbidden, NotFound
 from course_app.models import Course, StorageDeletion, UploadSession, UploadStatus, Video, VideoReplacement
 from course_app.services import outbox, processing, reconcile, replacements, upload_sessions, videos
@@ -181,6 +183,64 @@ def test_a_retryable_failure_runs_again_from_its_stage(session_factory, storage,
     assert queued == [pending.id]
     assert run(session_factory, storage, pending.id) == "ready"
     assert row(engine, Video, lesson).storage_key == pending.storage_key
+
+
+@pytest.fixture
+def retry_video(app_database, monkeypatch, capsys):
+    """`course-app retry-video ...` on the test database: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(course_app.cli, "migrate", lambda: None)
+
+    def run_command(*args: str) -> tuple[int, str, str]:
+        code = course_app.cli.main(["retry-video", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run_command
+
+
+@pytest.mark.parametrize("by", ["video", "replacement"])
+def test_the_retry_command_runs_a_failed_replacement_again(session_factory, storage, engine, chapter, lesson, clips,
+                                                          queued, retry_video, by):
+    user, _ = chapter
+    before = row(engine, Video, lesson)
+    pending = replace(session_factory, storage, user, lesson, clips["new"])
+    with session_factory() as session:  # the worker died after its last claim
+        processing.transition(session, pending.id, model=VideoReplacement, status="failed", stage="thumbnail",
+                              failure=processing.Failure("worker_lost", "Processing stopped.", True))
+    queued.clear()
+
+    code, out, err = retry_video(str(lesson if by == "video" else pending.id))
+
+    assert (code, err) == (0, "")
+    assert out == (f"The new file of video {lesson} (take2.mp4, replacement {pending.id}) is processing again "
+                   "from the thumbnail stage.\n")
+    assert queued == [pending.id]
+    assert (replacement_of(engine, lesson).status, replacement_of(engine, lesson).stage) == ("processing", "thumbnail")
+    assert row(engine, Video, lesson).model_dump() == before.model_dump()  # the lesson plays its old file meanwhile
+    assert run(session_factory, storage, pending.id) == "ready"
+    assert row(engine, Video, lesson).storage_key == pending.storage_key
+
+    # Nothing failed now: the video is ready, so there is nothing to retry.
+    code, out, err = retry_video(str(lesson))
+    assert (code, out) == (1, "") and "it is ready" in err
+
+
+def test_the_retry_command_says_why_a_replacement_whose_upload_failed_cannot_run_again(
+        session_factory, storage, engine, chapter, lesson, clips, queued, retry_video):
+    user, _ = chapter
+    upload = start(session_factory, storage, user, clips["new"], replaces=lesson)
+    with session_factory() as session:  # the sweep expires it
+        upload_sessions.close(session, session.get(UploadSession, upload.id), status=UploadStatus.EXPIRED,
+                              reason="The upload was abandoned.", keep_video_as_failed=True)
+    queued.clear()
+
+    code, out, err = retry_video(str(lesson))
+
+    assert (code, out) == (1, "")
+    assert err == "error: The new file never finished uploading: choose Replace file again.\n"
+    assert replacement_of(engine, lesson).status == "failed" and queued == []
+    unknown = uuid.uuid4()
+    assert retry_video(str(unknown)) == (1, "", f"error: No video {unknown}.\n")
 
 
 def test_an_abandoned_upload_leaves_the_lesson_and_shows_why(session_factory, storage, engine, chapter, lesson,
