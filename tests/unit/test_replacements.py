@@ -337,6 +337,22 @@ def test_replacement_upload_that_never_started_is_marked_failed_by_the_checker(
     assert row(engine, Video, lesson).status == "ready"
 
 
+def test_a_stuck_replacement_upload_whose_session_is_open_is_failed_once_by_the_checker(
+        session_factory, storage, engine, chapter, lesson, clips):
+    user, _ = chapter
+    upload = start(session_factory, storage, user, clips["new"], replaces=lesson)
+    pending = replacement_of(engine, lesson)
+    with session_factory() as session:  # the session is open, but storage never started its upload
+        session.get(UploadSession, upload.id).storage_upload_id = None
+    repaired = reconcile.repair(session_factory=session_factory, storage=storage, grace=timedelta(0))
+    # Expiring the session fails the replacement; the repair does not fail it (and queue its key) again.
+    assert [(a.kind, a.outcome) for a in repaired.actions if a.key == pending.storage_key and
+            a.kind != "unknown_upload"] == [("stuck_replacement", "marked failed"),
+                                            ("pending_deletion", "deleted from storage")]
+    assert row(engine, UploadSession, upload.id).status == "expired"
+    assert replacement_of(engine, lesson).status == "failed" and row(engine, Video, lesson).status == "ready"
+
+
 def test_a_worker_dying_mid_replacement_is_reaped_and_the_orphan_is_seen(
         session_factory, storage, engine, chapter, lesson, clips, queued):
     user, _ = chapter
