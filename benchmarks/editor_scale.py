@@ -891,7 +891,13 @@ class EditorBench:
             target = roles["T2"] if i % 2 == 0 else sources[0]
             if toolbar.count():  # a selection left from the previous move
                 self.settle()
-                toolbar.get_by_role("button", name="Clear selection", exact=True).click(timeout=CLICK_TIMEOUT_MS)
+                clear = toolbar.get_by_role("button", name="Clear selection", exact=True)
+                if clear.count():  # the toolbar may go on its own meanwhile (the move's answer)
+                    try:
+                        clear.click(timeout=5_000)
+                    except Exception:  # Playwright's TimeoutError
+                        if toolbar.count():
+                            raise
                 toolbar.wait_for(state="detached", timeout=ACTION_TIMEOUT_MS)
             snap = self.snapshot()
             where = {v["key"]: (c, v) for c in snap for v in c["videos"]}

@@ -38,14 +38,28 @@ def _grip(**attrs) -> rx.Component:
     )
 
 
+def _button(label, *, on_click=None, danger: bool = False, tone: str = "", **attrs) -> rx.Component:
+    """A small soft button: a plain element with a class (see assets/editor.css), not a
+    Radix Themes button, so a row of them mounts in a fraction of the time."""
+    cls = "cs-btn cs-danger" if danger else ("cs-btn cs-" + tone if tone else "cs-btn")
+    return rx.el.button(label, on_click=on_click, type="button", class_name=cls, **attrs)
+
+
+def _icon_button(icon: str, *, on_click=None, big: bool = False, **attrs) -> rx.Component:
+    return rx.el.button(rx.icon(icon, size=16 if big else 14), on_click=on_click, type="button",
+                        class_name="cs-icon-btn", **attrs)
+
+
 @rx.memo
 def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], status: rx.Var[str],
               status_label: rx.Var[str], size: rx.Var[str], duration: rx.Var[str], problem: rx.Var[str],
               thumbnail: rx.Var[str], resolution: rx.Var[str], can_retry: rx.Var[bool],
               replacement: rx.Var[str], replacement_failed: rx.Var[bool], replacement_can_retry: rx.Var[bool],
               selected: rx.Var[bool], first: rx.Var[bool], last: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
+    # Plain elements with classes throughout: a chapter opened or a batch moved mounts
+    # its rows in one frame (a Radix Themes row cost several times as much to mount).
     return rx.el.li(
-        rx.hstack(
+        rx.el.div(
             _grip(**{"data-drag-video": video_id}),
             rx.cond(thumbnail != "", rx.el.img(src=thumbnail, alt="Thumbnail of " + title, loading="lazy",
                                                class_name="cs-thumb"),
@@ -58,31 +72,24 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
                 aria_label="Select " + title,
                 custom_attrs={"data-select-video": video_id},
             ),
-            rx.input(
+            rx.el.input(
                 default_value=title,
                 key=video_id + title,
                 aria_label="Title of " + filename,
                 max_length=TITLE_MAX,
                 on_blur=lambda value: VideosState.rename(video_id, value),
                 on_key_down=BLUR_ON_ENTER,
-                size="1",
-                flex="1",
+                class_name="cs-title",
             ),
-            rx.badge(
-                status_label,
-                color_scheme=rx.match(status, ("ready", "green"), ("uploading", "blue"), ("processing", "amber"),
-                                      ("failed", "red"), "gray"),
-                aria_label="Status: " + status_label,
-                custom_attrs={"role": "status"},
-            ),
-            rx.text(size, size="1", color_scheme="gray"),
-            rx.cond(duration != "", rx.text(duration, size="1", color_scheme="gray", aria_label="Duration " + duration)),
-            rx.cond(resolution != "", rx.text(resolution, size="1", color_scheme="gray")),
-            rx.cond(can_retry, rx.button("Retry", on_click=VideosState.retry_processing(video_id),
-                                         aria_label="Retry processing " + title, size="1", variant="soft",
-                                         color_scheme="amber")),
-            rx.button("Play", on_click=PlayerState.play(video_id), disabled=status != "ready",
-                      aria_label="Play " + title, size="1", variant="soft"),
+            rx.el.span(status_label, aria_label="Status: " + status_label, class_name="cs-badge",
+                       custom_attrs={"role": "status", "data-tone": status}),
+            rx.el.span(size, class_name="cs-meta"),
+            rx.cond(duration != "", rx.el.span(duration, aria_label="Duration " + duration, class_name="cs-meta")),
+            rx.cond(resolution != "", rx.el.span(resolution, class_name="cs-meta")),
+            rx.cond(can_retry, _button("Retry", on_click=VideosState.retry_processing(video_id),
+                                       aria_label="Retry processing " + title, tone="amber")),
+            _button("Play", on_click=PlayerState.play(video_id), disabled=status != "ready",
+                    aria_label="Play " + title),
             rx.el.button(  # the file picker is OutlineDnd's one shared input
                 "Replace file",
                 custom_attrs={"data-replace-for": video_id},
@@ -92,19 +99,17 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
                 type="button",
                 class_name="cs-upload",
             ),
-            rx.icon_button(rx.icon("arrow_up", size=14), on_click=VideosState.move(video_id, -1), disabled=first,
-                           aria_label="Move video " + title + " up", size="1", variant="ghost"),
-            rx.icon_button(rx.icon("arrow_down", size=14), on_click=VideosState.move(video_id, 1), disabled=last,
-                           aria_label="Move video " + title + " down", size="1", variant="ghost"),
-            rx.button("Move…", on_click=DialogState.open_move(video_id),
-                      aria_label="Move video " + title + " to another chapter", size="1", variant="soft"),
-            rx.button("Delete", on_click=DialogState.ask_delete_video(video_id), aria_label="Delete video " + title,
-                      size="1", variant="soft", color_scheme="red"),
-            align="center",
-            width="100%",
-            spacing="2",
+            _icon_button("arrow_up", on_click=VideosState.move(video_id, -1), disabled=first,
+                         aria_label="Move video " + title + " up"),
+            _icon_button("arrow_down", on_click=VideosState.move(video_id, 1), disabled=last,
+                         aria_label="Move video " + title + " down"),
+            _button("Move…", on_click=DialogState.open_move(video_id),
+                    aria_label="Move video " + title + " to another chapter"),
+            _button("Delete", on_click=DialogState.ask_delete_video(video_id), aria_label="Delete video " + title,
+                    danger=True),
+            class_name="cs-row",
         ),
-        rx.cond(problem != "", rx.text(problem, color_scheme="red", size="1")),
+        rx.cond(problem != "", rx.el.p(problem, class_name="cs-problem")),
         rx.cond(replacement != "", _replacement(video_id, title, replacement, replacement_failed,
                                                 replacement_can_retry)),
         _notice(notice),
@@ -116,16 +121,14 @@ def video_row(video_id: rx.Var[str], title: rx.Var[str], filename: rx.Var[str], 
 def _replacement(video_id: rx.Var[str], title: rx.Var[str], text: rx.Var[str], failed: rx.Var[bool],
                  can_retry: rx.Var[bool]) -> rx.Component:
     """What the row says of a new file on its way (or failed) to replace its own."""
-    return rx.hstack(
-        rx.text(text, color_scheme=rx.cond(failed, "red", "gray"), size="1",
-                custom_attrs={"role": "status", "aria-label": "Replacement of " + title + ": " + text}),
-        rx.cond(can_retry, rx.button("Retry", on_click=VideosState.retry_replacement(video_id), size="1",
-                                     variant="soft", color_scheme="amber",
-                                     aria_label="Retry the replacement of " + title)),
-        rx.cond(failed, rx.button("Dismiss", on_click=VideosState.dismiss_replacement(video_id), size="1",
-                                  variant="soft", aria_label="Dismiss the failed replacement of " + title)),
-        align="center",
-        spacing="2",
+    return rx.el.div(
+        rx.el.span(text, class_name=rx.cond(failed, "cs-meta cs-failed", "cs-meta"),
+                   custom_attrs={"role": "status", "aria-label": "Replacement of " + title + ": " + text}),
+        rx.cond(can_retry, _button("Retry", on_click=VideosState.retry_replacement(video_id), tone="amber",
+                                   aria_label="Retry the replacement of " + title)),
+        rx.cond(failed, _button("Dismiss", on_click=VideosState.dismiss_replacement(video_id),
+                                aria_label="Dismiss the failed replacement of " + title)),
+        class_name="cs-row",
     )
 
 
@@ -135,16 +138,17 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
                    selected: rx.Var[bool],
                    first: rx.Var[bool], last: rx.Var[bool], saving: rx.Var[bool], notice: rx.Var[str]) -> rx.Component:
     return rx.fragment(
-        rx.hstack(
+        rx.el.div(
             _grip(**{"data-drag-chapter": chapter_id}),
-            rx.icon_button(
-                rx.cond(is_open, rx.icon("chevron_down"), rx.icon("chevron_right")),
+            rx.el.button(
+                rx.cond(is_open, rx.icon("chevron_down", size=18), rx.icon("chevron_right", size=18)),
                 on_click=OutlineState.toggle_open(chapter_id),
                 disabled=saving,
                 aria_expanded=rx.cond(is_open, "true", "false"),
                 aria_controls="videos-" + chapter_id,
                 aria_label="Videos of " + title,
-                variant="ghost",
+                type="button",
+                class_name="cs-icon-btn",
             ),
             rx.el.input(
                 type="checkbox",
@@ -154,8 +158,8 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
                 on_click=SelectionState.toggle_chapter(chapter_id),
                 aria_label="Select chapter " + title,
             ),
-            rx.text(number + ".", weight="bold", min_width="2em"),
-            rx.input(
+            rx.el.span(number + ".", class_name="cs-number"),
+            rx.el.input(
                 default_value=title,
                 key=chapter_id + title,
                 aria_label="Chapter " + number + " title",
@@ -163,14 +167,14 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
                 read_only=saving,
                 on_blur=lambda value: OutlineState.rename_chapter(chapter_id, value),
                 on_key_down=BLUR_ON_ENTER,
-                flex="1",
+                class_name="cs-title cs-chapter-title",
             ),
-            rx.text(count.to_string() + rx.cond(count == 1, " video", " videos"), size="2", color_scheme="gray",
-                    white_space="nowrap"),
-            rx.cond(size != "", rx.text(size, size="2", color_scheme="gray", white_space="nowrap")),
-            rx.cond(duration != "", rx.text(duration, size="2", color_scheme="gray", white_space="nowrap",
-                                            aria_label="Duration of " + title + ": " + duration)),
-            rx.cond(summary != "", rx.badge(summary, color_scheme="orange", aria_label="Status: " + summary)),
+            rx.el.span(count.to_string() + rx.cond(count == 1, " video", " videos"), class_name="cs-meta cs-big"),
+            rx.cond(size != "", rx.el.span(size, class_name="cs-meta cs-big")),
+            rx.cond(duration != "", rx.el.span(duration, aria_label="Duration of " + title + ": " + duration,
+                                               class_name="cs-meta cs-big")),
+            rx.cond(summary != "", rx.el.span(summary, aria_label="Status: " + summary, class_name="cs-badge",
+                                              custom_attrs={"data-tone": "summary"})),
             rx.el.button(
                 rx.icon("upload", size=14), "Upload",
                 custom_attrs={"data-upload-for": chapter_id},
@@ -188,15 +192,13 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
                 aria_label="Upload videos to chapter " + number + ": " + title,
                 custom_attrs={"data-upload-chapter": chapter_id},
             ),
-            rx.icon_button(rx.icon("arrow_up"), on_click=OutlineState.move_chapter(chapter_id, -1),
-                           disabled=first | saving, aria_label="Move " + title + " up", variant="ghost"),
-            rx.icon_button(rx.icon("arrow_down"), on_click=OutlineState.move_chapter(chapter_id, 1),
-                           disabled=last | saving, aria_label="Move " + title + " down", variant="ghost"),
-            rx.button("Delete", on_click=DialogState.ask_delete_chapter(chapter_id), disabled=saving,
-                      aria_label="Delete " + title, color_scheme="red", variant="soft"),
-            align="center",
-            width="100%",
-            spacing="2",
+            _icon_button("arrow_up", on_click=OutlineState.move_chapter(chapter_id, -1), big=True,
+                         disabled=first | saving, aria_label="Move " + title + " up"),
+            _icon_button("arrow_down", on_click=OutlineState.move_chapter(chapter_id, 1), big=True,
+                         disabled=last | saving, aria_label="Move " + title + " down"),
+            _button("Delete", on_click=DialogState.ask_delete_chapter(chapter_id), disabled=saving,
+                    aria_label="Delete " + title, danger=True),
+            class_name="cs-row",
         ),
         _notice(notice),
     )
