@@ -245,27 +245,41 @@ def chapter_videos(chapter_id: rx.Var[str], bucket: rx.Var[int], title: rx.Var[s
     )
 
 
-def _chapter(chapter: ChapterRow, index: rx.Var[int]) -> rx.Component:
-    is_open = rx.cond(OutlineState.filtering, OutlineState.hits.contains(chapter.id),
-                      OutlineState.open_ids.contains(chapter.id))
+def _chapter(chapter: ChapterRow, index: rx.Var[int], total: rx.Var[int], open_ids: rx.Var, filtering: rx.Var[bool],
+             hits: rx.Var, selected: rx.Var, notice_target: rx.Var[str], notice: rx.Var[str]) -> rx.Component:
+    is_open = rx.cond(filtering, hits.contains(chapter.id), open_ids.contains(chapter.id))
     return rx.cond(
-        ~OutlineState.filtering | OutlineState.hits.contains(chapter.id),
+        ~filtering | hits.contains(chapter.id),
         rx.el.li(
             chapter_header(
                 chapter_id=chapter.id.to(str), number=(index + 1).to_string(), title=chapter.title.to(str),
                 count=chapter.count.to(int), size=chapter.size.to(str), duration=chapter.duration.to(str),
                 summary=chapter.summary.to(str),
-                is_open=is_open, selected=SelectionState.chapters.contains(chapter.id),
-                first=index == 0, last=index == OutlineState.chapter_count - 1, saving=chapter.saving.to(bool),
-                notice=rx.cond(NoticeState.error_target == chapter.id, NoticeState.error, ""),
+                is_open=is_open, selected=selected.contains(chapter.id),
+                first=index == 0, last=index == total - 1, saving=chapter.saving.to(bool),
+                notice=rx.cond(notice_target == chapter.id, notice, ""),
             ),
-            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), bucket=chapter.bucket.to(int), title=chapter.title.to(str),
-                                             count=chapter.count.to(int))),
+            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), bucket=chapter.bucket.to(int),
+                                             title=chapter.title.to(str), count=chapter.count.to(int))),
             custom_attrs={"data-testid": "chapter-row", "data-chapter-id": chapter.id},
             aria_busy=chapter.saving,
             class_name="cs-chapter",
         ),
     )
+
+
+@rx.memo
+def chapter_page(rows: rx.Var[list[dict]], start: rx.Var[int], total: rx.Var[int], open_ids: rx.Var[dict[str, bool]],
+                 filtering: rx.Var[bool], hits: rx.Var[dict[str, bool]], selected: rx.Var[dict[str, bool]],
+                 notice_target: rx.Var[str], notice: rx.Var[str]) -> rx.Component:
+    """One page of chapter rows (see OutlineState). A memo component whose props are the
+    page's rows and the few course-wide values a row shows: renaming or moving a chapter
+    changes one or two pages' rows, so React redraws those pages and skips the others."""
+    return rx.fragment(rx.foreach(
+        rows.to(list[ChapterRow]),
+        lambda chapter, i: _chapter(chapter, i + start, total, open_ids, filtering, hits, selected, notice_target,
+                                    notice),
+    ))
 
 
 def each_chapter(render: Callable[[rx.Var, rx.Var[int]], rx.Component]) -> list[rx.Component]:
@@ -286,8 +300,16 @@ def all_chapters() -> rx.Var:
 
 
 def outline_list() -> rx.Component:
+    pages = [
+        chapter_page(
+            rows=getattr(OutlineState, f"page_{k}").to(list[dict]), start=k * PAGE, total=OutlineState.chapter_count,
+            open_ids=OutlineState.open_ids, filtering=OutlineState.filtering, hits=OutlineState.hits,
+            selected=SelectionState.chapters, notice_target=NoticeState.error_target, notice=NoticeState.error,
+        )
+        for k in range(PAGES)
+    ]
     return rx.el.ol(
-        *each_chapter(_chapter),
+        *pages,
         aria_label="Chapters",
         style={"display": "flex", "flex_direction": "column", "gap": "8px", "padding": "0", "width": "100%"},
     )
