@@ -10,24 +10,34 @@ from sqlalchemy.engine import Engine
 
 
 @contextmanager
-def failing(engine: Engine, name: str, event: str, table: str) -> Iterator[None]:
+def failing(engine: Engine, name: str, event: str, table: str, *, when: str | None = None) -> Iterator[None]:
     """While inside, ``event`` (``DELETE``, ``UPDATE OF title``, ...) on ``table`` fails
-    with "injected failure"."""
+    with "injected failure"; with ``when`` (an SQL condition on ``NEW``/``OLD`` that both
+    databases read alike, e.g. ``NEW.title = 'Beta' AND NEW.position < 0``) only for the
+    rows it holds for."""
     if engine.dialect.name == "sqlite":
-        create = [f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {event} ON {table} "
+        condition = f"WHEN {when} " if when else ""
+        create = [f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {event} ON {table} {condition}"
                   "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"]
         drop = [f"DROP TRIGGER IF EXISTS {name}"]
     else:
+        condition = f"WHEN ({when}) " if when else ""
         create = [f"CREATE OR REPLACE FUNCTION {name}_fn() RETURNS trigger LANGUAGE plpgsql AS "
                   "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
-                  f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}_fn()"]
+                  f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW {condition}"
+                  f"EXECUTE FUNCTION {name}_fn()"]
         drop = [f"DROP TRIGGER IF EXISTS {name} ON {table}", f"DROP FUNCTION IF EXISTS {name}_fn()"]
-    with engine.begin() as conn:
-        for statement in create:
-            conn.exec_driver_sql(statement)
+    _run(engine, create)
     try:
         yield
     finally:
-        with engine.begin() as conn:
-            for statement in drop:
-                conn.exec_driver_sql(statement)
+        _run(engine, drop)
+
+
+def _run(engine: Engine, statements: list[str]) -> None:
+    """In one transaction, each statement as written (no_parameters: a '%' in a
+    condition is not taken for a placeholder)."""
+    with engine.begin() as conn:
+        conn.execution_options(no_parameters=True)
+        for statement in statements:
+            conn.exec_driver_sql(statement)

@@ -1,4 +1,6 @@
-"""Playwright in Debian's Chromium against the session's production build."""
+"""Playwright in Debian's Chromium against the session's app: the production build
+on SQLite, or with --production-app `course-app serve` on PostgreSQL with Redis and
+two workers. Faults go through tests/db_faults.py, which speaks both databases."""
 
 from __future__ import annotations
 

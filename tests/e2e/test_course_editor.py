@@ -7,6 +7,7 @@ import re
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from tests.db_faults import failing
 from tests.e2e.conftest import add_chapter, create_course, expect_chapters, log_in, sign_up, wait_live
 from tests.e2e.test_resumable_uploads import _eventually
 
@@ -93,16 +94,9 @@ def test_failed_save_is_undone_and_explained(page: Page, base_url, server_engine
     add_chapter(page, "Beta")
 
     # The database refuses these writes, as a broken disk or a lost connection would.
-    with server_engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TRIGGER IF NOT EXISTS fail_rename BEFORE UPDATE OF title ON chapters "
-            "WHEN NEW.title LIKE '%(refused)%' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-        ))
-        conn.execute(sa.text(
-            "CREATE TRIGGER IF NOT EXISTS fail_reorder BEFORE UPDATE OF position ON chapters "
-            "WHEN NEW.title = 'Beta' AND NEW.position < 0 BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-        ))
-    try:
+    with failing(server_engine, "fail_rename", "UPDATE OF title", "chapters", when="NEW.title LIKE '%(refused)%'"), \
+            failing(server_engine, "fail_reorder", "UPDATE OF position", "chapters",
+                    when="NEW.title = 'Beta' AND NEW.position < 0"):
         page.get_by_label("Chapter 1 title").fill("Alpha (refused)")
         page.get_by_label("Chapter 1 title").press("Enter")
         alert = page.get_by_role("alert")
@@ -115,10 +109,6 @@ def test_failed_save_is_undone_and_explained(page: Page, base_url, server_engine
         page.get_by_role("button", name="Move Beta up").click()
         expect(page.get_by_role("alert")).to_contain_text("Your last change was undone")
         expect_chapters(page, ["Alpha", "Beta"])
-    finally:
-        with server_engine.begin() as conn:
-            conn.execute(sa.text("DROP TRIGGER IF EXISTS fail_rename"))
-            conn.execute(sa.text("DROP TRIGGER IF EXISTS fail_reorder"))
 
     page.reload()
     wait_live(page)

@@ -13,6 +13,7 @@ import re
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from tests.db_faults import failing
 from tests.e2e.conftest import chapter, open_editor, seed_course, sign_up, video_titles, wait_live
 from tests.e2e.test_resumable_uploads import PARTS_URL, HoldBack, _big_video, _eventually
 from tests.e2e.test_videos import check_videos
@@ -35,8 +36,10 @@ def _db_order(engine, course_id: str) -> dict[str, list[str]]:
 
 
 def _expect_db_order(page: Page, engine, course_id: str, expected: dict[str, list[str]]) -> None:
-    """The database comes to hold what the page shows (the page shows it first)."""
-    _eventually(page, lambda: _db_order(engine, course_id) == expected, f"the database to hold {expected}")
+    """The database comes to hold what the page shows (the page shows it first), the
+    chapters in this order too (dicts compare equal whatever their order)."""
+    _eventually(page, lambda: list(_db_order(engine, course_id).items()) == list(expected.items()),
+                f"the database to hold {expected}")
 
 
 def _start_upload(page: Page, base_url: str, made: dict, chapter_title: str, filename: str, data: bytes) -> None:
@@ -204,20 +207,13 @@ def test_batch_move_delete_and_a_refused_batch_undone(page: Page, base_url, clip
     assert report["ok"], report
 
     # The database refuses the next move: the page undoes it and says so.
-    with server_engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TRIGGER IF NOT EXISTS refuse_s4 BEFORE UPDATE OF chapter_id ON videos "
-            "WHEN NEW.title = 's4' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"))
-    try:
+    with failing(server_engine, "refuse_s4", "UPDATE OF chapter_id", "videos", when="NEW.title = 's4'"):
         page.get_by_label("Select s4", exact=True).click()
         toolbar.get_by_role("button", name="Move selected videos").click()
         page.get_by_role("dialog", name="Move to chapter").get_by_role("button", name="Move to chapter 2: Target").click()
         expect(page.get_by_role("alert").filter(has_text="Your last change was undone")).to_be_visible()
         expect(chapter(page, "Source").get_by_test_id("video-row")).to_have_count(1)
         expect(chapter(page, "Target").get_by_test_id("video-row")).to_have_count(0)
-    finally:
-        with server_engine.begin() as conn:
-            conn.execute(sa.text("DROP TRIGGER IF EXISTS refuse_s4"))
     _expect_db_order(page, server_engine, made["course"], {"Source": ["s4"], "Target": []})
 
 
