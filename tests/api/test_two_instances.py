@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from collections import Counter
+from contextlib import closing
 
 import httpx
 import pytest
@@ -63,7 +64,7 @@ def instances(tmp_path_factory):
 def test_an_upload_whose_parts_alternate_instances_completes_whole(instances):
     servers, proxy = instances
     with engine_of(servers[0]) as engine:
-        with logged_in_client(proxy.base_url, create_account(engine), timeout=60) as http:
+        with closing(logged_in_client(proxy.base_url, create_account(engine), timeout=60)) as http:
             course_id, (chapter_id,) = new_course(http, "Alternating")
             data = video_bytes(65536 * 5 + 123, seed=11)
             upload = http.post("/api/uploads", json=create_body(course_id, chapter_id, data))
@@ -88,7 +89,7 @@ def test_a_log_in_on_one_instance_is_recognised_by_the_other(instances):
     servers, _ = instances
     with engine_of(servers[0]) as engine:
         account = create_account(engine)
-    with logged_in_client(servers[0].base_url, account) as one:
+    with closing(logged_in_client(servers[0].base_url, account)) as one:
         cookie = one.cookies["cs_session"]
     with httpx.Client(base_url=servers[1].base_url, timeout=30, cookies={"cs_session": cookie}) as two:
         me = two.get("/api/auth/me")
