@@ -106,7 +106,6 @@ BLOCK = MIB
 POOL_BLOCKS = 8
 SEED = 7
 WARMUP_BYTES = 4 * MIB
-UPLOADED = ("processing", "ready")  # what a finished upload answers (processing waits for a worker)
 RSS_BUDGET_MIB = 16  # issue 11: P2 <= 16 MiB for chunked and single uploads
 P1_GOAL = 0.90
 P3_GOAL = 0.80
@@ -345,17 +344,11 @@ class App:
         self.data_dir.mkdir(parents=True)
         limit = "1000000/minute"
         env = {
-            "REFLEX_WEB_WORKDIR": str(web_dir),
-            "PATH": os.pathsep.join([str(ROOT / ".venv" / "bin"), str(ROOT / ".tools" / "node_modules" / ".bin"),
-                                     os.environ.get("PATH", "")]),
-            "COURSE_MAX_UPLOAD_BYTES": str(max_bytes),
+            **um.app_env(web_dir, max_bytes),  # no processing worker: a finished upload stays "processing"
             "COURSE_QUOTA_BYTES": str(4 * max_bytes),
             "COURSE_PART_RATE_LIMIT": limit,
             "COURSE_UPLOAD_RATE_LIMIT": limit,
             "COURSE_API_RATE_LIMIT": limit,
-            # No processing worker: it would transcode the uploads while the next path is
-            # measured; a finished upload stays "processing" (see verify_and_delete).
-            "COURSE_EMBEDDED_WORKERS": "0",
         }
         if not app_default:  # else the part size the app picks itself, as the browser gets it
             env["COURSE_UPLOAD_CHUNK_BYTES"] = str(chunk_size)
@@ -373,15 +366,7 @@ class App:
         print(f"[app] up after {time.perf_counter() - started:.1f}s", flush=True)
         self.pgid = os.getpgid(self.server.process.pid)
         self.client = httpx.Client(base_url=self.server.base_url, timeout=HTTP_TIMEOUT)
-        email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
-        reply = self.client.post("/api/auth/signup", json={"email": email, "password": "benchmark password 123"})
-        check(reply.status_code == 201, f"[app] sign-up answered {reply.status_code}: {reply.text[:300]}")
-        reply = self.client.post("/api/courses", json={"title": "Resumable upload benchmark"})
-        check(reply.status_code == 201, f"[app] creating the course answered {reply.status_code}: {reply.text[:300]}")
-        self.course_id = reply.json()["id"]
-        reply = self.client.post(f"/api/courses/{self.course_id}/chapters", json={"title": "Large files"})
-        check(reply.status_code == 201, f"[app] creating the chapter answered {reply.status_code}: {reply.text[:300]}")
-        self.chapter_id = reply.json()["id"]
+        self.course_id, self.chapter_id = um.sign_up_with_chapter(self.client, "app", "Resumable upload benchmark")
 
     def stop(self) -> None:
         if getattr(self, "client", None) is not None:
@@ -500,7 +485,7 @@ class App:
         file; then every video is deleted and storage must become empty."""
         stored_sha1s, stored_sizes = [], []
         for video, file in zip(videos, files, strict=True):
-            check(video.get("status") in UPLOADED, f"[{label}] the video is {video.get('status')!r}, not uploaded")
+            check(video.get("status") in um.UPLOADED, f"[{label}] the video is {video.get('status')!r}, not uploaded")
             check(video.get("size_bytes") == file.size,
                   f"[{label}] size_bytes {video.get('size_bytes')} != {file.size}")
             check(video.get("sha1") == file.sha1, f"[{label}] server sha1 {video.get('sha1')} != client {file.sha1}")
@@ -512,15 +497,7 @@ class App:
                 check(disk_sha1 == file.sha1, f"[{label}] the stored file's sha1 {disk_sha1} != client {file.sha1}")
             stored_sha1s.append(disk_sha1)
             stored_sizes.append(stored_size)
-        for video in videos:  # to the trash, then out of it: its file goes
-            for url in (f"/api/videos/{video['id']}", f"/api/trash/videos/{video['id']}"):
-                reply = self.client.delete(url)
-                check(reply.status_code == 204, f"[{label}] DELETE {url} answered {reply.status_code}")
-        deadline = time.monotonic() + 10
-        while (leftovers := [p for p in (self.data_dir / "storage").rglob("*") if p.is_file()]) and \
-                time.monotonic() < deadline:
-            time.sleep(0.2)
-        check(not leftovers, f"[{label}] files left in storage after deleting the videos: {leftovers[:5]}")
+        um.delete_for_good(self.client, [video["id"] for video in videos], self.data_dir / "storage", label)
         return {"server_sha1": [v["sha1"] for v in videos], "server_size_bytes": [v["size_bytes"] for v in videos],
                 "stored_sha1": stored_sha1s, "stored_size_bytes": stored_sizes, "verified": True}
 

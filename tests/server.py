@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from course_app.db import make_engine
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT = float(os.environ.get("COURSE_TEST_SERVER_TIMEOUT", "600"))
@@ -201,15 +202,13 @@ def wait_processed(engine: Engine, video_ids=None, *, timeout: float = 180.0) ->
     from course_app.models import Video
 
     wanted = None if video_ids is None else [uuid.UUID(str(v)) for v in video_ids]
-    deadline = time.monotonic() + timeout
-    while True:
-        query = select(Video.id, Video.status)
-        if wanted is not None:
-            query = query.where(Video.id.in_(wanted))
+    query = select(Video.id, Video.status)
+    if wanted is not None:
+        query = query.where(Video.id.in_(wanted))
+
+    def statuses() -> dict[str, str]:
         with Session(engine) as session:
-            found = {str(video_id): status for video_id, status in session.exec(query)}
-        if "processing" not in found.values():
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"videos still processing after {timeout:.0f}s: {found}")
-        time.sleep(0.05)
+            return {str(video_id): status for video_id, status in session.exec(query)}
+
+    return wait_for(statuses, "no video to be processing", until=lambda found: "processing" not in found.values(),
+                    timeout=timeout)

@@ -4,35 +4,16 @@ use it) and clients logged in through the real /api/auth/login."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-
 import httpx
 import pytest
 
-from course_app.db import session_scope
-from course_app.services import users
-from tests.api.support import PASSWORD
-
-
-@dataclass(frozen=True)
-class Account:
-    id: int
-    email: str
-    password: str
+from tests.accounts import Account, create_account, logged_in_client
 
 
 @pytest.fixture
 def make_account(server_engine):
     """Create an instructor in the running app's database."""
-
-    def _make() -> Account:
-        email = f"{uuid.uuid4().hex[:12]}@example.com"
-        with session_scope(server_engine) as session:
-            user = users.create_user(session=session, email=email, password=PASSWORD)
-            return Account(id=user.id, email=email, password=PASSWORD)
-
-    return _make
+    return lambda: create_account(server_engine)
 
 
 @pytest.fixture
@@ -51,14 +32,27 @@ def new_client(app_server):
 
 
 @pytest.fixture
-def login_as(new_client):
+def login_as(app_server):
     """A new client logged in as ``account`` through the JSON log-in."""
+    clients: list[httpx.Client] = []
 
     def _login(account: Account) -> httpx.Client:
-        client = new_client()
-        response = client.post("/api/auth/login", json={"email": account.email, "password": account.password})
-        assert response.status_code == 200, response.text
-        assert client.cookies.get("cs_session")
-        return client
+        clients.append(logged_in_client(app_server.base_url, account))
+        return clients[-1]
 
-    return _login
+    yield _login
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def owner(make_account, login_as) -> tuple[Account, httpx.Client]:
+    """An instructor and a client logged in as them."""
+    account = make_account()
+    return account, login_as(account)
+
+
+@pytest.fixture
+def stranger(make_account, login_as) -> httpx.Client:
+    """Another instructor's logged-in client."""
+    return login_as(make_account())

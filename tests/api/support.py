@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-PASSWORD = "correct horse battery"
-
 
 def assert_json_error(response: httpx.Response, status: int) -> str:
     """The response is ``status`` with a JSON body ``{"error": "<message>"}``

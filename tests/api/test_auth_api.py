@@ -12,7 +12,8 @@ from sqlmodel import Session, func, select
 from course_app.auth.tokens import notice_is_authentic, token_hash
 from course_app.models import ApiToken, AuthSession, User
 from course_app.services.users import BAD_CREDENTIALS
-from tests.api.support import PASSWORD, assert_json_error, assert_no_internals, has_set_cookie, set_cookie
+from tests.accounts import PASSWORD
+from tests.api.support import assert_json_error, assert_no_internals, has_set_cookie, set_cookie
 
 EVIL = "https://evil.example"
 

@@ -45,17 +45,6 @@ def is_utc_timestamp(value: str) -> bool:
     return moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
 
 
-@pytest.fixture
-def owner(make_account, login_as):
-    account = make_account()
-    return account, login_as(account)
-
-
-@pytest.fixture
-def stranger(make_account, login_as):
-    return login_as(make_account())
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[bytes]:
     folder = tmp_path_factory.mktemp("clips")

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from course_app.services import playback
 from course_app.settings import get_settings
 from tests.api.support import assert_json_error
-from tests.api.test_videos_api import course, media, new_course, owner, stranger, uploaded, video_row  # noqa: F401
+from tests.api.test_videos_api import course, media, new_course, uploaded, video_row  # noqa: F401  (fixtures)
 from tests.media import mp4_header_then_garbage
 from tests.server import wait_processed
 

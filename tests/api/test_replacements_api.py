@@ -5,14 +5,15 @@ a failed replacement, and the duplicate look-up with every refusal's shape."""
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 
 from tests.api.support import assert_json_error
 from tests.api.test_upload_sessions_api import create_body, send, video_bytes
-from tests.api.test_videos_api import check_videos, new_course
+from tests.api.test_videos_api import new_course
+from tests.cli import check_videos
 from tests.media import mp4_header_then_garbage
+from tests.polling import wait_for
 from tests.server import wait_processed
 
 
@@ -34,23 +35,15 @@ def upload_all(http, body: dict, data: bytes) -> dict:
 
 
 def replacement_until(http, video_id: str, done, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while True:
-        response = http.get(f"/api/videos/{video_id}/replacement")
-        if done(response):
-            return response
-        assert time.monotonic() < deadline, response.text
-        time.sleep(0.05)
+    """The video's replacement as GET .../replacement answers, once ``done(response)``."""
+    return wait_for(lambda: http.get(f"/api/videos/{video_id}/replacement"), "the replacement's answer", until=done,
+                    timeout=timeout, describe=lambda response: f"{response.status_code} {response.text}")
 
 
 @pytest.fixture
-def owner(make_account, login_as):
-    return login_as(make_account())
-
-
-@pytest.fixture
-def stranger(make_account, login_as):
-    return login_as(make_account())
+def owner(owner):
+    """Only the owner's client: these tests never need the account."""
+    return owner[1]
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ def test_a_video_is_replaced_in_place_through_the_api(owner, lesson, server_engi
         "ready", len(new), hashlib.sha1(new).hexdigest(), "lecture-v2.mp4")
     assert after["thumbnail_urls"] and after["thumbnail_urls"] != lesson["thumbnail_urls"]
     assert owner.get(after["video_url"]).content == new
-    assert check_videos(app_server)["ok"]  # the old file and thumbnails are gone, nothing dangles
+    assert check_videos(app_server.env)["ok"]  # the old file and thumbnails are gone, nothing dangles
 
 
 def test_a_failed_replacement_leaves_the_video_and_can_be_dismissed(owner, stranger, lesson, app_server):
@@ -97,7 +90,7 @@ def test_a_failed_replacement_leaves_the_video_and_can_be_dismissed(owner, stran
     assert owner.delete(f"/api/videos/{lesson['id']}/replacement").status_code == 204
     assert_json_error(owner.get(f"/api/videos/{lesson['id']}/replacement"), 404)
     assert owner.get(f"/api/videos/{lesson['id']}").json() == lesson
-    assert check_videos(app_server)["ok"]
+    assert check_videos(app_server.env)["ok"]
 
 
 def test_replacing_is_refused_where_it_cannot_apply(owner, stranger, lesson):

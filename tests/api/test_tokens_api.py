@@ -29,13 +29,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def owner(make_account, login_as):
-    """(account, logged-in client) for a token owner."""
-    account = make_account()
-    return account, login_as(account)
-
-
 def create_token(http, name: str = "deploy") -> dict:
     response = http.post("/api/tokens", json={"name": name})
     assert response.status_code == 201, response.text

@@ -10,17 +10,10 @@ import pytest
 
 from course_app.db import session_scope
 from course_app.services import trash, users
-from tests.server import wait_processed
 from tests.api.support import assert_json_error
-from tests.api.test_videos_api import (  # noqa: F401  (fixtures)
-    course,
-    media,
-    owner,
-    stored_files,
-    stranger,
-    uploaded,
-    video_row,
-)
+from tests.api.test_videos_api import course, media, uploaded, video_row  # noqa: F401  (fixtures)
+from tests.server import wait_processed
+from tests.stored import stored_files
 
 
 def trash_chapter(engine, email: str, chapter_id: str) -> None:

@@ -10,19 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
-import uuid
 from collections import Counter
+from contextlib import closing
 
 import httpx
 import pytest
 
-from course_app.db import session_scope
-from course_app.services import users
-from tests.api.support import PASSWORD
+from tests.accounts import create_account, logged_in_client
 from tests.api.test_upload_sessions_api import create_body, send, video_bytes
 from tests.api.test_videos_api import new_course
 from tests.conftest import _pg_available
+from tests.polling import wait_for
 from tests.proxy import AlternatingProxy
 from tests.server import (
     AppServer, engine_of, fresh_postgres, production_env, redis_available, start_together, wait_processed,
@@ -36,15 +34,6 @@ def upkeep_rounds(server: AppServer) -> Counter[int]:
         if '"upkeep round"' in line and line.startswith("{"):
             rounds[json.loads(line)["pid"]] += 1
     return rounds
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:.0f}s")
-        time.sleep(0.2)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +64,7 @@ def instances(tmp_path_factory):
 def test_an_upload_whose_parts_alternate_instances_completes_whole(instances):
     servers, proxy = instances
     with engine_of(servers[0]) as engine:
-        with session_scope(engine) as session:
-            email = f"{uuid.uuid4().hex[:10]}@example.com"
-            users.create_user(session=session, email=email, password=PASSWORD)
-        with httpx.Client(base_url=proxy.base_url, timeout=60) as http:
-            assert http.post("/api/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+        with closing(logged_in_client(proxy.base_url, create_account(engine), timeout=60)) as http:
             course_id, (chapter_id,) = new_course(http, "Alternating")
             data = video_bytes(65536 * 5 + 123, seed=11)
             upload = http.post("/api/uploads", json=create_body(course_id, chapter_id, data))
@@ -102,16 +87,14 @@ def test_an_upload_whose_parts_alternate_instances_completes_whole(instances):
 
 def test_a_log_in_on_one_instance_is_recognised_by_the_other(instances):
     servers, _ = instances
-    with engine_of(servers[0]) as engine, session_scope(engine) as session:
-        email = f"{uuid.uuid4().hex[:10]}@example.com"
-        users.create_user(session=session, email=email, password=PASSWORD)
-    with httpx.Client(base_url=servers[0].base_url, timeout=30) as one:
-        assert one.post("/api/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    with engine_of(servers[0]) as engine:
+        account = create_account(engine)
+    with closing(logged_in_client(servers[0].base_url, account)) as one:
         cookie = one.cookies["cs_session"]
     with httpx.Client(base_url=servers[1].base_url, timeout=30, cookies={"cs_session": cookie}) as two:
         me = two.get("/api/auth/me")
         assert me.status_code == 200, me.text
-        assert me.json()["email"] == email
+        assert me.json()["email"] == account.email
         assert two.post("/api/auth/logout", headers={"Accept": "application/json"}).status_code == 204
     with httpx.Client(base_url=servers[0].base_url, timeout=30, cookies={"cs_session": cookie}) as one_again:
         assert one_again.get("/api/auth/me").status_code == 401  # the log-out on the other counts here too
@@ -119,8 +102,8 @@ def test_a_log_in_on_one_instance_is_recognised_by_the_other(instances):
 
 def test_upkeep_runs_in_one_process_of_all_and_moves_when_it_stops(instances):
     servers, _ = instances
-    wait_for(lambda: sum((upkeep_rounds(servers[0]) + upkeep_rounds(servers[1])).values()) >= 8, 60,
-             "eight upkeep rounds")
+    wait_for(lambda: sum((upkeep_rounds(servers[0]) + upkeep_rounds(servers[1])).values()) >= 8,
+             "eight upkeep rounds", timeout=60, interval=0.2)
     per_instance = [upkeep_rounds(server) for server in servers]
     doers = [(i, pid) for i, rounds in enumerate(per_instance) for pid in rounds]
     assert len(doers) == 1, f"upkeep ran in more than one process: {per_instance}"
@@ -129,5 +112,6 @@ def test_upkeep_runs_in_one_process_of_all_and_moves_when_it_stops(instances):
     before = upkeep_rounds(other)
     assert not before
     servers[leader].stop()  # the holder lets the lock go as it stops; else its Redis key expires
-    wait_for(lambda: sum(upkeep_rounds(other).values()) >= 3, 60, "the other instance taking over the upkeep")
+    wait_for(lambda: sum(upkeep_rounds(other).values()) >= 3, "the other instance taking over the upkeep",
+             timeout=60, interval=0.2)
     assert len(upkeep_rounds(other)) == 1  # one process of the two there

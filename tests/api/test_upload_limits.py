@@ -6,27 +6,19 @@ from __future__ import annotations
 import json
 import os
 import socket
-import uuid
 
 import h11
 import httpx
 import pytest
 
 from course_app.api.videos import FORM_OVERHEAD
-from course_app.db import session_scope
-from course_app.services import users
-from tests.api.support import PASSWORD, assert_json_error
-from tests.api.test_videos_api import (
-    MULTIPART,
-    check_videos,
-    multipart,
-    new_course,
-    nothing_stored,
-    stored_files,
-    upload,
-)
+from tests.accounts import create_account, logged_in_client
+from tests.api.support import assert_json_error
+from tests.api.test_videos_api import MULTIPART, multipart, new_course, nothing_stored, upload
+from tests.cli import check_videos
 from tests.media import make_video
 from tests.server import engine_of, separate_app, wait_processed
+from tests.stored import stored_files
 
 LIMIT = 200_000
 UPLOADS_PER_MINUTE = 3
@@ -56,13 +48,8 @@ def make_instructor(small_server, small_engine):
     clients: list[httpx.Client] = []
 
     def _make() -> tuple[httpx.Client, str, str]:
-        email = f"{uuid.uuid4().hex[:12]}@example.com"
-        with session_scope(small_engine) as session:
-            users.create_user(session=session, email=email, password=PASSWORD)
-        http = httpx.Client(base_url=small_server.base_url, timeout=30)
+        http = logged_in_client(small_server.base_url, create_account(small_engine))
         clients.append(http)
-        response = http.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-        assert response.status_code == 200, response.text
         course_id, (chapter_id,) = new_course(http, "Intro")
         return http, course_id, chapter_id
 
@@ -184,7 +171,7 @@ def test_a_chunked_upload_without_content_length_is_stopped_at_the_limit(instruc
     assert "content-length" not in response.request.headers
     assert response.request.headers["transfer-encoding"] == "chunked"
     assert_json_error(response, 413)
-    report = check_videos(small_server)
+    report = check_videos(small_server.env)
     assert report["ok"], report
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 
 from tests.api.test_upload_sessions_api import create_body, send, video_bytes
-from tests.api.test_videos_api import check_videos, new_course
+from tests.api.test_videos_api import new_course
+from tests.cli import check_videos
 from tests.server import engine_of, wait_processed
 
 
@@ -33,4 +34,4 @@ def test_upload_resumes_after_the_server_restarts(app_server, make_account, logi
         assert wait_processed(engine, [video["id"]]) == {video["id"]: "ready"}
     assert video["sha1"] == hashlib.sha1(data).hexdigest()
     assert owner.get(video["video_url"]).content == data
-    assert check_videos(app_server)["ok"]
+    assert check_videos(app_server.env)["ok"]

@@ -16,9 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.support import assert_json_error
-from tests.api.test_videos_api import EVIL, check_videos, new_course, nothing_stored, stored_files
+from tests.api.test_videos_api import EVIL, new_course, nothing_stored
+from tests.cli import check_videos
 from tests.media import make_video
 from tests.server import wait_processed
+from tests.stored import stored_files
 
 
 
@@ -54,13 +56,9 @@ def send(http, upload: dict, data: bytes, number: int, *, sha1: bool = True, **h
 
 
 @pytest.fixture
-def owner(make_account, login_as):
-    return login_as(make_account())
-
-
-@pytest.fixture
-def stranger(make_account, login_as):
-    return login_as(make_account())
+def owner(owner):
+    """Only the owner's client: these tests never need the account."""
+    return owner[1]
 
 
 @pytest.fixture
@@ -110,7 +108,7 @@ def test_life_cycle_out_of_order_then_complete(owner, course, data, upload, serv
     assert again.status_code == 200 and again.json()["id"] == video["id"]
     assert owner.get("/api/uploads", params={"course_id": course[0]}).json() == []
     assert uploads_table(server_engine, upload["id"])["status"] == "completed"
-    assert check_videos(app_server)["ok"]
+    assert check_videos(app_server.env)["ok"]
 
 
 def test_resending_a_confirmed_part_is_harmless(owner, upload, data):

@@ -5,10 +5,7 @@ look at the app's own database and storage folder afterwards."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 import uuid
 import zipfile
 from contextlib import contextmanager
@@ -21,8 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.support import assert_json_error, assert_no_internals
+from tests.cli import check_videos
 from tests.media import make_video, mp4_header_then_garbage
 from tests.server import wait_processed
+from tests.stored import storage_root, stored_files
 
 BOUNDARY = "course-studio-test-7d2f9a"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -85,16 +84,6 @@ def uploaded(http: httpx.Client, course_id: str, chapter_id: str, data: bytes, *
 # Looking at what the app stored ------------------------------------------------------------------
 
 
-def storage_root(app_server) -> Path:
-    return app_server.data_dir / "storage"
-
-
-def stored_files(app_server) -> set[str]:
-    """Every file in the app's storage folder (sidecars and temp files included)."""
-    root = storage_root(app_server)
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-
-
 def video_row(engine, video_id: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT * FROM videos WHERE id = :id"), {"id": uuid.UUID(video_id).hex}).mappings()
@@ -128,17 +117,6 @@ def nothing_stored(app_server, engine):
     assert after.deletions - before.deletions == set(), "a storage deletion was left pending"
 
 
-def check_videos(app_server) -> dict:
-    """`course-app check-videos --json` against the running app's database and storage."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "course-app"), "check-videos", "--json"],
-        env=app_server.env, capture_output=True, text=True, timeout=60,
-    )
-    report = json.loads(result.stdout)
-    assert (result.returncode == 0) == report["ok"], result.stderr
-    return report
-
-
 # Fixtures ---------------------------------------------------------------------------------------
 
 
@@ -150,17 +128,6 @@ def media(tmp_path_factory) -> dict[str, bytes]:
         "webm": make_video(folder / "b.webm", seconds=2, seed=12, codec="libvpx").read_bytes(),
         "small": make_video(folder / "c.mp4", seconds=1, seed=13).read_bytes(),
     }
-
-
-@pytest.fixture
-def owner(make_account, login_as):
-    account = make_account()
-    return account, login_as(account)
-
-
-@pytest.fixture
-def stranger(make_account, login_as):
-    return login_as(make_account())
 
 
 @pytest.fixture
@@ -523,7 +490,7 @@ def test_delete_moves_the_video_to_the_trash_and_keeps_its_file_until_purged(
     assert_json_error(http.delete(f"/api/videos/{doomed['id']}"), 404)
     chapter = http.get(f"/api/courses/{course_id}").json()["chapters"][0]
     assert [(v["id"], v["position"]) for v in chapter["videos"]] == [(first["id"], 0), (last["id"], 1)]
-    report = check_videos(app_server)
+    report = check_videos(app_server.env)
     assert report["ok"] and report["trashed_rows"] >= 1, report
 
     # Deleting it from the trash removes the row and the stored file for good.
@@ -532,7 +499,7 @@ def test_delete_moves_the_video_to_the_trash_and_keeps_its_file_until_purged(
     assert not {key, key + ".meta.json"} & stored_files(app_server)
     with server_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM storage_deletions WHERE storage_key = :k"), {"k": key}).scalar() == 0
-    assert check_videos(app_server)["ok"]
+    assert check_videos(app_server.env)["ok"]
 
 
 # API tokens instead of the cookie -------------------------------------------------------------------------

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.accounts import PASSWORD
+from tests.polling import wait_for
+
 CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +50,14 @@ def _no_csp_violations(request):
 @pytest.fixture(autouse=True)
 def _expect_timeout():
     expect.set_options(timeout=15_000)
+
+
+def eventually(page: Page, check, what: str, timeout: float = 20.0):
+    """Poll a condition outside the page (the database, storage) until it is truthy,
+    and return it, while the page keeps running: Playwright's route handlers only
+    run while the test waits through Playwright."""
+    return wait_for(check, what, timeout=timeout, interval=0.1,
+                    sleep=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
 def wait_live(page: Page) -> None:

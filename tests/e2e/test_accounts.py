@@ -12,7 +12,8 @@ import uuid
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import PASSWORD, create_course, sign_up, wait_live
+from tests.accounts import PASSWORD
+from tests.e2e.conftest import create_course, sign_up, wait_live
 
 
 def _users_named(engine, email: str) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import chapter, expect_chapters, open_editor, seed_course, sign_up, video_titles, wait_live
-from tests.e2e.test_resumable_uploads import _eventually
+from tests.e2e.conftest import (chapter, eventually, expect_chapters, open_editor, seed_course, sign_up, video_titles,
+                                wait_live)
 
 
 def _db_videos(engine, course_id: str) -> dict[str, tuple[str, str]]:
@@ -41,7 +41,7 @@ def test_a_video_is_renamed_in_place_with_enter(page: Page, base_url, clip, serv
     field.press("Enter")
     expect(field).not_to_be_focused()
     expect(page.get_by_role("button", name="Play Installing the tools")).to_be_visible()
-    _eventually(page, lambda: _db_videos(server_engine, made["course"])[_key(made["videos"]["setup"])]
+    eventually(page, lambda: _db_videos(server_engine, made["course"])[_key(made["videos"]["setup"])]
                 == ("Installing the tools", "Basics"), "the database to hold the new title")
     assert _db_videos(server_engine, made["course"])[_key(made["videos"]["intro"])] == ("intro", "Basics")
 
@@ -82,7 +82,7 @@ def test_a_deleted_chapter_goes_to_the_trash_with_its_videos_and_comes_back(
     page.get_by_role("button", name="Delete Drop", exact=True).click()
     page.get_by_role("alertdialog").get_by_role("button", name="Move to trash").click()
     expect_chapters(page, ["Keep"])
-    _eventually(page, lambda: list(_db_videos(server_engine, made["course"]).values()) == [("kept", "Keep")],
+    eventually(page, lambda: list(_db_videos(server_engine, made["course"]).values()) == [("kept", "Keep")],
                 "the database to show only the kept video")
     assert all(_stored(storage, key) for key in keys.values())  # the files stay while in the trash
     page.reload()

@@ -9,8 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import add_chapter, create_course, open_editor, seed_course, sign_up, wait_live
-from tests.e2e.test_resumable_uploads import _eventually
+from tests.e2e.conftest import add_chapter, create_course, eventually, open_editor, seed_course, sign_up, wait_live
 
 
 def _db_course(engine, course_id: str) -> dict | None:
@@ -39,14 +38,14 @@ def test_title_and_description_are_saved_and_survive_a_reload(page: Page, base_u
     title.fill("  Statistics for everyone  ")
     title.press("Enter")
     expect(page.get_by_role("heading", name="Statistics for everyone", level=1)).to_be_visible()
-    _eventually(page, lambda: _db_course(server_engine, course_id)["title"] == "Statistics for everyone",
+    eventually(page, lambda: _db_course(server_engine, course_id)["title"] == "Statistics for everyone",
                 "the database to hold the new title")
 
     # The description saves on leaving the field, line breaks kept.
     description = page.get_by_label("Description")
     description.fill("Means, medians\nand a little probability.")
     description.press("Tab")
-    _eventually(page, lambda: _db_course(server_engine, course_id)["description"]
+    eventually(page, lambda: _db_course(server_engine, course_id)["description"]
                 == "Means, medians\nand a little probability.", "the database to hold the description")
 
     # An empty title is refused with a message, and the saved one comes back.
@@ -85,7 +84,7 @@ def test_publish_needs_a_chapter_then_publish_and_unpublish(page: Page, base_url
     page.get_by_role("button", name="Publish", exact=True).click()
     expect(details.get_by_text("published", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Unpublish")).to_be_visible()
-    _eventually(page, lambda: _db_course(server_engine, course_id)["status"] == "published", "the course published")
+    eventually(page, lambda: _db_course(server_engine, course_id)["status"] == "published", "the course published")
     expect(page.get_by_role("alert")).to_have_count(0)  # the earlier refusal is gone
 
     page.reload()
@@ -99,7 +98,7 @@ def test_publish_needs_a_chapter_then_publish_and_unpublish(page: Page, base_url
     page.get_by_role("button", name="Unpublish").click()
     expect(details.get_by_text("draft", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Publish", exact=True)).to_be_visible()
-    _eventually(page, lambda: _db_course(server_engine, course_id)["status"] == "draft", "the course back to draft")
+    eventually(page, lambda: _db_course(server_engine, course_id)["status"] == "draft", "the course back to draft")
     page.reload()
     wait_live(page)
     expect(details.get_by_text("draft", exact=True)).to_be_visible()
@@ -133,11 +132,11 @@ def test_deleting_a_course_from_the_dashboard_asks_first_and_removes_everything(
     page.get_by_role("alertdialog").get_by_role("button", name="Delete course").click()
     expect(page.get_by_test_id("course-card")).to_have_count(1)
     expect(_card(page, "Course to keep")).to_be_visible()
-    _eventually(page, lambda: _db_course(server_engine, doomed["course"]) is None, "the course row to go")
+    eventually(page, lambda: _db_course(server_engine, doomed["course"]) is None, "the course row to go")
     assert _count(server_engine, "chapters", doomed["course"]) == 0
     assert _count(server_engine, "videos", doomed["course"]) == 0
     # The files go through the outbox (carried out by the app's upkeep task).
-    _eventually(page, lambda: not any((storage / keys[t]).exists() for t in ("first", "second")),
+    eventually(page, lambda: not any((storage / keys[t]).exists() for t in ("first", "second")),
                 "storage to delete the course's two files", timeout=60)
     assert (storage / keys["kept"]).exists()
     assert _db_course(server_engine, kept["course"]) is not None

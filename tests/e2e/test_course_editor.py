@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from tests.db_faults import failing
-from tests.e2e.conftest import add_chapter, create_course, expect_chapters, log_in, sign_up, wait_live
-from tests.e2e.test_resumable_uploads import _eventually
+from tests.e2e.conftest import add_chapter, create_course, eventually, expect_chapters, log_in, sign_up, wait_live
 
 
 def _db_chapters(engine, course_id: str) -> list[str]:
@@ -67,7 +66,7 @@ def test_instructor_builds_a_course_and_the_database_keeps_it(page: Page, base_u
 
     # The database comes to hold exactly what the page shows (the page shows it
     # first), and a reload shows the database.
-    _eventually(page, lambda: _db_chapters(server_engine, course_id) == ["Loops", "Variables and types"],
+    eventually(page, lambda: _db_chapters(server_engine, course_id) == ["Loops", "Variables and types"],
                 "the database to hold the two chapters")
     page.reload()
     wait_live(page)

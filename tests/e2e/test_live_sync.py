@@ -11,9 +11,8 @@ from contextlib import contextmanager
 
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.e2e.conftest import chapter, expect_chapters, open_editor, seed_course, sign_up, wait_live
+from tests.e2e.conftest import chapter, eventually, expect_chapters, open_editor, seed_course, sign_up, wait_live
 from tests.e2e.test_outline import _db_order, _expect_db_order
-from tests.e2e.test_resumable_uploads import _eventually
 
 SYNC_MS = 3_000  # the benchmark shows ~0.3 s; the limit here leaves room for a loaded CI machine
 
@@ -162,7 +161,7 @@ def test_a_reorder_from_a_tab_showing_an_old_order_never_undoes_the_other_tabs_m
 
     applied_on_top = ["C1", "C0", "C3", "C2"]
     alert = other.get_by_role("alert").filter(has_text=STALE)
-    _eventually(page, lambda: alert.count() > 0 or list(_db_order(server_engine, made["course"])) == applied_on_top,
+    eventually(page, lambda: alert.count() > 0 or list(_db_order(server_engine, made["course"])) == applied_on_top,
                 "tab 2's move to be refused or applied on top of tab 1's")
     final = list(_db_order(server_engine, made["course"]))
     assert final in (["C1", "C0", "C2", "C3"], applied_on_top)  # tab 1's move stands either way

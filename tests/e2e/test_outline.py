@@ -13,10 +13,10 @@ import re
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from tests.cli import check_videos
 from tests.db_faults import failing
-from tests.e2e.conftest import chapter, open_editor, seed_course, sign_up, video_titles, wait_live
-from tests.e2e.test_resumable_uploads import PARTS_URL, HoldBack, _big_video, _eventually
-from tests.e2e.test_videos import check_videos
+from tests.e2e.conftest import chapter, eventually, open_editor, seed_course, sign_up, video_titles, wait_live
+from tests.e2e.test_resumable_uploads import PARTS_URL, HoldBack, _big_video
 
 
 def _db_order(engine, course_id: str) -> dict[str, list[str]]:
@@ -38,8 +38,8 @@ def _db_order(engine, course_id: str) -> dict[str, list[str]]:
 def _expect_db_order(page: Page, engine, course_id: str, expected: dict[str, list[str]]) -> None:
     """The database comes to hold what the page shows (the page shows it first), the
     chapters in this order too (dicts compare equal whatever their order)."""
-    _eventually(page, lambda: list(_db_order(engine, course_id).items()) == list(expected.items()),
-                f"the database to hold {expected}")
+    eventually(page, lambda: list(_db_order(engine, course_id).items()) == list(expected.items()),
+               f"the database to hold {expected}")
 
 
 def _start_upload(page: Page, base_url: str, made: dict, chapter_title: str, filename: str, data: bytes) -> None:
@@ -203,7 +203,7 @@ def test_batch_move_delete_and_a_refused_batch_undone(page: Page, base_url, clip
     _expect_db_order(page, server_engine, made["course"], {"Source": ["s4"], "Target": []})
     storage = app_server.data_dir / "storage"
     assert all((storage / keys[t]).exists() for t in ("t1", "s1", "s2", "s3", "s4"))  # kept until purged
-    report = check_videos(app_server)
+    report = check_videos(app_server.env)
     assert report["ok"], report
 
     # The database refuses the next move: the page undoes it and says so.

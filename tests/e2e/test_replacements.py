@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from sqlmodel import Session
 
 from course_app.models import Video
-from tests.e2e.conftest import chapter, open_editor, seed_course, sign_up, video_titles
+from tests.e2e.conftest import chapter, eventually, open_editor, seed_course, sign_up, video_titles
 from tests.media import make_video, mp4_header_then_garbage
 from tests.server import wait_processed
 
@@ -43,11 +43,7 @@ def test_replace_lesson_one_in_place_then_the_duplicate_warning(page: Page, base
     with page.expect_file_chooser() as chooser:
         row.get_by_role("button", name="Replace the file of Lesson one").click()
     chooser.value.set_files(str(new))
-    for _ in range(400):  # poll (the route handler runs while Playwright waits)
-        if held:
-            break
-        page.wait_for_timeout(50)
-    assert held, "the upload never asked to complete"
+    eventually(page, lambda: held, "the upload to ask to complete")
     expect(row.get_by_label("Replacement of Lesson one: Replacing with lesson-one-v2.mp4: uploading…")).to_be_visible()
 
     # Meanwhile the lesson plays its old file: still ready, same duration, nothing new in the outline.

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, Route, expect
 
 from course_app.storage.local import LocalStorage
-from tests.e2e.conftest import add_chapter, create_course, sign_up, wait_live
+from tests.e2e.conftest import add_chapter, create_course, eventually, sign_up, wait_live
 from tests.media import make_video
 
 PART_SIZE = 65536
@@ -75,19 +74,6 @@ def _videos(engine, course_id: str) -> list[dict]:
         return [dict(r) for r in rows]
 
 
-def _eventually(page: Page, check, what: str, timeout: float = 20.0):
-    """Poll a database condition while the page keeps running (Playwright's route
-    handlers only run while the test waits through Playwright)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        page.wait_for_timeout(100)
-
-
 def _unfinished_in_storage(app_server, keys: set[str]) -> list:
     storage = LocalStorage(app_server.data_dir / "storage")
     return [u for u in storage.list_unfinished("videos/") if u.key in keys]
@@ -105,7 +91,7 @@ def test_upload_resumes_after_reload_from_confirmed_parts(page: Page, base_url, 
 
     page.get_by_label("Upload videos to chapter 1: Long takes").set_input_files(str(video))
     expect(page.get_by_role("button", name="Pause upload of lecture.mp4")).to_be_visible()
-    session = _eventually(
+    session = eventually(
         page, lambda: next((s for s in _sessions(server_engine, course_id)
                             if len(_confirmed_parts(server_engine, s["id"])) == 5), None),
         "five confirmed parts",
@@ -179,7 +165,7 @@ def test_paused_upload_survives_page_changes_and_resumes(page: Page, base_url, s
     page.route(PARTS_URL, held)
 
     page.get_by_label("Upload videos to chapter 1: Only chapter").set_input_files(str(video))
-    _eventually(page, lambda: any(len(_confirmed_parts(server_engine, s["id"])) == 3
+    eventually(page, lambda: any(len(_confirmed_parts(server_engine, s["id"])) == 3
                                   for s in _sessions(server_engine, course_id)), "three confirmed parts")
     page.get_by_role("button", name="Pause upload of talk.mp4").click()
     expect(page.get_by_text("Paused at")).to_be_visible()
@@ -228,7 +214,7 @@ def test_cancel_all_leaves_nothing_behind(page: Page, base_url, app_server, serv
     page.route(PARTS_URL, HoldBack(allow=2))
 
     page.get_by_label("Upload videos to chapter 1: Drafts").set_input_files([str(f) for f in files])
-    sessions = _eventually(
+    sessions = eventually(
         page, lambda: (lambda found: found if len(found) == 2 and all(_confirmed_parts(server_engine, s["id"])
                                                                         for s in found) else None)(
             _sessions(server_engine, course_id)),
@@ -245,10 +231,10 @@ def test_cancel_all_leaves_nothing_behind(page: Page, base_url, app_server, serv
     page.get_by_role("button", name="Cancel all").click()
     for name in ("one.mp4", "two.mp4"):
         expect(page.get_by_role("progressbar", name=f"Upload progress of {name}")).to_have_count(0)
-    _eventually(page, lambda: all(s["status"] == "aborted" for s in _sessions(server_engine, course_id)),
+    eventually(page, lambda: all(s["status"] == "aborted" for s in _sessions(server_engine, course_id)),
                 "both sessions aborted")
     assert _videos(server_engine, course_id) == []
-    _eventually(page, lambda: _unfinished_in_storage(app_server, keys) == [], "storage to drop the parts")
+    eventually(page, lambda: _unfinished_in_storage(app_server, keys) == [], "storage to drop the parts")
     multipart = app_server.data_dir / "storage" / ".multipart"
     for s in sessions:
         assert not (multipart / s["storage_upload_id"]).exists()
@@ -268,7 +254,7 @@ def test_expired_session_fails_with_its_code_and_retry_starts_again(page: Page, 
     page.route(PARTS_URL, held)
 
     page.get_by_label("Upload videos to chapter 1: Only chapter").set_input_files(str(video))
-    [session] = _eventually(page, lambda: [s for s in _sessions(server_engine, course_id)
+    [session] = eventually(page, lambda: [s for s in _sessions(server_engine, course_id)
                                            if len(_confirmed_parts(server_engine, s["id"])) == 2], "two parts")
     # The upload vanishes on the server (cancelled elsewhere); the parts still being
     # retried then meet a closed session.
@@ -297,7 +283,7 @@ def test_after_a_reload_one_upload_is_discarded_and_the_other_resumes_by_choosin
     held = HoldBack(allow=2)  # parts 1 and 2 of each file get through
     page.route(PARTS_URL, held)
     page.get_by_label("Upload videos to chapter 1: Only chapter").set_input_files([str(keep), str(drop)])
-    _eventually(
+    eventually(
         page, lambda: (lambda found: len(found) == 2 and all(len(_confirmed_parts(server_engine, s["id"])) == 2
                                                              for s in found))(_sessions(server_engine, course_id)),
         "two sessions with two parts each",
@@ -310,11 +296,11 @@ def test_after_a_reload_one_upload_is_discarded_and_the_other_resumes_by_choosin
 
     page.get_by_role("button", name="Discard drop.mp4").click()
     expect(page.get_by_role("button", name="Discard drop.mp4")).to_have_count(0)
-    dropped = _eventually(page, lambda: [s for s in _sessions(server_engine, course_id) if s["status"] == "aborted"],
+    dropped = eventually(page, lambda: [s for s in _sessions(server_engine, course_id) if s["status"] == "aborted"],
                           "the discarded session")
     assert [s["filename"] for s in dropped] == ["drop.mp4"]
     assert [v["filename"] for v in _videos(server_engine, course_id)] == ["keep.mp4"]
-    _eventually(page, lambda: _unfinished_in_storage(app_server, {dropped[0]["storage_key"]}) == [],
+    eventually(page, lambda: _unfinished_in_storage(app_server, {dropped[0]["storage_key"]}) == [],
                 "storage to drop the discarded parts")
 
     # The other one, chosen again through the ordinary input, resumes its session.

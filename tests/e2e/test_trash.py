@@ -12,8 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import chapter, open_editor, seed_course, sign_up, video_titles, wait_live
-from tests.e2e.test_resumable_uploads import _eventually
+from tests.e2e.conftest import chapter, eventually, open_editor, seed_course, sign_up, video_titles, wait_live
 
 
 def _row(engine, video_id: str) -> dict:
@@ -52,7 +51,7 @@ def test_a_deleted_video_waits_in_the_trash_and_plays_again_once_restored(
 
     _trash_video(page, "welcome")
     expect(chapter(page, "Basics").get_by_test_id("video-row")).to_have_count(2)
-    _eventually(page, lambda: _row(server_engine, made["videos"]["welcome"])["deleted_at"] is not None,
+    eventually(page, lambda: _row(server_engine, made["videos"]["welcome"])["deleted_at"] is not None,
                 "the database to hold the video in the trash")
     assert (app_server.data_dir / "storage" / key).stat().st_size == len(clip)
 
@@ -118,7 +117,7 @@ def test_the_sweep_empties_what_outlived_the_trash(page: Page, base_url, clip, s
     expect(chapter(page, "Basics").get_by_test_id("video-row")).to_have_count(1)
     _trash_video(page, "recent")
     expect(chapter(page, "Basics").get_by_test_id("video-row")).to_have_count(0)
-    _eventually(page, lambda: _row(server_engine, made["videos"]["recent"])["deleted_at"] is not None,
+    eventually(page, lambda: _row(server_engine, made["videos"]["recent"])["deleted_at"] is not None,
                 "the database to hold both videos in the trash")
     with server_engine.begin() as conn:  # "old" went to the trash 31 days ago
         conn.execute(sa.text("UPDATE videos SET deleted_at = :when WHERE id = :id"),

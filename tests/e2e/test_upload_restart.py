@@ -14,9 +14,9 @@ import math
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import add_chapter, create_course, sign_up, wait_live
-from tests.e2e.test_resumable_uploads import (PART_SIZE, PARTS_URL, HoldBack, _big_video, _confirmed_parts, _eventually,
-                                              _sessions, _unfinished_in_storage, _videos)
+from tests.e2e.conftest import add_chapter, create_course, eventually, sign_up, wait_live
+from tests.e2e.test_resumable_uploads import (PART_SIZE, PARTS_URL, HoldBack, _big_video, _confirmed_parts, _sessions,
+                                              _unfinished_in_storage, _videos)
 from tests.server import engine_of, separate_app
 
 
@@ -41,7 +41,7 @@ def test_an_upload_resumes_in_the_page_after_the_server_restarts(page: Page, res
 
     page.get_by_label("Upload videos to chapter 1: Long takes").set_input_files(str(video))
     with engine_of(server) as engine:
-        session = _eventually(
+        session = eventually(
             page, lambda: next((s for s in _sessions(engine, course_id)
                                 if len(_confirmed_parts(engine, s["id"])) == 4), None),
             "four confirmed parts",

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from tests.cli import check_videos
 from tests.e2e.conftest import add_chapter, create_course, sign_up, wait_live
 from tests.media import make_video
-
-
-def check_videos(app_server) -> dict:
-    env = {**app_server.env}
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "course-app"), "check-videos", "--json"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )
-    report = json.loads(result.stdout)
-    assert (result.returncode == 0) == report["ok"], result.stderr
-    return report
 
 
 def _storage_keys(engine, course_id: str) -> dict[str, str]:
@@ -83,7 +69,7 @@ def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine
     expect(page.get_by_role("list", name="Videos of Intro")).to_have_count(0)
     assert _video_rows(server_engine, course_id) == [("tour", "ready", "Deep dive")]
 
-    report = check_videos(app_server)
+    report = check_videos(app_server.env)
     assert report["ok"], report
     root = app_server.data_dir / "storage"
     assert (root / keys["welcome"]).stat().st_size == first.stat().st_size  # kept while in the trash
@@ -99,7 +85,7 @@ def test_upload_play_move_delete(page: Page, base_url, app_server, server_engine
     expect(page.get_by_text("“welcome” was deleted for good.")).to_be_visible()
     assert not (root / keys["welcome"]).exists()  # the deleted video's file is gone
     assert (root / keys["tour"]).stat().st_size == second.stat().st_size  # the other one is kept
-    assert check_videos(app_server)["ok"]
+    assert check_videos(app_server.env)["ok"]
 
 
 def test_not_a_video_is_refused_and_nothing_is_stored(page: Page, base_url, app_server, server_engine, tmp_path):
@@ -114,5 +100,5 @@ def test_not_a_video_is_refused_and_nothing_is_stored(page: Page, base_url, app_
     expect(alert).to_be_visible()
     expect(page.get_by_role("button", name="Retry upload of lecture.mp4")).to_be_visible()
     assert _video_rows(server_engine, course_id) == []
-    report = check_videos(app_server)
+    report = check_videos(app_server.env)
     assert report["ok"], report

@@ -37,6 +37,7 @@ from course_app.storage import local_disk
 from course_app.storage.b2 import B2Storage
 from course_app.storage.keys import TEMP_MARKER
 from course_app.storage.local import LocalStorage
+from tests.stored import files_under
 from tests.unit.conftest import b2, b2_storage, session_factory, sleeps  # noqa: F401  (fixtures)
 from tests.unit.storage.support import PART
 
@@ -245,10 +246,6 @@ def finished(place, storage, session_factory) -> Callable[[], dict[uuid.UUID, by
 # What "consistent" means -----------------------------------------------------------
 
 
-def local_traces(storage: LocalStorage) -> set[str]:
-    return {p.relative_to(storage.root).as_posix() for p in storage.root.rglob("*") if not p.is_dir()}
-
-
 def b2_traces(storage: B2Storage) -> tuple[list[str], list[str]]:
     versions = [v.file_name for v, _ in storage.bucket.ls("", latest_only=False, recursive=True)
                 if v.action != "start"]  # unfinished large files are listed below
@@ -300,7 +297,7 @@ def assert_consistent(engine, storage, kept: dict[uuid.UUID, bytes] | None = Non
         expected = set()
         for key in ready:
             expected |= {key, key + ".meta.json"}
-        traces = local_traces(storage)
+        traces = files_under(storage.root)
         extra = {t for t in traces - expected if not (t.startswith(".multipart/") and t.split("/")[1] in open_ids)}
         assert extra == set(), f"files left in storage: {sorted(extra)}"
         assert expected <= traces
@@ -316,6 +313,13 @@ def assert_consistent(engine, storage, kept: dict[uuid.UUID, bytes] | None = Non
     with Session(engine) as s:
         report = reconcile.check_videos(session=s, storage=storage, grace=NO_GRACE)
     assert report.ok, format_report(report)
+
+
+def only_row(engine) -> Video:
+    """The one video row there is."""
+    with Session(engine) as s:
+        (row,) = s.exec(select(Video))
+        return row
 
 
 def repair(engine, storage) -> reconcile.RepairReport:

@@ -20,7 +20,7 @@ from b2sdk.v3.exception import (
 from sqlmodel import Session, select
 
 from course_app.errors import StorageUnavailable
-from course_app.models import UploadPart, Video
+from course_app.models import UploadPart
 from course_app.services import upload_sessions
 from course_app.services.upload_sessions import ChecksumMismatch
 from course_app.storage.b2_parts import CREDENTIALS_REJECTED, STORAGE_FULL, UNAVAILABLE
@@ -30,6 +30,7 @@ from tests.faults.conftest import (
     assert_consistent,
     ingest,
     kinds,
+    only_row,
     part_of,
     repair,
     resumable_start,
@@ -47,12 +48,6 @@ def storage(b2_storage):
 @pytest.fixture
 def sim(b2):
     return b2.sim
-
-
-def only_row(engine) -> Video:
-    with Session(engine) as s:
-        (row,) = s.exec(select(Video))
-        return row
 
 
 def fail_calls(monkeypatch, sim, name: str, errors: dict[int, Exception]):

@@ -9,16 +9,15 @@ import time
 
 import pytest
 from sqlalchemy import event
-from sqlmodel import Session, select
 
 from course_app.errors import DatabaseUnavailable, StorageUnavailable
-from course_app.models import Video
 from course_app.services import upload_sessions, uploads
 from course_app.storage.base import StorageError
 from tests.faults.conftest import (
     assert_consistent,
     ingest,
     kinds,
+    only_row,
     part_size_for,
     repair,
     resumable_start,
@@ -59,12 +58,6 @@ def outage(engine):
     yield _make
     for item in made:
         item.close()
-
-
-def only_row(engine) -> Video:
-    with Session(engine) as s:
-        (row,) = s.exec(select(Video))
-        return row
 
 
 def test_a_short_outage_at_finish_is_retried_and_the_upload_is_ready(engine, storage, place, outage):

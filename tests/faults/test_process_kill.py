@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from course_app.db import session_scope
-from course_app.services import reconcile, users
+from course_app.services import reconcile
+from tests.accounts import create_account, logged_in_client
 from tests.api.test_upload_sessions_api import video_bytes
+from tests.cli import check_videos
+from tests.polling import wait_for
 from tests.server import engine_of, separate_app, wait_processed
+from tests.stored import stored_files
 
-PASSWORD = "correct horse battery"
 BOUNDARY = "fault-test-3f9c2b"
 PART_BYTES = 65536
 
@@ -60,41 +57,8 @@ def form_tail() -> bytes:
     return f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def log_in(server, engine) -> httpx.Client:
-    email = f"{uuid.uuid4().hex[:12]}@example.com"
-    with session_scope(engine) as session:
-        users.create_user(session=session, email=email, password=PASSWORD)
-    http = httpx.Client(base_url=server.base_url, timeout=30)
-    assert http.post("/api/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
-    return http
-
-
-def check_videos(server, *args: str) -> tuple[int, dict]:
-    """The real `course-app check-videos --json ...` with the app's environment."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "course-app"), "check-videos", "--json", *args],
-        env=server.env, capture_output=True, text=True, timeout=120,
-    )
-    assert result.stdout, result.stderr
-    return result.returncode, json.loads(result.stdout)
-
-
-def storage_files(server) -> set[str]:
-    root = server.data_dir / "storage"
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-
-
-def wait_for(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
-    http = log_in(server, engine)
+    http = logged_in_client(server.base_url, create_account(engine))
     course = http.post("/api/courses", json={"title": "Killed"}).json()["id"]
     chapter = http.post(f"/api/courses/{course}/chapters", json={"title": "One"}).json()["id"]
 
@@ -147,7 +111,7 @@ def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
         with engine.connect() as conn:
             return conn.execute(sa.text("SELECT id, status FROM videos WHERE filename = 'slow.mp4'")).first()
 
-    wait_for(lambda: slow_row() is not None and any(".part-" in f for f in storage_files(server)),
+    wait_for(lambda: slow_row() is not None and any(".part-" in f for f in stored_files(server)),
              "the slow upload's row and temp file")
 
     os.killpg(server.process.pid, signal.SIGKILL)
@@ -158,19 +122,19 @@ def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
 
     row_id, status = slow_row()
     assert status == "uploading"
-    temp_files = {f for f in storage_files(server) if ".part-" in f and not f.startswith(".multipart/")}
+    temp_files = {f for f in stored_files(server) if ".part-" in f and not f.startswith(".multipart/")}
     assert temp_files, "the kill should have left the half-written temp file"
 
     server.log.close()
     server.start()
 
-    code, report = check_videos(server, "--grace-minutes", "0")
-    assert code == 1 and not report["ok"]
+    report = check_videos(server.env, "--grace-minutes", "0")
+    assert not report["ok"]
     assert {p["kind"] for p in report["problems"]} == {"stuck_upload", "leftover_file"}
 
-    code, repaired = check_videos(server, "--repair", "--grace-minutes", "0")
+    repaired = check_videos(server.env, "--repair", "--grace-minutes", "0")
 
-    assert code == 0 and repaired["ok"], repaired
+    assert repaired["ok"], repaired
     assert {r["kind"] for r in repaired["repairs"]} == {"stuck_upload", "leftover_file"}
     assert all(not r["outcome"].startswith(("failed", "skipped")) for r in repaired["repairs"])
     with engine.connect() as conn:
@@ -181,7 +145,7 @@ def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
     assert shown.status_code == 200 and shown.json()["status"] == "failed"
     assert shown.json()["error"] == reconcile.STUCK_REASON
     # Storage holds the finished video (file and sidecar) and the open resumable upload's part, nothing else.
-    files = storage_files(server)
+    files = stored_files(server)
     finished_keys = finished_video_keys(engine, finished_video["id"])  # the video and its two thumbnails
     assert {f for f in files if not f.startswith(".multipart/")} == {
         name for key in finished_keys for name in (key, key + ".meta.json")}
@@ -204,8 +168,8 @@ def test_sigkill_mid_upload_then_check_videos_repair(server, engine):
     assert wait_processed(engine, [video["id"]]) == {video["id"]: "ready"}
     assert http.get(video["video_url"]).content == resumable
 
-    code, final = check_videos(server)
-    assert code == 0 and final["ok"], final
+    final = check_videos(server.env)
+    assert final["ok"], final
     http.close()
 
 

@@ -6,13 +6,10 @@ the reaper's path for a job no worker ever got is taken too."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +18,9 @@ from course_app.db import session_scope
 from course_app.models import Video
 from course_app.services import courses, processing, users, videos
 from course_app.storage.local import LocalStorage
+from tests.cli import COURSE_APP, check_videos
 from tests.media import make_video
+from tests.polling import wait_for
 from tests.server import ROOT, wait_processed
 
 # The stage that hangs in the first worker (it keeps its lease alive while it lives).
@@ -61,19 +60,6 @@ def video_row(engine, video_id) -> dict:
         return dict(conn.execute(sa.select(Video.__table__).where(Video.__table__.c.id == video_id)).mappings().one())
 
 
-def wait_for(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def check_videos(env) -> dict:
-    result = subprocess.run([str(Path(sys.executable).parent / "course-app"), "check-videos", "--json",
-                             "--grace-minutes", "0"], env=env, capture_output=True, text=True, timeout=60)
-    return json.loads(result.stdout)
-
-
 def test_a_worker_killed_mid_stage_is_replaced_and_the_video_becomes_ready(worker_home, tmp_path):
     engine, storage, env, start = worker_home
     with session_scope(engine) as session:
@@ -99,10 +85,11 @@ def test_a_worker_killed_mid_stage_is_replaced_and_the_video_becomes_ready(worke
     os.kill(hanging.pid, signal.SIGKILL)
     hanging.wait(10)
 
-    wait_for(lambda: check_videos(env)["counts"].get("stuck_processing") == 1, "the checker to see the lease run out")
-    start(str(Path(sys.executable).parent / "course-app"), "worker")
+    wait_for(lambda: check_videos(env, "--grace-minutes", "0")["counts"].get("stuck_processing") == 1,
+             "the checker to see the lease run out")
+    start(str(COURSE_APP), "worker")
     assert wait_processed(engine, [video.id]) == {str(video.id): "ready"}
 
     row = video_row(engine, video.id)
     assert (row["attempts"], row["lease_owner"], row["width"]) == (2, None, 64)
-    assert check_videos(env)["ok"]
+    assert check_videos(env, "--grace-minutes", "0")["ok"]

@@ -19,8 +19,8 @@ import pytest
 
 from course_app.db import make_engine, session_scope
 from course_app.services import trash, users
+from tests.accounts import create_account, logged_in_client
 from tests.api.conftest import login_as, make_account, new_client  # noqa: F401  (fixtures)
-from tests.api.support import PASSWORD
 from tests.media import make_video
 from tests.security.support import Snapshot, diff, take_snapshot
 from tests.server import wait_processed
@@ -96,14 +96,9 @@ def clip(tmp_path_factory) -> bytes:
 
 def _person(app_server, engine, label: str) -> Person:
     tag = uuid.uuid4().hex[:10]
-    email = f"{label}-{tag}@example.com"
-    with session_scope(engine) as session:
-        user = users.create_user(session=session, email=email, password=PASSWORD)
-        user_id = user.id
-    http = httpx.Client(base_url=app_server.base_url, timeout=30)
-    response = http.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return Person(id=user_id, email=email, http=http, session_token=http.cookies["cs_session"], tag=tag)
+    account = create_account(engine, f"{label}-{tag}@example.com")
+    http = logged_in_client(app_server.base_url, account)
+    return Person(id=account.id, email=account.email, http=http, session_token=http.cookies["cs_session"], tag=tag)
 
 
 def _upload(person: Person, chapter: str, data: bytes, filename: str, title: str) -> str:

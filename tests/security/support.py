@@ -151,6 +151,10 @@ class TokenTaken(Exception):
     pass
 
 
+class SocketClosed(AssertionError):
+    """The server closed the tab's socket while the test waited for an answer."""
+
+
 @dataclass
 class Tab:
     """One browser tab's socket to the running app: the client token selects
@@ -235,7 +239,7 @@ class Tab:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"no frame for {what} within {timeout}s; frames: {json.dumps(self.frames)[-2000:]}")
             if not self.sio.connected:
-                raise AssertionError(f"the socket closed while waiting for {what}")
+                raise SocketClosed(f"the socket closed while waiting for {what}")
             await asyncio.sleep(0.01)
 
     async def emit(self, name: str, payload=None, *, raw: object = None) -> None:

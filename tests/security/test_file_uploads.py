@@ -27,8 +27,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.support import assert_json_error
-from tests.api.test_videos_api import MULTIPART, multipart, new_course, nothing_stored, storage_root, stored_files
+from tests.api.test_videos_api import MULTIPART, multipart, new_course, nothing_stored
 from tests.server import wait_processed
+from tests.stored import storage_root, stored_files
 
 NOISE = os.urandom(20_000)
 

@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from course_app.api.body_limit import MAX_BODY_BYTES
 from course_app.db import session_scope
 from course_app.services import users
-from tests.api.support import PASSWORD, assert_json_error
+from tests.accounts import PASSWORD, create_account, logged_in_client
+from tests.api.support import assert_json_error
 from tests.api.test_upload_limits import form_fields, padded
 from tests.api.test_videos_api import MULTIPART, multipart, new_course, nothing_stored
 from tests.server import engine_of, separate_app
@@ -62,18 +63,10 @@ def limited_engine(limited):
         yield engine
 
 
-def _account(engine) -> tuple[str, int]:
-    email = f"{uuid.uuid4().hex[:12]}@example.com"
-    with session_scope(engine) as session:
-        return email, users.create_user(session=session, email=email, password=PASSWORD).id
-
-
 @pytest.fixture
 def instructor(limited, limited_engine):
     """A new instructor (own rate-limit budgets) with a course and a chapter."""
-    email, _ = _account(limited_engine)
-    http = httpx.Client(base_url=limited.base_url, timeout=60)
-    assert http.post("/api/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    http = logged_in_client(limited.base_url, create_account(limited_engine), timeout=60)
     course_id, (chapter_id,) = new_course(http, "Intro")
     yield http, course_id, chapter_id
     http.close()
@@ -252,8 +245,7 @@ def assert_rate_limited(response: httpx.Response, what: str) -> None:
 
 
 def test_log_in_attempts_over_the_limit_are_429_even_with_the_right_password(limited, limited_engine):
-    email, _ = _account(limited_engine)
-    other, _ = _account(limited_engine)
+    email, other = create_account(limited_engine).email, create_account(limited_engine).email
     with httpx.Client(base_url=limited.base_url, timeout=30) as http:
         for _ in range(LOGINS_PER_MINUTE):
             assert_json_error(http.post("/api/auth/login", json={"email": email, "password": "wrong guess 123"}), 401)

@@ -25,9 +25,8 @@ import uuid
 import httpx
 import pytest
 
-from course_app.db import session_scope
-from course_app.services import users
-from tests.api.support import PASSWORD, assert_json_error
+from tests.accounts import PASSWORD, create_account
+from tests.api.support import assert_json_error
 from tests.security.support import SocketRefused, Tab, run
 from tests.server import engine_of, separate_app
 from tests.unit.conftest import REDIS_URL
@@ -69,10 +68,8 @@ def _new_address() -> str:
 
 
 def _account(server) -> str:
-    email = f"{uuid.uuid4().hex[:12]}@example.com"
-    with engine_of(server) as engine, session_scope(engine) as session:
-        users.create_user(session=session, email=email, password=PASSWORD)
-    return email
+    with engine_of(server) as engine:
+        return create_account(engine).email
 
 
 def assert_rate_limited(response: httpx.Response, what: str) -> None:

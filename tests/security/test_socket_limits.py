@@ -12,16 +12,15 @@ import asyncio
 import hashlib
 import json
 import time
-import uuid
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from course_app.db import session_scope
-from course_app.services import users
-from tests.api.support import PASSWORD, assert_json_error
 from course_app.state.forget_states import all_state_classes
+from tests.accounts import create_account, logged_in_client
+from tests.api.support import assert_json_error
+from tests.polling import wait_for
 from tests.security.support import SocketRefused, Tab, redirects, run, socket_handshake
 from tests.security.test_state_handlers import full_name
 from tests.server import engine_of, separate_app
@@ -50,12 +49,9 @@ def limited(tmp_path_factory):
 def instructor(limited):
     """A new instructor (a fresh budget), logged in over HTTP."""
     server, engine = limited
-    email = f"{uuid.uuid4().hex[:12]}@example.com"
-    with session_scope(engine) as session:
-        user_id = users.create_user(session=session, email=email, password=PASSWORD).id
-    http = httpx.Client(base_url=server.base_url, timeout=30)
-    assert http.post("/api/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
-    yield user_id, http
+    account = create_account(engine)
+    http = logged_in_client(server.base_url, account)
+    yield account.id, http
     http.close()
 
 
@@ -226,13 +222,6 @@ def _state_files(server, token: str) -> list[str]:
     return [name for name in names if (folder / name).exists()]
 
 
-def _wait(condition, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {timeout}s"
-        time.sleep(0.1)
-
-
 def test_a_tab_that_never_logged_in_leaves_no_states_soon_after_it_closes(limited, instructor):
     """Reflex writes a tab's States to files a moment after its events and keeps them
     an hour; an anonymous tab's go (or are never written) once its socket closed."""
@@ -247,7 +236,8 @@ def test_a_tab_that_never_logged_in_leaves_no_states_soon_after_it_closes(limite
 
     anonymous = run(visit(None))
     logged_in = run(visit(http.cookies["cs_session"]))
-    _wait(lambda: _state_files(server, logged_in), "the control: a logged-in tab's States were written")
+    wait_for(lambda: _state_files(server, logged_in), "the control: a logged-in tab's States to be written",
+             timeout=15, interval=0.1)
     time.sleep(ANONYMOUS_STATE_SECONDS + 3)  # the disk manager's write delay (2 s) and the grace, passed
 
     assert _state_files(server, anonymous) == []

@@ -17,7 +17,7 @@ from b2sdk.v3 import B2Api, B2HttpApiConfig, InMemoryAccountInfo
 import course_app.db
 from course_app import rate_limits
 from course_app.db import session_scope
-from course_app.services import courses
+from course_app.services import courses, processing
 from course_app.settings import get_settings
 from course_app.storage import set_storage_for_tests
 from course_app.storage.b2 import B2Storage
@@ -48,6 +48,15 @@ def chapter(session, make_user):
     chapter = courses.add_chapter(session=session, user=user, course_id=course.id, title="Intro")
     session.commit()
     return user, chapter
+
+
+@pytest.fixture
+def queued():
+    """Processing jobs queued (after commit), in order, instead of sent to the queue."""
+    jobs: list[uuid.UUID] = []
+    processing.set_enqueuer(lambda video_id, delay: jobs.append(video_id))
+    yield jobs
+    processing.set_enqueuer(None)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from course_app.errors import TooLarge
 from course_app.services import byte_pump
 from course_app.storage.base import UploadAborted
+from tests.polling import wait_for
 
 CHUNK = 64 * 1024
 
@@ -82,10 +83,7 @@ def test_a_thread_that_fails_while_the_loop_waits_for_room_ends_the_upload():
     def work(source):
         next(iter(source))
         feed = source.gi_frame.f_locals["self"]  # the generator's _Feed
-        deadline = time.monotonic() + 10
-        while not feed._waiting and time.monotonic() < deadline:  # the loop fills the queue and waits
-            time.sleep(0.001)
-        assert feed._waiting, "the loop never waited for room"
+        wait_for(lambda: feed._waiting, "the loop to fill the queue and wait for room", timeout=10, interval=0.001)
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):

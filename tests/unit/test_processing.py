@@ -22,15 +22,6 @@ LEASE, WAIT = timedelta(seconds=30), timedelta(minutes=10)
 OPTIONS = {"lease": LEASE, "max_attempts": 3, "queue_wait": WAIT}
 
 
-@pytest.fixture
-def queued():
-    """Jobs queued (after commit), in order, instead of sending them to the queue."""
-    jobs: list[uuid.UUID] = []
-    processing.set_enqueuer(lambda video_id, delay: jobs.append(video_id))
-    yield jobs
-    processing.set_enqueuer(None)
-
-
 def pulse(engine, course_id) -> int:
     """The course's pulse: what open editors watch (services/live.py)."""
     with Session(engine) as fresh:

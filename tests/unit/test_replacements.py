@@ -29,14 +29,6 @@ def storage(local_storage):
     return local_storage
 
 
-@pytest.fixture
-def queued():
-    jobs: list[uuid.UUID] = []
-    processing.set_enqueuer(lambda video_id, delay: jobs.append(video_id))
-    yield jobs
-    processing.set_enqueuer(None)
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("clips")

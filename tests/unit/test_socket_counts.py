@@ -13,18 +13,12 @@ import uuid
 import redis
 
 from course_app.api.socket_counts import SocketCounts
+from tests.polling import wait_for_async
 from tests.unit.conftest import REDIS_URL
 
 
 def _address() -> str:
     return f"203.0.113.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
-
-
-async def _until(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"{what} within {timeout}s"
-        await asyncio.sleep(0.05)
 
 
 def test_without_redis_each_process_counts_its_own(configure):
@@ -89,7 +83,7 @@ def test_with_redis_open_sockets_are_renewed_and_a_dead_process_places_run_out(c
             return await a.take(address) is not None
 
         started = time.monotonic()
-        await _until(freed, "the dead process's place is free")
+        await wait_for_async(freed, "the dead process's place to be free", timeout=10)
         waited = time.monotonic() - started
         gone = client.zscore(key, dead.connection) is None
         still_held = client.zscore(key, kept.connection) is not None

@@ -10,7 +10,6 @@ import tracemalloc
 import zipfile
 from collections.abc import AsyncIterator, Iterable
 from io import BytesIO
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -21,6 +20,7 @@ from course_app.services import outbox, uploads
 from course_app.storage.base import StorageError, StoredObject
 from course_app.storage.local import LocalStorage
 from tests.media import make_video
+from tests.stored import files_under
 
 MIB = 1024 * 1024
 
@@ -73,11 +73,6 @@ def outbox_rows(engine) -> list[StorageDeletion]:
         return list(fresh.exec(select(StorageDeletion)))
 
 
-def files_under(storage: LocalStorage) -> list[Path]:
-    """Every file in the storage folder, temp files and sidecars included."""
-    return sorted(p for p in storage.root.rglob("*") if p.is_file())
-
-
 def drain_outbox(storage) -> tuple[int, int]:
     return asyncio.run(outbox.run_pending_deletions(storage))
 
@@ -86,7 +81,7 @@ def assert_nothing_left(engine, storage) -> None:
     """No row, no file, and no outbox entry left waiting either (cleaned up at once)."""
     assert rows(engine) == []
     assert outbox_rows(engine) == []
-    assert files_under(storage) == []
+    assert files_under(storage.root) == set()
     assert drain_outbox(storage) == (0, 0)
 
 
@@ -109,9 +104,9 @@ def test_a_video_is_stored_with_its_size_and_sha1(engine, storage, chapter, tmp_
     [row] = rows(engine)
     assert (row.id, row.status, row.size_bytes, row.sha1) == (video.id, "processing", len(data), video.sha1)
     assert b"".join(storage.open_range(video.storage_key, video.storage_key)) == data
-    assert [p.relative_to(storage.root).as_posix() for p in files_under(storage)] == [
+    assert files_under(storage.root) == {
         video.storage_key, video.storage_key + ".meta.json"
-    ]
+    }
 
 
 def test_a_file_of_exactly_the_limit_is_accepted(engine, storage, chapter, mp4):
@@ -152,7 +147,7 @@ def test_a_non_video_is_refused_from_its_first_bytes_before_any_row(engine, stor
         ingest(user, chap, storage, source, filename="lecture.mp4")
 
     assert source.pulled == 8192  # only the head was read
-    assert rows(engine) == [] and outbox_rows(engine) == [] and files_under(storage) == []
+    assert rows(engine) == [] and outbox_rows(engine) == [] and files_under(storage.root) == set()
 
 
 def test_an_empty_file_is_refused(engine, storage, chapter):
@@ -161,7 +156,7 @@ def test_an_empty_file_is_refused(engine, storage, chapter):
     with pytest.raises(InvalidInput, match="empty"):
         ingest(user, chap, storage, Source([]))
 
-    assert rows(engine) == [] and files_under(storage) == []
+    assert rows(engine) == [] and files_under(storage.root) == set()
 
 
 def test_a_declared_size_over_the_limit_is_refused_before_any_row(engine, storage, chapter, mp4):
@@ -172,7 +167,7 @@ def test_a_declared_size_over_the_limit_is_refused_before_any_row(engine, storag
         ingest(user, chap, storage, source, max_bytes=len(mp4), declared_size=len(mp4) + 1)
 
     assert source.pulled == 8192
-    assert rows(engine) == [] and outbox_rows(engine) == [] and files_under(storage) == []
+    assert rows(engine) == [] and outbox_rows(engine) == [] and files_under(storage.root) == set()
 
 
 # Stopped part-way: nothing stays -------------------------------------------------------------------
@@ -242,7 +237,7 @@ def test_a_storage_failure_mid_stream_leaves_a_failed_row_and_no_file(engine, tm
     assert "stopped answering" in row.error
     assert row.size_bytes is None and row.sha1 is None
     assert outbox_rows(engine) == []  # the partial object was cleaned up at once
-    assert files_under(storage) == []
+    assert files_under(storage.root) == set()
 
 
 class BreaksAndCannotDelete(BreaksMidStream):
@@ -264,15 +259,15 @@ def test_a_partial_object_that_cannot_be_deleted_yet_stays_in_the_outbox(engine,
     [row] = rows(engine)
     [pending] = outbox_rows(engine)
     assert (pending.storage_key, pending.attempts, pending.last_error) == (row.storage_key, 1, "Still down.")
-    assert [p.relative_to(storage.root).as_posix() for p in files_under(storage)] == [
+    assert files_under(storage.root) == {
         row.storage_key, row.storage_key + ".meta.json"
-    ]
+    }
     storage.deletes_work = True
     with Session(engine) as db:
         db.get(StorageDeletion, pending.id).next_attempt_at = pending.created_at
         db.commit()
     assert drain_outbox(storage) == (1, 0)
-    assert files_under(storage) == [] and outbox_rows(engine) == []
+    assert files_under(storage.root) == set() and outbox_rows(engine) == []
 
 
 # Memory --------------------------------------------------------------------------------------------

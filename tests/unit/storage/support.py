@@ -14,6 +14,7 @@ from b2sdk.v3.exception import BadRequest, FileNotPresent
 from course_app.storage.b2 import B2Storage
 from course_app.storage.base import PartInfo
 from course_app.storage.local import LocalStorage
+from tests.stored import files_under
 
 KIB, MIB = 1024, 1024 * 1024
 PART = 256 * KIB  # B2 part size in these tests (the simulator's minimum is 200 bytes)
@@ -134,7 +135,7 @@ def everything_stored(storage) -> list[str]:
     """Every trace of any upload: for local every file under the root (temp files and
     sidecars included); for B2 every file version and every unfinished large file."""
     if isinstance(storage, LocalStorage):
-        return sorted(str(p.relative_to(storage.root)) for p in storage.root.rglob("*") if not p.is_dir())
+        return sorted(files_under(storage.root))
     versions = [version.file_name for version, _ in storage.bucket.ls("", latest_only=False, recursive=True)]
     unfinished = [f"unfinished:{large.file_name}" for large in storage.bucket.list_unfinished_large_files()]
     return versions + unfinished
