@@ -7,10 +7,14 @@ HttpOnly, SameSite=Lax cookie.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from course_app.api.body_limit import BodyTooLarge
@@ -27,6 +31,15 @@ from course_app.settings import get_settings
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 AFTER_LOGIN = "/dashboard"
+
+# Every route here does its database work in a worker thread, never on the event loop
+# that serves the process's other requests and sockets; above all the password hash
+# of a log-in or sign-up (argon2: slow on purpose, 64 MiB each). Hashes take threads
+# of their own, at most one a core and four at once (more would add no speed), so a
+# burst of log-ins neither holds a gigabyte of hashing memory nor takes the threads
+# every other route waits for.
+PASSWORD_CHECKS_AT_ONCE = min(4, os.cpu_count() or 1)
+_password_work = anyio.CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
 
 
 def _is_form(request: Request) -> bool:
@@ -83,15 +96,19 @@ async def _enter(request: Request, db: DbSession, *, signup: bool) -> Response:
         next_path = safe_next(creds.next)
         if signup:
             await enforce_rate_limit_async(settings.signup_rate_limit, client_ip(request), what="sign-up")
-            user = users.create_user(session=db, email=creds.email, password=creds.password)
         else:
             # Per address (whatever the e-mail), then per address and e-mail.
             await enforce_rate_limit_async(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
             await enforce_rate_limit_async(
                 settings.login_rate_limit, client_ip(request), creds.email.strip().lower()[:254], what="log-in"
             )
-            user = users.authenticate(session=db, email=creds.email, password=creds.password)
-        return _signed_in(db, user, is_form=is_form, next_path=next_path, status_code=201 if signup else 200)
+        account = users.create_user if signup else users.authenticate
+
+        def enter() -> Response:
+            user = account(session=db, email=creds.email, password=creds.password)
+            return _signed_in(db, user, is_form=is_form, next_path=next_path, status_code=201 if signup else 200)
+
+        return await anyio.to_thread.run_sync(enter, limiter=_password_work)
     except DomainError as error:
         if is_form:
             return _form_error(page, error, email_for_form, next_path)
@@ -135,13 +152,23 @@ async def supabase_sign_in(request: Request, db: DbSession) -> Response:
         await enforce_rate_limit_async(settings.login_ip_rate_limit, "ip", client_ip(request), what="log-in")
         body = await _body(request, SupabaseSignIn, "'access_token'")
         next_path = safe_next(body.next)
-        claims = await run_in_threadpool(supabase.verify_access_token, body.access_token)
-        user = supabase.user_for_claims(session=db, claims=claims)
-        return _signed_in(db, user, is_form=is_form, next_path=next_path)
+
+        def enter() -> Response:
+            claims = supabase.verify_access_token(body.access_token)
+            return _signed_in(db, supabase.user_for_claims(session=db, claims=claims), is_form=is_form,
+                              next_path=next_path)
+
+        return await run_in_threadpool(enter)
     except DomainError as error:
         if is_form:
             return _form_error("/login", error, "", next_path)
         raise
+
+
+def _end_and_commit(db: Session, end: Callable[..., object], **kwargs: object) -> None:
+    """``end`` one session or all of a user's, and commit (in a worker thread)."""
+    end(session=db, **kwargs)
+    db.commit()
 
 
 def _logged_out(request: Request) -> Response:
@@ -157,16 +184,14 @@ def _logged_out(request: Request) -> Response:
 @router.post("/logout", summary="End this browser session")
 async def logout(request: Request, db: DbSession) -> Response:
     check_csrf(request)
-    end_session(session=db, token=request.cookies.get(SESSION_COOKIE))
-    db.commit()
+    await run_in_threadpool(_end_and_commit, db, end_session, token=request.cookies.get(SESSION_COOKIE))
     return _logged_out(request)
 
 
 @router.post("/logout-everywhere", summary="End every browser session of the current user (API tokens stay)")
 async def logout_everywhere(request: Request, user: CurrentUser, db: DbSession) -> Response:
     check_csrf(request)
-    end_all_sessions(session=db, user_id=user.id)
-    db.commit()
+    await run_in_threadpool(_end_and_commit, db, end_all_sessions, user_id=user.id)
     return _logged_out(request)
 
 

@@ -14,6 +14,7 @@ import re
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from course_app.api.asgi_wrap import body_bytes, edited_send, watched_receive
 from course_app.api.errors import error_response
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -47,23 +48,19 @@ class BodyLimit:
         length = dict(scope.get("headers", [])).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             if length.isdigit() and int(length) <= self.max_bytes * DRAIN_FACTOR:
-                while (await receive()).get("more_body", False):
-                    pass
+                await _drop_body(receive)
             response = error_response(413, TOO_LARGE)
             await response(scope, receive, send)
             return
         received = 0
 
-        async def limited() -> Message:
+        def count(message: Message) -> None:
             nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge()
-            return message
+            received += body_bytes(message)
+            if received > self.max_bytes:
+                raise BodyTooLarge()
 
-        await self.app(scope, limited, send)
+        await self.app(scope, watched_receive(receive, count), send)
 
 
 def _draining_if_unread(scope: Scope, receive: Receive, send: Send) -> tuple[Receive, Send]:
@@ -75,25 +72,28 @@ def _draining_if_unread(scope: Scope, receive: Receive, send: Send) -> tuple[Rec
     length = dict(scope.get("headers", [])).get(b"content-length", b"")
     unread = length.isdigit() and 0 < int(length) <= MAX_BODY_BYTES * DRAIN_FACTOR
 
-    async def tracked() -> Message:
+    def seen(message: Message) -> None:
         nonlocal unread
-        message = await receive()
         if message["type"] != "http.request" or not message.get("more_body", False):
             unread = False
-        return message
 
-    async def draining(message: Message) -> None:
+    async def drained_first(message: Message) -> Message:
         nonlocal unread
         # Not for a 413: it is sent before the body on purpose, to a client that may
         # wait for it before sending more. And never longer than DRAIN_SECONDS.
-        if message["type"] == "http.response.start" and unread and message["status"] != 413:
+        if unread and message["status"] != 413:
             unread = False
             try:
                 async with asyncio.timeout(DRAIN_SECONDS):
-                    while (await receive()).get("more_body", False):
-                        pass
+                    await _drop_body(receive)
             except TimeoutError:
                 pass
-        await send(message)
+        return message
 
-    return tracked, draining
+    return watched_receive(receive, seen), edited_send(send, drained_first)
+
+
+async def _drop_body(receive: Receive) -> None:
+    """Read the rest of the request's body and drop it."""
+    while (await receive()).get("more_body", False):
+        pass

@@ -56,14 +56,16 @@ def playback_links(video_id: str, user: CurrentUser, db: DbSession, storage: Sto
 
 @router.get("/api/media/{video_id}/{kind}/{version}", summary="The bytes behind a signed playback link",
             description="No cookie needed: the link's signature and expiry are the permission. 403 when the "
-                        "link was changed (`link_invalid`) or has expired (`link_expired`).")
+                        "link was changed (`link_invalid`), has expired (`link_expired`) or was a student's "
+                        "link to a course that is no longer published (`link_withdrawn`).")
 def media(video_id: str, kind: str, version: str, request: Request, storage: StorageDep) -> Response:
     enforce_rate_limit(get_settings().media_rate_limit, f"ip:{client_ip(request)}", what="media")
-    expires = request.query_params.get("expires")
-    playback.check_link(video_id=video_id, kind=kind, version=version, expires=expires,
+    expires, audience = request.query_params.get("expires"), request.query_params.get("audience")
+    playback.check_link(video_id=video_id, kind=kind, version=version, audience=audience, expires=expires,
                         signature=request.query_params.get("signature"))
     with session_scope() as session:  # short: not held while the bytes go out
-        found = playback.linked_object(session=session, video_id=video_id, kind=kind, version=version)
+        found = playback.linked_object(session=session, video_id=video_id, kind=kind, version=version,
+                                       audience=audience)
     left = max(0, int(expires) - int(time.time()))
     return serve(request, storage, found, cache_control=f"public, max-age={left}, immutable")
 

@@ -19,6 +19,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from course_app import logs, metrics
+from course_app.api.asgi_wrap import body_bytes, edited_send, watched_receive
 from course_app.settings import get_settings
 
 log = logging.getLogger("course_app.access")
@@ -68,23 +69,18 @@ class RequestLog:
         status = 500  # unless an answer starts
         received = 0
 
-        async def counting_receive() -> Message:
+        def count(message: Message) -> None:
             nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-            return message
+            received += body_bytes(message)
 
-        async def send_with_id(message: Message) -> None:
+        async def with_id(message: Message) -> Message:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
-                message = {**message, "headers": [*headers, (HEADER, request_id.encode())]}
-            await send(message)
+            status = message["status"]
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
+            return {**message, "headers": [*headers, (HEADER, request_id.encode())]}
 
         try:
-            await self.app(scope, counting_receive, send_with_id)
+            await self.app(scope, watched_receive(receive, count), edited_send(send, with_id))
         finally:
             self._record(scope, status, time.perf_counter() - started, received, request_id)
             logs.request_id.reset(token)

@@ -32,12 +32,14 @@ import asyncio
 import base64
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from course_app.api.asgi_wrap import edited_send
 from course_app.settings import get_settings
 
 INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
@@ -46,6 +48,7 @@ SWAGGER_CDN = "https://cdn.jsdelivr.net"
 B2_DOWNLOADS = "https://*.backblazeb2.com"
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+WEBSOCKET_START = ("websocket.accept", "websocket.http.response.start")
 PERMISSIONS_POLICY = ("accelerometer=(), autoplay=(self), camera=(), display-capture=(), fullscreen=(self), "
                       "geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), payment=(), "
                       "usb=(), browsing-topics=()")
@@ -149,7 +152,7 @@ class SecurityHeaders:
             return
         extra = security_headers(scope.get("path", ""), _host(scope))
         if scope["type"] == "websocket":
-            await self.app(scope, receive, _websocket_send(send, extra))
+            await self.app(scope, receive, edited_send(send, _adding(extra), WEBSOCKET_START))
             return
         if scope["method"] == "HEAD" and scope.get("path", "").startswith("/api/"):
             await _head_as_get(self.app, scope, receive, send, extra)
@@ -158,12 +161,7 @@ class SecurityHeaders:
             await _docs_page(self.app, scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": _with(message.get("headers", []), extra)}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, edited_send(send, _adding(extra)))
 
 
 async def _docs_page(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,13 +183,13 @@ async def _docs_page(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -
     await app(scope, receive, hold)
 
 
-def _websocket_send(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
-    async def sender(message: Message) -> None:
-        if message["type"] in ("websocket.accept", "websocket.http.response.start"):
-            message = {**message, "headers": _with(message.get("headers") or [], extra)}
-        await send(message)
+def _adding(extra: list[tuple[bytes, bytes]]) -> Callable[[Message], Awaitable[Message]]:
+    """For edited_send: the answer's start with the ``extra`` headers it lacks."""
 
-    return sender
+    async def add(message: Message) -> Message:
+        return {**message, "headers": _with(message.get("headers") or [], extra)}
+
+    return add
 
 
 async def _head_as_get(app: ASGIApp, scope: Scope, receive: Receive, send: Send,

@@ -3,7 +3,10 @@ checks) through HTTP against the running production build."""
 
 from __future__ import annotations
 
+import statistics
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -345,3 +348,44 @@ def test_cross_site_get_with_the_cookie_still_reads(login_as, make_account):
 
     assert response.status_code == 200
     assert_no_internals(response)
+
+
+# The event loop stays free ------------------------------------------------------------------------------
+
+
+LOGINS_AT_ONCE = 12
+PING_EVERY = 0.1  # seconds
+
+
+def test_other_requests_are_answered_while_log_ins_hash_their_passwords(make_account, new_client):
+    """A password hash is slow on purpose. On the event loop it held up every other
+    request of the process, one hash after another, for as long as log-ins came in
+    (a ping then waited several log-ins' time); in worker threads a cheap request is
+    answered at once while the log-ins run. Pings go out at a steady pace whatever
+    the answers do, and their typical wait is measured against the log-ins' own pace
+    in the same seconds, so a busy machine slows both sides alike."""
+    accounts = [make_account() for _ in range(LOGINS_AT_ONCE)]
+    probe = new_client()
+
+    def log_in(account) -> int:
+        return new_client().post("/api/auth/login", json={"email": account.email, "password": PASSWORD}).status_code
+
+    def ping_wait(sent: float) -> float:
+        assert probe.get("/ping").status_code == 200
+        return time.perf_counter() - sent
+
+    ping_wait(time.perf_counter())  # the probe's first connection is open before anything is timed
+    with ThreadPoolExecutor(LOGINS_AT_ONCE) as logins_pool, ThreadPoolExecutor(16) as pings_pool:
+        started = time.perf_counter()
+        logins = [logins_pool.submit(log_in, account) for account in accounts]
+        pings = []
+        while not all(login.done() for login in logins):
+            pings.append(pings_pool.submit(ping_wait, time.perf_counter()))
+            time.sleep(PING_EVERY)
+        per_login = (time.perf_counter() - started) / LOGINS_AT_ONCE
+        assert [login.result() for login in logins] == [200] * LOGINS_AT_ONCE
+        typical = statistics.median(ping.result() for ping in pings)
+
+    assert typical < per_login / 2, (
+        f"while {LOGINS_AT_ONCE} log-ins ran, a ping waited {typical * 1000:.0f} ms (median of {len(pings)}); "
+        f"the log-ins took {per_login * 1000:.0f} ms each")

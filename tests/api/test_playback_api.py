@@ -137,8 +137,10 @@ def test_an_expired_link_is_refused_with_403(owner, ready, new_client, server_en
     video_id = ready["ids"][0]
     key = video_row(server_engine, video_id)["storage_key"]
     # Signed by this process with the app's own secret (the tests share it), an hour ago.
-    expired = playback.sign(video_id=video_id, kind="video", key=key, expires=int(time.time()) - 1)
-    fresh = playback.sign(video_id=video_id, kind="video", key=key, expires=int(time.time()) + 300)
+    expired = playback.sign(video_id=video_id, kind="video", key=key, expires=int(time.time()) - 1,
+                            audience=playback.OWNER)
+    fresh = playback.sign(video_id=video_id, kind="video", key=key, expires=int(time.time()) + 300,
+                          audience=playback.OWNER)
 
     response = new_client().get(expired, headers={"Range": "bytes=0-99"})
 
@@ -186,6 +188,27 @@ def test_only_the_owner_gets_a_link_to_a_draft_and_anyone_signed_in_once_publish
     assert new_client().get(links["url"], headers={"Range": "bytes=0-9"}).content == ready["data"][0][:10]
     assert stranger.get(f"/api/videos/{video_id}/stream", headers={"Range": "bytes=0-9"}).status_code == 206
     assert_json_error(new_client().get(f"/api/videos/{video_id}/playback"), 401)
+
+
+def test_unpublishing_stops_the_links_students_hold_and_not_the_owners_preview(owner, ready, stranger, new_client):  # noqa: F811
+    _, http = owner
+    video_id, data = ready["ids"][0], ready["data"][0]
+    assert http.patch(f"/api/courses/{ready['course']}", json={"status": "published"}).status_code == 200
+    students, owners = _links(stranger, video_id), _links(http, video_id)
+    player = new_client()  # the links need no cookie: whoever holds one plays it
+    for link in (students["url"], owners["url"]):
+        assert player.get(link, headers={"Range": "bytes=0-9"}).content == data[:10]
+
+    assert http.patch(f"/api/courses/{ready['course']}", json={"status": "draft"}).status_code == 200
+
+    for link in (students["url"], students["poster_url"]):
+        refused = player.get(link, headers={"Range": "bytes=0-9"})
+        assert "no longer published" in assert_json_error(refused, 403), link
+        assert refused.json()["code"] == "link_withdrawn"
+        assert "public" not in refused.headers.get("cache-control", "")
+    assert_json_error(stranger.get(f"/api/videos/{video_id}/playback"), 403)  # and no new one
+    assert player.get(owners["url"], headers={"Range": "bytes=0-9"}).content == data[:10]
+    assert player.get(owners["poster_url"]).status_code == 200
 
 
 def test_a_link_to_a_video_moved_to_the_trash_or_not_ready_names_nothing(owner, ready, new_client, server_engine):

@@ -74,7 +74,7 @@ def test_publish_then_preview_plays_lesson_one_then_two_and_an_expired_link_is_r
 
     # An expired link is refused; the player then asks for a fresh one and plays on.
     expired = playback.sign(video_id=second, kind="video", key=_storage_key(server_engine, second),
-                            expires=int(time.time()) - 60)
+                            expires=int(time.time()) - 60, audience=playback.OWNER)
     refused = page.request.get(f"{base_url}{expired}")
     assert refused.status == 403 and refused.json()["code"] == "link_expired"
     with page.expect_response(lambda r: "signature=" in r.url and r.status == 403):

@@ -15,7 +15,7 @@ from course_app.errors import Conflict, Forbidden, NotFound
 from course_app.models import Video
 from course_app.services import courses, playback
 from course_app.services.courses import NotReady
-from course_app.services.playback import LinkExpired, LinkRefused
+from course_app.services.playback import LinkExpired, LinkRefused, LinkWithdrawn
 from course_app.settings import get_settings
 
 VIDEO = str(uuid.uuid4())
@@ -28,23 +28,24 @@ def parts(link: str) -> dict:
     split = urlsplit(link)
     _, _, _, video_id, kind, version = split.path.split("/")
     query = {k: v[0] for k, v in parse_qs(split.query).items()}
-    return {"video_id": video_id, "kind": kind, "version": version, "expires": query.get("expires"),
-            "signature": query.get("signature")}
+    return {"video_id": video_id, "kind": kind, "version": version, "audience": query.get("audience"),
+            "expires": query.get("expires"), "signature": query.get("signature")}
 
 
-def signed(kind: str = "video", key: str = KEY, expires: int = int(NOW) + 600) -> dict:
-    return parts(playback.sign(video_id=VIDEO, kind=kind, key=key, expires=expires))
+def signed(kind: str = "video", key: str = KEY, expires: int = int(NOW) + 600, audience: str = playback.STUDENT) -> dict:
+    return parts(playback.sign(video_id=VIDEO, kind=kind, key=key, expires=expires, audience=audience))
 
 
 # Signing ------------------------------------------------------------------------------------
 
 
 def test_a_link_names_the_video_the_kind_and_a_version_of_the_key_but_not_the_key():
-    link = playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=int(NOW) + 600)
+    link = playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=int(NOW) + 600, audience=playback.STUDENT)
 
     assert link.startswith(f"/api/media/{VIDEO}/video/{playback.object_version(KEY)}?")
     assert KEY not in link and "videos/7" not in link
     assert signed()["expires"] == str(int(NOW) + 600)
+    assert signed()["audience"] == "student" and signed(audience=playback.OWNER)["audience"] == "owner"
 
 
 def test_a_good_link_passes_until_it_expires():
@@ -62,6 +63,8 @@ def test_a_good_link_passes_until_it_expires():
     {"video_id": str(uuid.uuid4())},
     {"kind": "large"},
     {"version": playback.object_version(KEY + "x")},
+    {"audience": "owner"},  # a student's link made into the owner's, which plays whatever the course's status
+    {"audience": "Owner"}, {"audience": ""}, {"audience": None},
     {"expires": str(int(NOW) + 6000)},  # a later expiry is a forgery, not a longer link
     {"expires": str(int(NOW) + 599)},
     {"expires": "1e10"}, {"expires": "-5"}, {"expires": ""}, {"expires": None}, {"expires": "9" * 40},
@@ -96,7 +99,7 @@ def test_an_expired_link_says_so_with_its_own_code():
 def test_the_key_is_derived_from_the_secret_for_this_purpose_only(monkeypatch):
     link = signed()
     secret = get_settings().resolved_secret_key().encode()
-    message = f"{VIDEO}\nvideo\n{link['version']}\n{link['expires']}".encode()
+    message = f"{VIDEO}\nvideo\n{link['version']}\n{link['expires']}\nstudent".encode()
     import base64
 
     def b64(digest: bytes) -> str:
@@ -123,8 +126,10 @@ def test_expiry_is_rounded_up_to_a_window_so_links_signed_close_together_are_the
     assert playback.expiry(now=start, valid_seconds=900) == start + 900
     assert playback.expiry(now=start + 1, valid_seconds=900) == start + 900 + playback.WINDOW
     assert playback.expiry(now=start + 0.5, valid_seconds=900) == start + 900 + playback.WINDOW
-    first = playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=playback.expiry(now=start + 1, valid_seconds=900))
-    later = playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=playback.expiry(now=start + 59, valid_seconds=900))
+    first = playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=playback.expiry(now=start + 1, valid_seconds=900),
+                          audience=playback.STUDENT)
+    later = playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=playback.expiry(now=start + 59, valid_seconds=900),
+                          audience=playback.STUDENT)
     assert first == later
 
 
@@ -133,13 +138,15 @@ def test_a_new_key_is_a_new_version_and_a_new_url():
 
     assert playback.object_version(KEY) == playback.object_version(KEY)
     assert playback.object_version(KEY) != playback.object_version(other)
-    assert playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=1) != \
-        playback.sign(video_id=VIDEO, kind="video", key=other, expires=1)
+    assert playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=1, audience=playback.OWNER) != \
+        playback.sign(video_id=VIDEO, kind="video", key=other, expires=1, audience=playback.OWNER)
 
 
-def test_only_known_kinds_are_signed():
+def test_only_known_kinds_and_audiences_are_signed():
     with pytest.raises(ValueError):
-        playback.sign(video_id=VIDEO, kind="../etc", key=KEY, expires=1)
+        playback.sign(video_id=VIDEO, kind="../etc", key=KEY, expires=1, audience=playback.OWNER)
+    with pytest.raises(ValueError):
+        playback.sign(video_id=VIDEO, kind="video", key=KEY, expires=1, audience="anyone")
 
 
 # Who may watch -----------------------------------------------------------------------------
@@ -189,9 +196,37 @@ def test_links_for_local_storage_are_signed_and_checked(session, make_user, loca
     playback.check_link(**parts(links.url), now=NOW)
     assert parts(links.url)["kind"] == "video" and parts(links.poster_url)["kind"] == "large"
     assert set(links.thumbnail_urls) == {"large"}
+    assert parts(links.url)["audience"] == parts(links.poster_url)["audience"] == "owner"
     found = playback.linked_object(session=session, video_id=str(video.id), kind="video",
-                                   version=parts(links.url)["version"])
+                                   version=parts(links.url)["version"], audience=playback.OWNER)
     assert (found.key, found.size, found.sha1) == (video.storage_key, 100, "a" * 40)
+
+
+def test_a_students_link_stops_when_the_course_is_unpublished_and_the_owners_does_not(
+        session, make_user, local_storage):
+    owner, student = make_user(), make_user()
+    course, video = _course_with_video(session, owner)
+    courses.set_course_status(session=session, user=owner, course_id=course.id, status="published")
+    session.commit()
+    theirs = parts(playback.playback_links(session=session, user=student, storage=local_storage, video_id=video.id,
+                                           now=NOW).url)
+    mine = parts(playback.playback_links(session=session, user=owner, storage=local_storage, video_id=video.id,
+                                         now=NOW).url)
+    assert (theirs["audience"], mine["audience"]) == ("student", "owner")
+
+    def plays(link: dict) -> bool:
+        playback.check_link(**link, now=NOW)
+        link = {k: v for k, v in link.items() if k not in ("expires", "signature")}
+        return playback.linked_object(session=session, **link).key == video.storage_key
+
+    assert plays(theirs) and plays(mine)
+    courses.set_course_status(session=session, user=owner, course_id=course.id, status="draft")
+    session.commit()
+
+    with pytest.raises(LinkWithdrawn) as withdrawn:
+        plays(theirs)
+    assert withdrawn.value.status_code == 403 and withdrawn.value.code == "link_withdrawn"
+    assert plays(mine)  # the owner's preview plays on
 
 
 def test_links_for_b2_are_b2_download_authorizations(session, make_user, b2_storage):
@@ -211,14 +246,17 @@ def test_a_link_to_a_replaced_trashed_or_unready_video_names_nothing(session, ma
 
     with pytest.raises(NotFound, match="changed"):
         playback.linked_object(session=session, video_id=str(video.id), kind="video",
-                               version=playback.object_version("videos/1/another"))
+                               version=playback.object_version("videos/1/another"), audience=playback.OWNER)
     with pytest.raises(NotFound):
-        playback.linked_object(session=session, video_id=str(video.id), kind="small", version=version)
+        playback.linked_object(session=session, video_id=str(video.id), kind="small", version=version,
+                               audience=playback.OWNER)
     video.status = "processing"
     session.add(video)
     session.commit()
-    with pytest.raises(NotFound):
-        playback.linked_object(session=session, video_id=str(video.id), kind="video", version=version)
+    for audience in playback.AUDIENCES:  # gone is gone, before anything is said of the course
+        with pytest.raises(NotFound):
+            playback.linked_object(session=session, video_id=str(video.id), kind="video", version=version,
+                                   audience=audience)
 
 
 # Publishing ----------------------------------------------------------------------------------
