@@ -244,6 +244,8 @@ def test_an_upload_keeps_its_progress_in_the_panel_while_its_chapter_is_collapse
     panel = page.get_by_role("region", name="Uploads")
     expect(panel.get_by_role("progressbar", name="Upload progress of lecture.mp4")).to_be_visible()
     expect(panel).to_contain_text("Chapter 2. Lessons")
+    # The server has the upload (a pause before that would leave it only in this page).
+    expect(lessons.get_by_label("Status: 1 uploading")).to_be_visible()
     panel.get_by_role("button", name="Pause upload of lecture.mp4").click()
     expect(panel.get_by_text("Paused at")).to_be_visible()
     expect(lessons.get_by_test_id("video-row")).to_have_count(0)  # still collapsed
