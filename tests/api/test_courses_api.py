@@ -147,7 +147,9 @@ def test_get_course_returns_chapters_and_videos_in_order(owner, clips):
         (intro, "Intro", 0), (deep, "Deep dive", 1), (outro, "Outro", 2)]
     assert [[(v["id"], v["position"]) for v in ch["videos"]] for ch in body["chapters"]] == [
         [(b["id"], 0)], [(a["id"], 0), (c["id"], 1)], []]
-    assert body["chapters"][1]["videos"][1] == c
+    # Processing moves on meanwhile (stage, status, updated_at): compare what it leaves alone.
+    steady = ("id", "course_id", "chapter_id", "title", "filename", "size_bytes", "sha1", "position", "video_url")
+    assert {k: body["chapters"][1]["videos"][1][k] for k in steady} == {k: c[k] for k in steady}
 
 
 def test_someone_elses_course_is_403_and_unchanged(owner, stranger, server_engine):
