@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # before its video fails.
     queue_url: str = ""
     embedded_workers: int = Field(default=1, ge=0, le=16)
+    # Processing and the bytes of uploads run at a lower CPU priority than the app's
+    # requests and editor events (Unix niceness, 0..19; 0 leaves them equal), so an
+    # editor stays responsive while a machine verifies and probes fifty uploads.
+    worker_nice: int = Field(default=10, ge=0, le=19)
+    storage_nice: int = Field(default=5, ge=0, le=19)
     processing_lease_seconds: float = Field(default=60, ge=1)
     processing_queue_wait_seconds: float = Field(default=600, ge=1)
     processing_max_attempts: int = Field(default=3, ge=1, le=100)

@@ -50,6 +50,8 @@ def run(*, workers: int, parent: int | None = None) -> int:
         logging.getLogger().setLevel(logging.INFO)
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
+    if get_settings().worker_nice:  # behind the app's requests for the CPU (see Settings.worker_nice)
+        os.nice(get_settings().worker_nice)
     stop = threading.Event()
     interval = min(30.0, max(0.5, get_settings().processing_lease_seconds / 2))
     threading.Thread(target=_reap_forever, args=(stop, interval), name="reaper", daemon=True).start()

@@ -4,7 +4,6 @@ truth about progress, so a refresh or a server restart loses nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 
@@ -16,7 +15,7 @@ from course_app.api.schemas import PartPublic, UploadComplete, UploadCreate, Upl
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError, InvalidInput
 from course_app.services import outbox, upload_sessions
-from course_app.services.byte_pump import stream_to_thread
+from course_app.services.byte_pump import storage_thread, stream_to_thread
 from course_app.services.videos import format_size
 from course_app.settings import get_settings
 
@@ -40,7 +39,7 @@ def _decode_head(head: str) -> bytes:
 async def create_upload(body: UploadCreate, user: CurrentUser, storage: StorageDep) -> Response:
     settings = get_settings()
     await enforce_rate_limit_async(settings.upload_rate_limit, f"user:{user.id}", what="upload")
-    view, created = await asyncio.to_thread(
+    view, created = await storage_thread(  # storage work: it may start a large file in B2
         upload_sessions.create,
         session_factory=session_scope, storage=storage, user=user, course_id=body.course_id,
         chapter_id=body.chapter_id, filename=body.filename, size=body.size, fingerprint=body.fingerprint,
@@ -93,7 +92,7 @@ async def complete_upload(
     upload_id: str, user: CurrentUser, storage: StorageDep, body: UploadComplete | None = None
 ) -> VideoPublic:
     # Parts still missing: a 409 whose body lists them ("missing_parts").
-    video = await asyncio.to_thread(
+    video = await storage_thread(  # joins the parts: as long as the file
         upload_sessions.complete, session_factory=session_scope, storage=storage, user=user,
         upload_id=upload_id, sha1=body.sha1 if body else None,
     )

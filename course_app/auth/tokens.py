@@ -56,11 +56,11 @@ def user_for_session_token(*, session: Session, token: str | None) -> User | Non
     return session.get(User, row.user_id)
 
 
-def live_session_id(*, session: Session, token: str | None) -> int | None:
-    """The id of the unexpired session behind this token (a tab's identity), else None."""
+def live_session_and_user(*, session: Session, token: str | None) -> tuple[int, User] | None:
+    """The unexpired session behind this token and its user, in one query, else None."""
     if not token or len(token) > 200:
         return None
-    return session.exec(select(AuthSession.id).where(
+    return session.exec(select(AuthSession.id, User).join(User, User.id == AuthSession.user_id).where(
         AuthSession.token_hash == token_hash(token), AuthSession.expires_at > utcnow())).first()
 
 

@@ -1,21 +1,64 @@
 """The byte pump between an async request body and a blocking storage call: the
 event loop reads, a worker thread writes, and a small bounded queue between them
-keeps memory flat (a slow storage slows the reading)."""
+keeps memory flat (a slow storage slows the reading).
+
+Storage threads come from a pool of their own (``storage_thread``): an upload holds
+its thread for as long as its bytes flow, and on asyncio's default pool (a few
+threads) fifty uploads would make every short database call of the process (an
+editor's rename, a log-in check) wait behind them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import os
 import queue
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
 from course_app.errors import TooLarge
+from course_app.settings import get_settings
 from course_app.storage.base import UploadAborted
 
 T = TypeVar("T")
 
 QUEUE_CHUNKS = 2  # batches (about BATCH_BYTES each) waiting per request: about a MiB in flight per upload
 BATCH_BYTES = 512 * 1024
+STORAGE_THREADS = 64  # uploads streaming at once per process; more wait for a thread
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _lower_priority() -> None:
+    """A storage thread's initializer: hashing and copying bytes yield the CPU to the
+    event loop's thread (Linux gives each thread its own niceness), so an editor's
+    event is not queued behind fifty uploads' SHA1s."""
+    nice = get_settings().storage_nice
+    if nice and hasattr(os, "setpriority") and sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        except OSError:  # not permitted here: the thread runs at the process's priority
+            pass
+
+
+def _storage_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(STORAGE_THREADS, thread_name_prefix="storage", initializer=_lower_priority)
+        return _pool
+
+
+def storage_thread(fn: Callable[..., T], /, *args, **kwargs) -> asyncio.Future[T]:
+    """``fn(*args, **kwargs)`` in a storage thread (as ``asyncio.to_thread``, with the
+    caller's context variables), for storage work that takes as long as its bytes."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return asyncio.get_running_loop().run_in_executor(_storage_pool(), call)
 
 
 class _Feed:
@@ -86,7 +129,7 @@ async def stream_to_thread(
     the work is stopped (its source raises UploadAborted) and awaited before the
     error propagates, so the storage call can clean up after itself."""
     feed = _Feed()
-    task = asyncio.ensure_future(asyncio.to_thread(work, feed.chunks()))
+    task = storage_thread(work, feed.chunks())
     feed.attach(task)
     try:
         # A batch is kept as the received chunks and joined once when sent: one copy

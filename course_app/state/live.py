@@ -23,7 +23,7 @@ import uuid
 import reflex as rx
 
 from course_app.services.live import GONE, course_watch
-from course_app.state.editor_store import load_editor
+from course_app.state.editor_store import OWN_PULSES, load_editor
 from course_app.models import User
 from course_app.state.session import current_user, requires_user
 
@@ -59,9 +59,23 @@ class LiveState(rx.State):
             key = uuid.UUID(course_id)
         except ValueError:
             return
-        token, missing_since = self.router.session.client_token, None
+        token = self.router.session.client_token
+        try:
+            await self._follow(user, me, token, key, course_id, seen)
+        finally:
+            async with self:
+                if self._follower == me:
+                    OWN_PULSES.pop(token, None)
+
+    async def _follow(self, user: User, me: str, token: str, key: uuid.UUID, course_id: str, seen: int) -> None:
+        from course_app.state.course import CourseState
+
+        missing_since = None
         while True:
             pulse = await course_watch().wait(key, seen, timeout=WAIT_SECONDS)
+            if pulse is not None and OWN_PULSES.get(token) == (course_id, pulse):
+                seen = pulse  # this tab's own save: its view is already current
+                continue
             if not _connected(token):  # no reload for a tab that is not there; it catches up when back
                 missing_since = missing_since or time.monotonic()
                 if time.monotonic() - missing_since > GONE_GRACE:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any, ClassVar
 
 import reflex as rx
 
 from course_app.models import User
 from course_app.services import courses, outbox, outline, trash
-from course_app.state.editor_store import (ChapterRow, VideoRow, chapter_row, duration_text, grouped_rows, persist,
-                                           recounted)
+from course_app.state.editor_store import (ChapterRow, VideoRow, Views, chapter_row, duration_text, grouped_rows, persist,
+                                           recounted, view_fields)
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 from course_app.state.undo import offer_undo
@@ -28,30 +29,24 @@ PAGE = 8  # chapter rows per page var (see OutlineState)
 PAGES = -(-courses.MAX_CHAPTERS // PAGE)
 
 
-def _page(k: int):
-    def page(self) -> list[ChapterRow]:
-        return self._chapters[k * PAGE:(k + 1) * PAGE]
-
-    page.__name__ = page.__qualname__ = f"page_{k}"
-    return rx.var(page, cache=False)
-
-
-class OutlineState(rx.State):
-    # The chapters, in order (backend only). The browser gets them as pages of PAGE
-    # rows, each an uncached computed var: Reflex sends such a var only when its
-    # value differs from what this tab already has, so renaming or moving a chapter,
-    # or a count changing, sends one or two pages whatever the course's size.
+class OutlineState(Views, rx.State):
+    # The chapters, in order (backend only): what the handlers change. The browser
+    # gets them as pages of PAGE rows (page_0, page_1, ...: plain vars kept up to
+    # date by ``Views``), and only the pages that changed: renaming or moving a
+    # chapter, or a count changing, sends one or two pages whatever the course's size.
     _chapters: list[ChapterRow] = []
-    vars().update({f"page_{k}": _page(k) for k in range(PAGES)})
+    _views_of: ClassVar[str] = "_chapters"
+    vars().update(view_fields([f"page_{k}" for k in range(PAGES)], list[ChapterRow], list))
+    chapter_count: int = 0
+    total_duration: str = ""  # the course's duration: its processed videos' durations added up
 
-    @rx.var(cache=False)
-    def chapter_count(self) -> int:
-        return len(self._chapters)
-
-    @rx.var(cache=False)
-    def total_duration(self) -> str:
-        """The course's duration: its processed videos' durations added up."""
-        return duration_text(sum(row.seconds for row in self._chapters))
+    def _views(self) -> dict[str, Any]:
+        rows = self._chapters
+        return {
+            **{f"page_{k}": rows[k * PAGE:(k + 1) * PAGE] for k in range(PAGES)},
+            "chapter_count": len(rows),
+            "total_duration": duration_text(sum(row.seconds for row in rows)),
+        }
 
     open_ids: dict[str, bool] = {}
     # While a filter is on, the outline shows only chapters with matching videos, open.

@@ -4,6 +4,7 @@ sensitive event, never from a value cached in State."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -12,7 +13,7 @@ from urllib.parse import quote
 import reflex as rx
 from reflex.middleware import Middleware
 
-from course_app.auth.tokens import live_session_id, session_token_from_cookie_header, user_for_session_token
+from course_app.auth.tokens import live_session_and_user, session_token_from_cookie_header, user_for_session_token
 from course_app.db import run_in_session, session_scope
 from course_app.errors import DomainError
 from course_app.models import User
@@ -83,9 +84,22 @@ def login_redirect(path: str) -> rx.event.EventSpec:
     return rx.redirect(f"/login?next={quote(path or '/dashboard', safe='/')}")
 
 
+# The user IdentityGuard resolved for the event being processed, with the cookie it
+# came from: the event's first ``current_user`` takes it instead of asking the
+# database again (one lookup per event); any later call asks the database.
+_resolved_for_event: contextvars.ContextVar[tuple[str, User | None] | None] = contextvars.ContextVar(
+    "resolved_for_event", default=None)
+
+
 async def current_user(state: rx.State) -> User | None:
     """Resolve the user from the socket's session cookie (fixed at connect time)."""
-    return await asyncio.to_thread(_user_for_cookie, state.router.headers.cookie)
+    cookie = state.router.headers.cookie
+    resolved = _resolved_for_event.get()
+    if resolved is not None:
+        _resolved_for_event.set(None)
+        if resolved[0] == cookie:
+            return resolved[1]
+    return await asyncio.to_thread(_user_for_cookie, cookie)
 
 
 class SessionState(rx.State):
@@ -134,12 +148,12 @@ def user_message(error: Exception) -> str:
 # One tab, one identity ------------------------------------------------------------
 
 
-def _session_identity(cookie_header: str | None) -> str:
-    """Which log-in a socket's cookie stands for right now: the session's row, or
-    "anonymous" once it no longer resolves (logged out, expired, revoked)."""
+def _session_identity(cookie_header: str | None) -> tuple[str, User | None]:
+    """Which log-in a socket's cookie stands for right now (the session's row, or
+    "anonymous" once it no longer resolves: logged out, expired, revoked), and its user."""
     with session_scope() as session:
-        session_id = live_session_id(session=session, token=session_token_from_cookie_header(cookie_header))
-    return f"session:{session_id}" if session_id is not None else "anonymous"
+        found = live_session_and_user(session=session, token=session_token_from_cookie_header(cookie_header))
+    return (f"session:{found[0]}", found[1]) if found is not None else ("anonymous", None)
 
 
 def _app_states() -> list[type[rx.State]]:
@@ -166,10 +180,13 @@ class IdentityGuard(Middleware):
     cookie: that cookie is fixed when the socket connects and outlives a log-out,
     so a still-open tab's next hydrate would otherwise get the whole snapshot.
     Runs before every event (hydrate included), with the cookie of the socket
-    that sent it; one indexed lookup."""
+    that sent it; one indexed lookup, whose user the event's handler gets
+    (``current_user``)."""
 
     async def preprocess(self, app, state, event):
-        identity = await asyncio.to_thread(_session_identity, state.router.headers.cookie)
+        cookie = state.router.headers.cookie
+        identity, user = await asyncio.to_thread(_session_identity, cookie)
+        _resolved_for_event.set((cookie, user))
         tab_identity(state.router.session.client_token, logged_in=identity != "anonymous")
         session = await state.get_state(SessionState)
         if session._identity != identity:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -17,7 +18,8 @@ from course_app.models import User
 from course_app.services import outbox, playback, processing, replacements, undo, upload_sessions, video_layout, videos
 from course_app.settings import get_settings
 from course_app.storage import get_storage
-from course_app.state.editor_store import BUCKETS, STAGE_LABELS, bucket_of, PendingUpload, VideoRow, pending_row, persist
+from course_app.state.editor_store import (BUCKETS, STAGE_LABELS, PendingUpload, VideoRow, Views, bucket_of, pending_row,
+                                           persist, view_fields)
 from course_app.state.notice import show_error
 from course_app.state.session import call_service, is_id, requires_user, user_message
 from course_app.state.undo import offer_undo
@@ -33,22 +35,22 @@ def video_ids(value: object) -> list[str] | None:
     return list(dict.fromkeys(value))
 
 
-def _bucket(b: int):
-    def videos(self) -> dict[str, list[VideoRow]]:
-        return {c: rows for c, rows in self._by_chapter.items() if bucket_of(c) == b}
-
-    videos.__name__ = videos.__qualname__ = f"videos_{b}"
-    return rx.var(videos, cache=False)
-
-
-class VideosState(rx.State):
+class VideosState(Views, rx.State):
     # chapter id -> its videos in order: the open chapters only (or the filter's
-    # matches). Backend only: the browser gets them spread over BUCKETS uncached
-    # computed vars by chapter id, and Reflex sends such a var only when its value
-    # changed, so renaming or moving a video resends the rows of one or two chapters,
-    # not of every open chapter.
+    # matches). Backend only: what the handlers change. The browser gets them spread
+    # over BUCKETS vars by chapter id (videos_0, videos_1, ...: plain vars kept up to
+    # date by ``Views``), and only the buckets that changed: renaming or moving a
+    # video resends the rows of one or two chapters, not of every open chapter.
     _by_chapter: dict[str, list[VideoRow]] = {}
-    vars().update({f"videos_{b}": _bucket(b) for b in range(BUCKETS)})
+    _views_of: ClassVar[str] = "_by_chapter"
+    vars().update(view_fields([f"videos_{b}" for b in range(BUCKETS)], dict[str, list[VideoRow]], dict))
+
+    def _views(self) -> dict[str, Any]:
+        buckets: list[dict[str, list[VideoRow]]] = [{} for _ in range(BUCKETS)]
+        for chapter_id, rows in self._by_chapter.items():
+            buckets[bucket_of(chapter_id)][chapter_id] = list(rows)  # a copy: handlers change rows in place
+        return {f"videos_{b}": bucket for b, bucket in enumerate(buckets)}
+
     # The ledger's unfinished uploads of the course (for the uploads panel's Resume).
     pending: list[PendingUpload] = []
 

@@ -4,6 +4,7 @@ storage thread."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -105,3 +106,28 @@ def test_too_many_bytes_stop_the_thread_with_upload_aborted():
     with pytest.raises(TooLarge):
         asyncio.run(byte_pump.stream_to_thread(work, body(40), limit=20 * CHUNK, too_large="too large"))
     assert len(seen) == 1
+
+
+def test_uploads_holding_their_threads_leave_the_default_pool_to_short_calls():
+    """Twenty uploads stalled in storage (a slow B2) hold twenty storage threads; a
+    database call of the same process (asyncio.to_thread) still runs at once."""
+    release = threading.Event()
+
+    def stalled(source):
+        first = next(source)
+        release.wait(10)
+        return len(first) + sum(len(batch) for batch in source)
+
+    async def scenario():
+        uploads = [asyncio.ensure_future(byte_pump.stream_to_thread(stalled, body(2), limit=2 * CHUNK,
+                                                                    too_large="too large")) for _ in range(20)]
+        await asyncio.sleep(0.2)  # every upload is in its thread, waiting on storage
+        started = time.monotonic()
+        try:
+            assert await asyncio.wait_for(asyncio.to_thread(lambda: "answered"), timeout=5) == "answered"
+            return time.monotonic() - started
+        finally:
+            release.set()
+            assert await asyncio.gather(*uploads) == [2 * CHUNK] * 20
+
+    assert asyncio.run(scenario()) < 1.0
