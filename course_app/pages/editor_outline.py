@@ -205,13 +205,12 @@ def chapter_header(chapter_id: rx.Var[str], number: rx.Var[str], title: rx.Var[s
 
 
 @rx.memo
-def chapter_videos(chapter_id: rx.Var[str], bucket: rx.Var[int], title: rx.Var[str],
-                   count: rx.Var[int]) -> rx.Component:
+def chapter_videos(chapter_id: rx.Var[str], title: rx.Var[str], count: rx.Var[int]) -> rx.Component:
     """An open chapter's videos. A memo component of its own that reads the videos,
     the selection and the notice itself: a change there re-renders the open chapters'
     lists only, never the chapter rows (whose pages read the outline alone)."""
     buckets = rx.Var.create([getattr(VideosState, f"videos_{b}") for b in range(BUCKETS)])
-    rows = buckets.to(list[dict])[bucket].to(dict[str, list[VideoRow]]).get(chapter_id, []).to(list[VideoRow])
+    rows = buckets.to(list[dict])[VideosState.slots.get(chapter_id, 0).to(int)].to(dict[str, list[VideoRow]]).get(chapter_id, []).to(list[VideoRow])
     shown = rows.length()
     return rx.el.div(
         rx.cond(
@@ -259,8 +258,8 @@ def _chapter(chapter: ChapterRow, index: rx.Var[int], total: rx.Var[int], open_i
                 first=index == 0, last=index == total - 1, saving=chapter.saving.to(bool),
                 notice=rx.cond(notice_target == chapter.id, notice, ""),
             ),
-            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), bucket=chapter.bucket.to(int),
-                                             title=chapter.title.to(str), count=chapter.count.to(int))),
+            rx.cond(is_open, chapter_videos(chapter_id=chapter.id.to(str), title=chapter.title.to(str),
+                                             count=chapter.count.to(int))),
             custom_attrs={"data-testid": "chapter-row", "data-chapter-id": chapter.id},
             aria_busy=chapter.saving,
             class_name="cs-chapter",

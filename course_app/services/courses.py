@@ -25,7 +25,7 @@ from course_app.models import (
 from course_app.services.ordering import current, in_requested_order, lock_course, renumber
 from course_app.services.outbox import remove_videos_of
 from course_app.services.users import can_create_courses
-from course_app.services.validation import clean_text, parse_uuid
+from course_app.services.validation import clean_text, owned, parse_uuid
 
 MAX_CHAPTERS = 500
 MAX_BATCH = 1000  # ids in one batch request
@@ -49,12 +49,7 @@ class CourseTree:
 
 def owned_course(*, session: Session, user: User, course_id: object) -> Course:
     """The course if ``user`` owns it; NotFound / Forbidden otherwise."""
-    course = session.get(Course, parse_uuid(course_id, what="course"))
-    if course is None:
-        raise NotFound("That course does not exist.")
-    if course.owner_id != user.id:
-        raise Forbidden("You do not have access to this course.")
-    return course
+    return owned(session, Course, course_id, user=user, what="course")
 
 
 def owned_chapter(*, session: Session, user: User, chapter_id: object, course_id: object | None = None) -> Chapter:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, func, select
 
-from course_app.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from course_app.errors import Conflict, InvalidInput, TooLarge
 from course_app.models import Course, UploadPart, UploadSession, UploadStatus, User, Video, VideoReplacement, utcnow
 from course_app.services.courses import owned_course
-from course_app.services.validation import parse_uuid
+from course_app.services.validation import owned
 from course_app.storage.base import MultipartStorage, PartInfo
 from course_app.storage.keys import SHA1_HEX
 
@@ -78,12 +78,7 @@ def bytes_in_use(*, session: Session, user: User) -> int:
 
 
 def owned_session(*, session: Session, user: User, upload_id: object) -> UploadSession:
-    upload = session.get(UploadSession, parse_uuid(upload_id, what="upload"))
-    if upload is None:
-        raise NotFound("That upload does not exist.")
-    if upload.owner_id != user.id:
-        raise Forbidden("You do not have access to this upload.")
-    return upload
+    return owned(session, UploadSession, upload_id, user=user, what="upload")
 
 
 def confirmed_parts(session: Session, upload_id: uuid.UUID) -> list[UploadPart]:

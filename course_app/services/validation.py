@@ -1,12 +1,17 @@
-"""Checks for text that users type, shared by every service."""
+"""Checks shared by every service: text that users type, ids, and who owns a row."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 import uuid
+from typing import Any, TypeVar
 
-from course_app.errors import InvalidInput
+from sqlmodel import Session
+
+from course_app.errors import Forbidden, InvalidInput, NotFound
+
+OwnedRow = TypeVar("OwnedRow")
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -38,3 +43,14 @@ def parse_uuid(value: object, *, what: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except (TypeError, ValueError, AttributeError):
         raise InvalidInput(f"That {what} id is not valid.") from None
+
+
+def owned(session: Session, model: type[OwnedRow], row_id: object, *, user: Any, what: str) -> OwnedRow:
+    """The ``model`` row with this id if ``user`` owns it (its ``owner_id``); an invalid
+    id is InvalidInput, a missing row NotFound, someone else's Forbidden."""
+    row = session.get(model, parse_uuid(row_id, what=what))
+    if row is None:
+        raise NotFound(f"That {what} does not exist.")
+    if row.owner_id != user.id:
+        raise Forbidden(f"You do not have access to this {what}.")
+    return row

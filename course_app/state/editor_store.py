@@ -62,10 +62,6 @@ class ChapterRow:
     duration: str = ""  # "1:02:03"
     summary: str = ""  # "2 uploading, 1 processing, 1 failed"
     saving: bool = False  # shown before the database has given the row its id
-    bucket: int = 0  # which of VideosState's vars carries its videos (set from the id)
-
-    def __post_init__(self) -> None:
-        self.bucket = bucket_of(self.id)
 
 
 @dataclasses.dataclass

@@ -38,18 +38,27 @@ def video_ids(value: object) -> list[str] | None:
 class VideosState(Views, rx.State):
     # chapter id -> its videos in order: the open chapters only (or the filter's
     # matches). Backend only: what the handlers change. The browser gets them spread
-    # over BUCKETS vars by chapter id (videos_0, videos_1, ...: plain vars kept up to
-    # date by ``Views``), and only the buckets that changed: renaming or moving a
-    # video resends the rows of one or two chapters, not of every open chapter.
+    # over BUCKETS vars (videos_0, videos_1, ...: plain vars kept up to date by
+    # ``Views``), each open chapter in a bucket of its own while at most BUCKETS are
+    # open (``slots``), and only the buckets that changed: renaming or moving a video
+    # resends the rows of its chapter (or two), not of every open chapter.
     _by_chapter: dict[str, list[VideoRow]] = {}
     _views_of: ClassVar[str] = "_by_chapter"
     vars().update(view_fields([f"videos_{b}" for b in range(BUCKETS)], dict[str, list[VideoRow]], dict))
+    slots: dict[str, int] = {}  # open chapter id -> the bucket that carries its videos
 
     def _views(self) -> dict[str, Any]:
+        # An open chapter keeps its bucket; a newly opened one takes a free bucket (past
+        # BUCKETS open chapters, buckets are shared, by a hash of the id).
+        slots = {c: b for c, b in self.slots.items() if c in self._by_chapter}
+        free = iter(sorted(set(range(BUCKETS)) - set(slots.values())))
+        for chapter_id in self._by_chapter:
+            if chapter_id not in slots:
+                slots[chapter_id] = next(free, None) if len(self._by_chapter) <= BUCKETS else bucket_of(chapter_id)
         buckets: list[dict[str, list[VideoRow]]] = [{} for _ in range(BUCKETS)]
         for chapter_id, rows in self._by_chapter.items():
-            buckets[bucket_of(chapter_id)][chapter_id] = list(rows)  # a copy: handlers change rows in place
-        return {f"videos_{b}": bucket for b, bucket in enumerate(buckets)}
+            buckets[slots[chapter_id]][chapter_id] = list(rows)  # a copy: handlers change rows in place
+        return {"slots": slots, **{f"videos_{b}": bucket for b, bucket in enumerate(buckets)}}
 
     # The ledger's unfinished uploads of the course (for the uploads panel's Resume).
     pending: list[PendingUpload] = []

@@ -76,3 +76,23 @@ def test_no_state_of_the_app_is_recomputed_on_every_event():
               if cls._always_dirty_computed_vars}
     assert always == {}
     assert not {name for name in rx.State._always_dirty_substates if "course_app" in name}
+
+
+def test_each_open_chapter_has_a_bucket_of_its_own_and_keeps_it():
+    root, videos = _fresh(VideosState)
+    chapters = [f"chapter-{i}" for i in range(BUCKETS)]
+    videos._by_chapter = {c: [_video(c, 0)] for c in chapters[:-1]}
+    _sent(root)
+    assert sorted(videos.slots.values()) == list(range(BUCKETS - 1))
+    before = dict(videos.slots)
+
+    videos._by_chapter = {**videos._by_chapter, chapters[-1]: [_video(chapters[-1], 0)]}  # one more opened
+    sent = _sent(root)["VideosState"]
+    assert {c: videos.slots[c] for c in before} == before
+    assert sent == {"slots", f"videos_{videos.slots[chapters[-1]]}"}
+
+    target = chapters[3]
+    videos._by_chapter[target][0] = _video(target, 7)
+    bucket = f"videos_{videos.slots[target]}"
+    assert _sent(root) == {"VideosState": {bucket}}
+    assert list(getattr(videos, bucket)) == [target]  # the bucket carries that chapter's rows alone
