@@ -198,6 +198,7 @@ def undo_toast() -> rx.Component:
             rx.icon_button(rx.icon("x", size=14), on_click=UndoState.dismiss, aria_label="Dismiss", size="1",
                            variant="ghost", color_scheme="gray"),
             role="status",
+            key=UndoState.offer,  # a new offer is a new element: its fade-out starts again
             class_name="undo-toast",
             align="center",
             spacing="3",

@@ -70,7 +70,7 @@ class CourseState(rx.State):
         saved, _ = await persist(self, user, "course", courses.update_course, course_id=self.course_id,
                                  **{field: value})
         if saved:
-            yield await offer_undo(self, f"{label.capitalize()} changed", "update_course", "course",
+            await offer_undo(self, f"{label.capitalize()} changed", "update_course", "course",
                                    course_id=self.course_id, **{field: old})
 
     @rx.event

@@ -269,7 +269,7 @@ class OutlineState(Views, rx.State):
         yield
         saved, _ = await persist(self, user, chapter_id, courses.rename_chapter, chapter_id=chapter_id, title=title)
         if saved:
-            yield await offer_undo(self, "Chapter renamed", "rename_chapter", chapter_id, chapter_id=chapter_id,
+            await offer_undo(self, "Chapter renamed", "rename_chapter", chapter_id, chapter_id=chapter_id,
                                    title=old)
 
     async def _save_order(self, user: User, order: list[ChapterRow]):
@@ -280,7 +280,7 @@ class OutlineState(Views, rx.State):
         saved, _ = await persist(self, user, "chapters", courses.reorder_chapters, course_id=course_id,
                                  chapter_ids=[row.id for row in order])
         if saved:
-            yield await offer_undo(self, "Chapter moved", "reorder_chapters", "chapters", course_id=course_id,
+            await offer_undo(self, "Chapter moved", "reorder_chapters", "chapters", course_id=course_id,
                                    chapter_ids=before)
 
     @rx.event
@@ -335,5 +335,5 @@ class OutlineState(Views, rx.State):
             if pending:
                 await outbox.carry_out(pending)
             label = "Chapter moved to trash" if len(chapter_ids) == 1 else f"{len(chapter_ids)} chapters moved to trash"
-            yield await offer_undo(self, label, "untrash", "chapters", course_id=course_id,
+            await offer_undo(self, label, "untrash", "chapters", course_id=course_id,
                                    chapter_ids=list(chapter_ids), chapter_order=before)

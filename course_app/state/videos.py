@@ -135,7 +135,7 @@ class VideosState(Views, rx.State):
         yield
         saved, _ = await persist(self, user, video_id, videos.rename_video, video_id=video_id, title=title)
         if saved:
-            yield await offer_undo(self, "Video renamed", "rename_video", video_id, video_id=video_id, title=old)
+            await offer_undo(self, "Video renamed", "rename_video", video_id, video_id=video_id, title=old)
 
     @rx.event
     @requires_user
@@ -196,7 +196,7 @@ class VideosState(Views, rx.State):
             course_id = await self._course_id()
             await chapters._confirm_counts(user, course_id)
             label = "Video moved" if len(ids) == 1 else f"{len(ids)} videos moved"
-            yield await offer_undo(self, label, "restore_layout", target, course_id=course_id, layout=layout)
+            await offer_undo(self, label, "restore_layout", target, course_id=course_id, layout=layout)
 
     async def _delete(self, user: User, ids: list[str]):
         """Move videos to the course trash (after the confirmation): rows at once, then
@@ -221,7 +221,7 @@ class VideosState(Views, rx.State):
             if pending:
                 await outbox.carry_out(pending)
             label = "Video moved to trash" if len(ids) == 1 else f"{len(ids)} videos moved to trash"
-            yield await offer_undo(self, label, "untrash", target, course_id=course_id, video_ids=ids, layout=layout)
+            await offer_undo(self, label, "untrash", target, course_id=course_id, video_ids=ids, layout=layout)
 
     @rx.event
     @requires_user

@@ -4,8 +4,11 @@ elsewhere, Undo is refused with a message instead of overwriting that change."""
 
 from __future__ import annotations
 
+import time
+
 from playwright.sync_api import Page, expect
 
+from course_app.state.undo import EXPIRED, GRACE_SECONDS, UNDO_SECONDS
 from tests.e2e.conftest import chapter, expect_chapters, open_editor, seed_course, sign_up
 from tests.e2e.test_outline import _expect_db_order
 
@@ -61,3 +64,28 @@ def test_undo_is_refused_once_the_course_changed_elsewhere(page: Page, base_url,
     page.get_by_role("status").get_by_role("button", name="Undo").click()
     expect(page.get_by_role("alert").filter(has_text="can no longer be undone")).to_be_visible()
     expect(page.get_by_label("Chapter 1 title")).to_have_value("First")
+
+
+def test_the_toast_hides_itself_and_a_late_undo_is_refused(page: Page, base_url, clip):
+    """The browser hides the toast after UNDO_SECONDS (no socket event for it); an
+    Undo sent later anyway is refused, and the next edit's toast shows again."""
+    sign_up(page, base_url)
+    made = seed_course(page, base_url, "Late", {"One": [], "Two": []}, clip)
+    open_editor(page, base_url, made["course"])
+    title = page.get_by_label("Chapter 1 title")
+    title.fill("First")
+    title.press("Enter")
+    renamed = time.monotonic()
+    toast = page.get_by_role("status").filter(has_text="Chapter renamed")
+    expect(toast).to_be_visible()
+    expect(toast).to_be_hidden(timeout=(UNDO_SECONDS + 3) * 1000)
+
+    # Past the server's grace too (the time itself is what is tested), an Undo sent anyway:
+    time.sleep(max(0.0, renamed + UNDO_SECONDS + GRACE_SECONDS + 0.5 - time.monotonic()))
+    page.get_by_role("button", name="Undo", include_hidden=True).dispatch_event("click")
+    expect(page.get_by_text(EXPIRED)).to_be_visible()
+    expect(title).to_have_value("First")
+
+    title.fill("Third")
+    title.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Chapter renamed")).to_be_visible()

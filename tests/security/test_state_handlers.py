@@ -112,7 +112,6 @@ def steps(a) -> dict[str, list[tuple[str, dict]]]:
         "LiveState.follow": [("LiveState.follow", {})],
         "UndoState.undo": [("UndoState.undo", {})],
         "UndoState.dismiss": [("UndoState.dismiss", {})],
-        "UndoState.expire": [("UndoState.expire", {"offer": "anything"})],
         "RateLimitState.dismiss": [("RateLimitState.dismiss", {})],
         "SessionState.require_login": [("SessionState.require_login", {})],
         "SessionState.redirect_if_logged_in": [("SessionState.redirect_if_logged_in", {})],
