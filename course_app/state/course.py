@@ -71,7 +71,7 @@ class CourseState(rx.State):
                                  **{field: value})
         if saved:
             await offer_undo(self, f"{label.capitalize()} changed", "update_course", "course",
-                                   course_id=self.course_id, **{field: old})
+                             course_id=self.course_id, **{field: old})
 
     @rx.event
     @requires_user

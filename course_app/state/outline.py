@@ -270,7 +270,7 @@ class OutlineState(Views, rx.State):
         saved, _ = await persist(self, user, chapter_id, courses.rename_chapter, chapter_id=chapter_id, title=title)
         if saved:
             await offer_undo(self, "Chapter renamed", "rename_chapter", chapter_id, chapter_id=chapter_id,
-                                   title=old)
+                             title=old)
 
     async def _save_order(self, user: User, order: list[ChapterRow]):
         before = [row.id for row in self._chapters]
@@ -281,7 +281,7 @@ class OutlineState(Views, rx.State):
                                  chapter_ids=[row.id for row in order])
         if saved:
             await offer_undo(self, "Chapter moved", "reorder_chapters", "chapters", course_id=course_id,
-                                   chapter_ids=before)
+                             chapter_ids=before)
 
     @rx.event
     @requires_user
@@ -336,4 +336,4 @@ class OutlineState(Views, rx.State):
                 await outbox.carry_out(pending)
             label = "Chapter moved to trash" if len(chapter_ids) == 1 else f"{len(chapter_ids)} chapters moved to trash"
             await offer_undo(self, label, "untrash", "chapters", course_id=course_id,
-                                   chapter_ids=list(chapter_ids), chapter_order=before)
+                             chapter_ids=list(chapter_ids), chapter_order=before)
