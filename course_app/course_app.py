@@ -10,6 +10,7 @@ from course_app import logs
 from course_app.api import build_api
 from course_app.api.request_log import with_request_log
 from course_app.api.socket_guard import with_socket_guard
+from course_app import db
 from course_app.db import migrate
 from course_app.pages.auth import login_page, signup_page
 from course_app.pages.dashboard import dashboard_page
@@ -115,6 +116,7 @@ app = SecuredApp(
 )
 app.add_middleware(SocketEventLimit())  # first: a flood costs no database query
 app.add_middleware(IdentityGuard())  # a tab's States never outlive its log-in
+app.register_lifespan_task(db.use_database_threads)
 app.register_lifespan_task(_apply_migrations)
 app.register_lifespan_task(_background_upkeep)
 app.register_lifespan_task(watch_socket_sessions)  # a session's end resets its open tabs

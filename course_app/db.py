@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,11 @@ from sqlmodel import Session, create_engine
 from course_app.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Threads per process for the database calls made from the event loop (run_in_session,
+# asyncio.to_thread): as many as the engine's pool has connections (5 + 10 overflow),
+# where asyncio's default is cpus + 4 (6 here), a queue that an editor's save waited
+# in behind fifty uploads' log-in checks and part records.
+DATABASE_THREADS = 15
 
 
 def with_driver(url: str) -> str:
@@ -79,6 +85,11 @@ def migrate(url: str | None = None) -> None:
         command.upgrade(config, "head")
     finally:
         lock.release()
+
+
+async def use_database_threads() -> None:
+    """Lifespan task: size the event loop's default thread pool (see DATABASE_THREADS)."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="db"))
 
 
 def _call_in_session(fn, kwargs):
