@@ -93,3 +93,17 @@ def test_a_worker_killed_mid_stage_is_replaced_and_the_video_becomes_ready(worke
     row = video_row(engine, video.id)
     assert (row["attempts"], row["lease_owner"], row["width"]) == (2, None, 64)
     assert check_videos(env, "--grace-minutes", "0")["ok"]
+
+
+def _niceness(pid: int) -> int:
+    text = open(f"/proc/{pid}/stat").read()
+    return int(text[text.rindex(")") + 2:].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_gives_the_app_the_cpu_first(worker_home):
+    """Processing runs at a lower CPU priority (COURSE_WORKER_NICE) than the app."""
+    _engine, _storage, _env, start = worker_home
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    process = start(str(COURSE_APP), "worker")
+    wait_for(lambda: _niceness(process.pid) == base + 10, "the worker to lower its priority", timeout=30)
