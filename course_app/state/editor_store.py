@@ -119,8 +119,9 @@ class Views:
     it calls on each dirty State) and only those whose value changed, so a rename
     sends one page whatever the course's size. Plain vars, not uncached computed vars:
     Reflex recomputes those on every event of every page, and fetches their States
-    from the state manager to do it (42 % of the workers' CPU during renames, under
-    load). ``_views()`` returns {var name: value} for the current backend var."""
+    from the state manager to do it (with them, a chapter rename cost the server
+    about twice the CPU: benchmarks/event_cost.py). ``_views()`` returns {var name:
+    value} for the current backend var."""
 
     _views_of: ClassVar[str] = ""  # the backend var's name
 
