@@ -12,7 +12,7 @@ from course_app.pages.editor_outline import each_chapter
 from course_app.state.editor_store import ChapterRow
 from course_app.state.outline import OutlineState
 from course_app.state.selection import DialogState, SelectionState
-from course_app.state.undo import UndoState
+from course_app.state.undo import UNDO_SECONDS, UndoState
 from course_app.state.videos import PlayerState
 
 TOOLBAR_STYLE = {"padding": "6px 10px", "border": "1px solid var(--accent-a6)", "border_radius": "8px",
@@ -200,6 +200,7 @@ def undo_toast() -> rx.Component:
             role="status",
             key=UndoState.offer,  # a new offer is a new element: its fade-out starts again
             class_name="undo-toast",
+            style={"animation_delay": f"{UNDO_SECONDS}s"},
             align="center",
             spacing="3",
         ),

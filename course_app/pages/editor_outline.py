@@ -210,7 +210,8 @@ def chapter_videos(chapter_id: rx.Var[str], title: rx.Var[str], count: rx.Var[in
     the selection and the notice itself: a change there re-renders the open chapters'
     lists only, never the chapter rows (whose pages read the outline alone)."""
     buckets = rx.Var.create([getattr(VideosState, f"videos_{b}") for b in range(BUCKETS)])
-    rows = buckets.to(list[dict])[VideosState.slots.get(chapter_id, 0).to(int)].to(dict[str, list[VideoRow]]).get(chapter_id, []).to(list[VideoRow])
+    bucket = buckets.to(list[dict])[VideosState.slots.get(chapter_id, 0).to(int)]
+    rows = bucket.to(dict[str, list[VideoRow]]).get(chapter_id, []).to(list[VideoRow])
     shown = rows.length()
     return rx.el.div(
         rx.cond(

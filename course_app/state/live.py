@@ -61,13 +61,13 @@ class LiveState(rx.State):
             return
         token = self.router.session.client_token
         try:
-            await self._follow(user, me, token, key, course_id, seen)
+            await self._follow(me, token, key, course_id, seen)
         finally:
             async with self:
                 if self._follower == me:
                     OWN_PULSES.pop(token, None)
 
-    async def _follow(self, user: User, me: str, token: str, key: uuid.UUID, course_id: str, seen: int) -> None:
+    async def _follow(self, me: str, token: str, key: uuid.UUID, course_id: str, seen: int) -> None:
         from course_app.state.course import CourseState
 
         missing_since = None

@@ -26,7 +26,7 @@ from course_app.state.editor_store import load_editor, persist
 from course_app.state.notice import show_error
 from course_app.state.session import requires_user
 
-UNDO_SECONDS = 10  # also the delay of the toast's fade-out in assets/editor.css (.undo-toast)
+UNDO_SECONDS = 10  # also when the toast fades out (pages/editor_dialogs.py)
 TOO_LATE = "This can no longer be undone: the course has changed since."
 EXPIRED = "This can no longer be undone: the time to undo it has passed."
 GRACE_SECONDS = 2  # an Undo clicked as the toast faded is still taken
