@@ -7,8 +7,8 @@ serve`: two workers, PostgreSQL, Redis page state), with nothing else running.
 CPU is the user + system time of the app's whole process tree (Granian workers, the
 processing worker, their children), read from /proc before and after the renames.
 Prints the figures and writes JSON to benchmarks/results/event_cost.json. Run it
-on an idle machine; ``--profile SECONDS`` also samples the busiest worker with
-py-spy (if on PATH) while the renames run and prints its hottest frames.
+on an idle machine. To see where the time goes, attach ``py-spy record -p <worker
+pid> -f raw`` to a worker while it runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -90,7 +89,6 @@ async def renames(base_url: str, cookie: str, course: str, chapters: list[str], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--renames", type=int, default=300)
-    parser.add_argument("--profile", type=float, default=0, help="py-spy the busiest worker for this many seconds")
     parser.add_argument("--out", default=str(HERE / "results" / "event_cost.json"))
     args = parser.parse_args()
 
@@ -118,18 +116,9 @@ def main() -> None:
                                       headers=headers).json()["id"] for n in range(10)]
             asyncio.run(renames(server.base_url, cookie, course, chapters, 20))  # warm-up
             time.sleep(1)
-            profiler = None
-            if args.profile:
-                busiest = max(_workers(server.process.pid), key=lambda pid: tree_cpu_seconds(pid), default=None)
-                if busiest:
-                    profiler = subprocess.Popen(["py-spy", "record", "-p", str(busiest), "-d", str(args.profile),
-                                                 "-r", "200", "-f", "raw", "-o", str(home / "profile.txt"),
-                                                 "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             before, wall = tree_cpu_seconds(server.process.pid), time.perf_counter()
             times = asyncio.run(renames(server.base_url, cookie, course, chapters, args.renames))
             cpu, wall = tree_cpu_seconds(server.process.pid) - before, time.perf_counter() - wall
-            if profiler:
-                profiler.wait(timeout=args.profile + 30)
         finally:
             server.stop()
             engine.dispose()
@@ -146,36 +135,6 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
-    if args.profile and (home / "profile.txt").exists():
-        _print_profile(home / "profile.txt")
-
-
-def _workers(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                text = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(text[text.rindex(")") + 2:].split()[1]) == pid:
-                found.append(int(entry))
-    return found + [w for child in found for w in _workers(child)]
-
-
-def _print_profile(path: Path, top: int = 40) -> None:
-    inclusive: dict[str, int] = {}
-    total = 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        stack, count = line.rsplit(" ", 1)
-        total += int(count)
-        for frame in set(stack.split(";")):
-            inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    print(f"py-spy: {total} samples of the busiest worker")
-    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
-        print(f"{count / total:6.1%}  {frame[:150]}")
 
 
 if __name__ == "__main__":
