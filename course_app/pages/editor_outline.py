@@ -122,7 +122,7 @@ def _replacement(video_id: rx.Var[str], title: rx.Var[str], text: rx.Var[str], f
                  can_retry: rx.Var[bool]) -> rx.Component:
     """What the row says of a new file on its way (or failed) to replace its own."""
     return rx.el.div(
-        rx.el.span(text, class_name=rx.cond(failed, "cs-meta cs-failed", "cs-meta"),
+        rx.el.span(text, class_name=rx.cond(failed, "cs-meta cs-wraps cs-failed", "cs-meta cs-wraps"),
                    custom_attrs={"role": "status", "aria-label": "Replacement of " + title + ": " + text}),
         rx.cond(can_retry, _button("Retry", on_click=VideosState.retry_replacement(video_id), tone="amber",
                                    aria_label="Retry the replacement of " + title)),
