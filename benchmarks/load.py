@@ -18,7 +18,8 @@ folder.
 
 Afterwards: every upload complete with its SHA1, processed, and `course-app
 check-videos` clean (no orphans). Goals: 0 errors, 0 orphans, editor p95 < 300 ms
-during the load. Prints a summary; writes JSON to benchmarks/results/load.json.
+during the load. The editors' figures are also given apart for the five courses the
+uploads go into (whose open pages reload as each upload moves on) and for the others. Prints a summary; writes JSON to benchmarks/results/load.json.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ PASSWORD = "correct horse battery"
 GOAL_P95_MS = 300
 SAVED = "Chapter renamed"  # the Undo toast the editor shows once a rename is saved
 MIB = 1024 * 1024
+UPLOADERS = 5  # the uploads go into the courses of the first five editors
 
 
 def by_second(times: list[float], values: list[float]) -> dict[int, list[float]]:
@@ -104,6 +106,7 @@ class Stats:
         self.edit_saved_ms: list[float] = []
         self.editor_reconnects = 0
         self.edit_times: list[float] = []  # when each optimistic sample was taken (epoch seconds)
+        self.edit_busy: list[bool] = []  # whether the sample's course was receiving uploads
 
 
 async def request(cluster: Cluster, stats: Stats, client: httpx.AsyncClient, method: str, path: str, **kwargs):
@@ -207,6 +210,7 @@ async def one_editor(cluster, stats, tab_factory, editor: dict, stop) -> None:
             await tab.wait_for(lambda f: title in json.dumps(f), start=start, what="the optimistic rename")
             stats.edit_optimistic_ms.append((time.perf_counter() - began) * 1000)
             stats.edit_times.append(time.time())
+            stats.edit_busy.append(editor["receives_uploads"])
             # Saved: the toast offering Undo comes once the database took the rename.
             done = await tab.wait_for(lambda f: SAVED in json.dumps(f) or bool(errors_shown([f])), start=start,
                                       what="the rename saved", timeout=30)
@@ -241,7 +245,7 @@ def editors_process(urls: list[str], editors: list[dict], stop, results) -> None
                                         return_exceptions=True)
         stats.errors += [f"editor: {type(r).__name__}: {str(r)[:200]}" for r in outcomes if isinstance(r, BaseException)]
         return {"optimistic": stats.edit_optimistic_ms, "saved": stats.edit_saved_ms, "errors": stats.errors,
-                "times": stats.edit_times,
+                "times": stats.edit_times, "busy": stats.edit_busy,
                 "reconnects": stats.editor_reconnects}
 
     results.put(asyncio.run(run()))
@@ -310,6 +314,7 @@ async def load(args, cluster, users_, editors, base: bytes) -> dict:
         await asyncio.to_thread(editing.join, 30)
         stats.edit_optimistic_ms, stats.edit_saved_ms = edited["optimistic"], edited["saved"]
         stats.edit_times = [t - wall_started for t in edited["times"]]
+        stats.edit_busy = edited["busy"]
         stats.errors += edited["errors"]
         stats.editor_reconnects = edited["reconnects"]
         kill_task.cancel()
@@ -353,7 +358,7 @@ def main() -> None:
             print(f"two instances up: {[s.base_url for s in servers]}", flush=True)
             people = []
             with httpx.Client(timeout=60) as http:
-                for i in range(max(args.editors, 5)):
+                for i in range(max(args.editors, UPLOADERS)):
                     email = f"load-{i}-{uuid.uuid4().hex[:6]}@example.com"
                     with session_scope(engine) as session:
                         users.create_user(session=session, email=email, password=PASSWORD)
@@ -365,12 +370,13 @@ def main() -> None:
                     chapters = [http.post(f"{url}/api/courses/{course}/chapters", json={"title": f"Chapter {n}"},
                                           headers=headers).json()["id"] for n in range(10)]
                     people.append({"cookie": cookie, "course": course, "chapter": chapters[0], "chapters": chapters,
-                                   "url": url, "rename": full_name("OutlineState.rename_chapter")})
+                                   "url": url, "rename": full_name("OutlineState.rename_chapter"),
+                                   "receives_uploads": i < UPLOADERS})
 
             sockets = asyncio.run(sockets_phase(cluster, args.sockets))
             print(f"sockets: {sockets['answered']}/{sockets['clients']} answered, hydrate {sockets['hydrate']}",
                   flush=True)
-            result = asyncio.run(load(args, cluster, people[:5], people[:args.editors], base))
+            result = asyncio.run(load(args, cluster, people[:UPLOADERS], people[:args.editors], base))
             stats = result["stats"]
             ids = [v["id"] for v in result["videos"]]
             survivor = servers[0]
@@ -396,6 +402,11 @@ def main() -> None:
                     "processed_ready": sum(1 for v in processed.values() if v == "ready"), "not_ready": not_ready},
         "editors": {"optimistic": summarize(stats.edit_optimistic_ms), "saved": summarize(stats.edit_saved_ms),
                     "reconnects_after_kill": stats.editor_reconnects,
+                    # the editors of the courses the uploads go into (their pages reload as uploads move on)
+                    "optimistic_courses_receiving_uploads": summarize(
+                        [v for v, busy in zip(stats.edit_optimistic_ms, stats.edit_busy) if busy]),
+                    "optimistic_other_courses": summarize(
+                        [v for v, busy in zip(stats.edit_optimistic_ms, stats.edit_busy) if not busy]),
                     # p95 of the optimistic edits taken in each second of the load (from its start)
                     "p95_by_second": {str(second): round(percentile(values, 0.95), 1) for second, values in sorted(
                         by_second(stats.edit_times, stats.edit_optimistic_ms).items())}},
