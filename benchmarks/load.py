@@ -19,7 +19,8 @@ folder.
 Afterwards: every upload complete with its SHA1, processed, and `course-app
 check-videos` clean (no orphans). Goals: 0 errors, 0 orphans, editor p95 < 300 ms
 during the load. The editors' figures are also given apart for the five courses the
-uploads go into (whose open pages reload as each upload moves on) and for the others. Prints a summary; writes JSON to benchmarks/results/load.json.
+uploads go into (whose open pages reload as each upload moves on) and for the others.
+Prints a summary; writes JSON to benchmarks/results/load.json.
 """
 
 from __future__ import annotations
